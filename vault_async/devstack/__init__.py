@@ -1,0 +1,6 @@
+"""A real OpenBao + PostgreSQL stack on loopback, for tests, benchmarks and local development."""
+
+from ._errors import DevStackError
+from ._stack import DevStack
+
+__all__ = ["DevStack", "DevStackError"]

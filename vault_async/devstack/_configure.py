@@ -1,0 +1,237 @@
+"""Configure PostgreSQL and OpenBao the way an operator would for a service on dynamic credentials.
+
+PostgreSQL:
+- `app_owner` (NOLOGIN) owns the `app` database's schema; migrations `SET ROLE` to it.
+- `app_rw` (NOLOGIN) is the group that dynamic users join; `app_owner`'s default privileges
+  grant it read/write on every table and sequence migrations create, and nothing more.
+- `vault_admin` is the login Vault uses: CREATEROLE, with ADMIN on the two groups above and on
+  the static login user `app_static`, but neither superuser nor a member that inherits rights.
+
+OpenBao:
+- `database/`: connection `app`; dynamic roles `app` (joins app_rw) and `migrator` (may
+  `SET ROLE app_owner`); static role `app-static` bound to `app_static`.
+- AppRole `app` with a policy that reads those credentials and renews/revokes their leases.
+- KV v2 at `secret/`, transit at `transit/` with key `app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import textwrap
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+
+from ._errors import DevStackError
+from ._openbao import OpenBaoServer
+from ._postgres import PostgresCluster
+
+T = TypeVar("T")
+
+DATABASE = "app"
+OWNER_ROLE = "app_owner"
+GROUP_ROLE = "app_rw"
+VAULT_ADMIN = "vault_admin"
+STATIC_USER = "app_static"
+DB_MOUNT = "database"
+DB_CONNECTION = "app"
+DYNAMIC_ROLE = "app"
+MIGRATOR_ROLE = "migrator"
+STATIC_ROLE = "app-static"
+KV_MOUNT = "secret"
+TRANSIT_MOUNT = "transit"
+TRANSIT_KEY = "app"
+APPROLE_MOUNT = "approle"
+APPROLE_ROLE = "app"
+POLICY = "app-service"
+
+POLICY_HCL = textwrap.dedent(
+    f"""
+    path "{DB_MOUNT}/creds/*" {{ capabilities = ["read"] }}
+    path "{DB_MOUNT}/static-creds/*" {{ capabilities = ["read"] }}
+    path "{DB_MOUNT}/roles" {{ capabilities = ["list"] }}
+    path "{DB_MOUNT}/static-roles" {{ capabilities = ["list"] }}
+    path "sys/leases/renew" {{ capabilities = ["update"] }}
+    path "sys/leases/revoke" {{ capabilities = ["update"] }}
+    path "sys/leases/lookup" {{ capabilities = ["update"] }}
+    path "auth/token/lookup-self" {{ capabilities = ["read"] }}
+    path "auth/token/renew-self" {{ capabilities = ["update"] }}
+    path "auth/token/revoke-self" {{ capabilities = ["update"] }}
+    path "{KV_MOUNT}/*" {{ capabilities = ["create", "read", "update", "patch", "delete", "list"] }}
+    path "{TRANSIT_MOUNT}/encrypt/*" {{ capabilities = ["update"] }}
+    path "{TRANSIT_MOUNT}/decrypt/*" {{ capabilities = ["update"] }}
+    path "{TRANSIT_MOUNT}/rewrap/*" {{ capabilities = ["update"] }}
+    path "{TRANSIT_MOUNT}/datakey/*" {{ capabilities = ["update"] }}
+    path "sys/wrapping/unwrap" {{ capabilities = ["update"] }}
+    """
+)
+
+
+def run_async(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion on a private loop in a worker thread.
+
+    The dev stack is a synchronous context manager that may be entered while an event loop is
+    already running in this thread (pytest, an application's start-up), so it never uses it.
+    """
+
+    async def main() -> T:
+        return await factory()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def dynamic_creation_statements(group: str) -> list[str]:
+    """SQL Vault runs to create a dynamic user that joins `group` and expires with its lease."""
+    return [
+        'CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' '
+        f"VALID UNTIL '{{{{expiration}}}}' IN ROLE {_quote_ident(group)};"
+    ]
+
+
+REVOCATION_STATEMENTS = ['DROP ROLE IF EXISTS "{{name}}";']
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoleCredentials:
+    role_id: str
+    secret_id: str
+
+
+async def _connect(pg: PostgresCluster, database: str) -> asyncpg.Connection:
+    """Connect as the superuser, retrying while the server is still starting up."""
+    last: Exception | None = None
+    for _ in range(100):
+        try:
+            return await asyncpg.connect(
+                host="127.0.0.1", port=pg.port, user=pg.superuser,
+                password=pg.superuser_password, database=database, timeout=5,
+            )
+        except (OSError, asyncpg.CannotConnectNowError) as exc:
+            last = exc
+            await asyncio.sleep(0.1)
+    raise DevStackError("connect to PostgreSQL", repr(last))
+
+
+async def _configure_postgres(pg: PostgresCluster, vault_admin_password: str) -> None:
+    conn = await _connect(pg, "postgres")
+    try:
+        major = int(await conn.fetchval("SHOW server_version_num")) // 10000
+        # PostgreSQL 16+ lets us grant ADMIN without the member inheriting the role's rights.
+        admin = "WITH ADMIN TRUE, INHERIT FALSE, SET FALSE" if major >= 16 else "WITH ADMIN OPTION"
+        static_password = secrets.token_urlsafe(24)
+        await conn.execute(f"CREATE ROLE {OWNER_ROLE} NOLOGIN")
+        await conn.execute(f"CREATE ROLE {GROUP_ROLE} NOLOGIN")
+        await conn.execute(
+            f"CREATE ROLE {VAULT_ADMIN} LOGIN CREATEROLE PASSWORD $pw${vault_admin_password}$pw$"
+        )
+        await conn.execute(
+            f"CREATE ROLE {STATIC_USER} LOGIN PASSWORD $pw${static_password}$pw$ "
+            f"IN ROLE {GROUP_ROLE}"
+        )
+        for role in (OWNER_ROLE, GROUP_ROLE, STATIC_USER):
+            await conn.execute(f"GRANT {role} TO {VAULT_ADMIN} {admin}")
+        await conn.execute(f"CREATE DATABASE {DATABASE} OWNER {OWNER_ROLE}")
+    finally:
+        await conn.close()
+    conn = await _connect(pg, DATABASE)
+    try:
+        for sql in (
+            f"REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC",
+            f"GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO {GROUP_ROLE}, {OWNER_ROLE}",
+            f"GRANT CONNECT ON DATABASE {DATABASE} TO {VAULT_ADMIN}",
+            f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}",
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+            f"GRANT USAGE ON SCHEMA public TO {GROUP_ROLE}",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public "
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {GROUP_ROLE}",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public "
+            f"GRANT USAGE, SELECT ON SEQUENCES TO {GROUP_ROLE}",
+        ):
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def configure_postgres(pg: PostgresCluster) -> str:
+    """Create the roles and the database; return the password of Vault's admin login."""
+    password = secrets.token_urlsafe(24)
+    run_async(lambda: _configure_postgres(pg, password))
+    return password
+
+
+def write_dynamic_role(
+    bao: OpenBaoServer, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False
+) -> None:
+    """Create or replace a dynamic database role."""
+    bao.call(
+        "POST", f"{DB_MOUNT}/roles/{name}", f"create database role {name!r}",
+        {
+            "db_name": DB_CONNECTION,
+            "creation_statements": dynamic_creation_statements(
+                OWNER_ROLE if migrator else GROUP_ROLE
+            ),
+            "revocation_statements": REVOCATION_STATEMENTS,
+            "default_ttl": default_ttl,
+            "max_ttl": max_ttl,
+        },
+    )
+
+
+def configure_openbao(
+    bao: OpenBaoServer, pg: PostgresCluster, vault_admin_password: str,
+    *, db_ttl: str, db_max_ttl: str,
+) -> AppRoleCredentials:
+    """Mount and configure every engine the service and the tests use."""
+    bao.call("POST", f"sys/mounts/{DB_MOUNT}", "mount the database engine", {"type": "database"})
+    bao.call(
+        "POST", f"{DB_MOUNT}/config/{DB_CONNECTION}", "configure the database connection",
+        {
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": (
+                f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{pg.port}/{DATABASE}"
+                "?sslmode=disable"
+            ),
+            "username": VAULT_ADMIN,
+            "password": vault_admin_password,
+            "allowed_roles": "*",
+            "verify_connection": True,
+        },
+    )
+    write_dynamic_role(bao, DYNAMIC_ROLE, db_ttl, db_max_ttl)
+    write_dynamic_role(bao, MIGRATOR_ROLE, db_ttl, db_max_ttl, migrator=True)
+    bao.call(
+        "POST", f"{DB_MOUNT}/static-roles/{STATIC_ROLE}", "create the static role",
+        {"db_name": DB_CONNECTION, "username": STATIC_USER, "rotation_period": "24h"},
+    )
+    mounts = bao.call("GET", "sys/mounts", "list secrets engines")
+    if f"{KV_MOUNT}/" not in mounts.get("data", mounts):
+        bao.call(
+            "POST", f"sys/mounts/{KV_MOUNT}", "mount KV v2",
+            {"type": "kv", "options": {"version": "2"}},
+        )
+    bao.call("POST", f"sys/mounts/{TRANSIT_MOUNT}", "mount transit", {"type": "transit"})
+    bao.call("POST", f"{TRANSIT_MOUNT}/keys/{TRANSIT_KEY}", "create the transit key", {})
+    bao.call(
+        "PUT", f"sys/policies/acl/{POLICY}", "write the service policy", {"policy": POLICY_HCL}
+    )
+    bao.call("POST", f"sys/auth/{APPROLE_MOUNT}", "enable AppRole", {"type": "approle"})
+    bao.call(
+        "POST", f"auth/{APPROLE_MOUNT}/role/{APPROLE_ROLE}", "create the AppRole role",
+        {"token_policies": [POLICY], "token_ttl": "1h", "token_max_ttl": "4h"},
+    )
+    role_id = bao.call(
+        "GET", f"auth/{APPROLE_MOUNT}/role/{APPROLE_ROLE}/role-id", "read the AppRole role_id"
+    )["data"]["role_id"]
+    secret_id = bao.call(
+        "POST", f"auth/{APPROLE_MOUNT}/role/{APPROLE_ROLE}/secret-id", "issue an AppRole secret_id"
+    )["data"]["secret_id"]
+    return AppRoleCredentials(role_id=role_id, secret_id=secret_id)

@@ -1,0 +1,86 @@
+"""A throw-away OpenBao dev server on 127.0.0.1 with a random root token."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ._errors import DevStackError
+from ._processes import ServerProcess
+
+
+class OpenBaoServer:
+    """`bao server -dev` in memory; HOME points into the work dir so no token file leaks out."""
+
+    def __init__(self, binary: Path, workdir: Path, port: int) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = port
+        self.addr = f"http://127.0.0.1:{port}"
+        self.root_token = secrets.token_hex(20)
+        self.log_path = workdir / "openbao.log"
+        self.process: ServerProcess | None = None
+        self._http: httpx.Client | None = None
+
+    def spawn(self) -> None:
+        """Start the process (from the thread that will outlive it: it dies with that thread)."""
+        home = self.workdir / "bao-home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env["HOME"] = str(home)
+        env["BAO_DEV_ROOT_TOKEN_ID"] = self.root_token  # passed by env, not argv (ps shows argv)
+        argv = [
+            str(self.binary), "server", "-dev", "-dev-no-store-token",
+            f"-dev-listen-address=127.0.0.1:{self.port}", "-log-level=warn",
+        ]
+        self.process = ServerProcess(
+            "bao", argv, self.log_path, env=env, redact=(self.root_token, "Unseal Key:")
+        )
+        self._http = httpx.Client(
+            base_url=self.addr, headers={"X-Vault-Token": self.root_token}, timeout=10.0
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the spawned server answers its health check."""
+        assert self.process is not None
+        self.process.wait_until(self._healthy, timeout=timeout, step="start OpenBao")
+
+    def _healthy(self) -> bool:
+        assert self._http is not None
+        try:
+            return self._http.get("/v1/sys/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def call(self, method: str, path: str, step: str, body: Any = None) -> dict[str, Any]:
+        """A root-token API call; a failure names the step and Vault's errors."""
+        assert self._http is not None
+        assert self.process is not None
+        try:
+            response = self._http.request(method, f"/v1/{path}", json=body)
+        except httpx.TransportError as exc:
+            raise DevStackError(step, f"{method} /v1/{path}: {exc}", self.process.tail()) from exc
+        if response.status_code >= 400:
+            try:
+                errors = response.json().get("errors", [])
+            except ValueError:
+                errors = [response.text[:200]]
+            raise DevStackError(
+                step, f"{method} /v1/{path} -> {response.status_code}: {errors}",
+                self.process.tail(),
+            )
+        if response.status_code == 204 or not response.content:
+            return {}
+        data: dict[str, Any] = response.json()
+        return data
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        if self.process is not None:
+            self.process.stop()

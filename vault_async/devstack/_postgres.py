@@ -1,0 +1,111 @@
+"""A throw-away PostgreSQL cluster with scram-sha-256 password authentication on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+from pathlib import Path
+
+from ._errors import DevStackError
+from ._processes import RunAs, ServerProcess, port_accepts, world_readable_copy
+
+SUPERUSER = "postgres"
+
+# Settings for a disposable cluster: fast to start, nothing to keep.
+_SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "unix_socket_directories": "",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "32MB",
+    "max_connections": "200",
+    "password_encryption": "scram-sha-256",
+    "log_min_messages": "warning",
+}
+
+
+class PostgresCluster:
+    """initdb + postgres as an unprivileged user when we are root; stopped by PID."""
+
+    def __init__(self, bindir: Path, workdir: Path, port: int) -> None:
+        self.run_as = RunAs.for_postgres()
+        if not self.run_as.can_run(bindir / "postgres"):
+            bindir = world_readable_copy(bindir.parent) / "bin"
+        self.bindir = bindir
+        self.workdir = workdir
+        self.datadir = workdir / "pgdata"
+        self.log_path = workdir / "postgres.log"
+        self.port = port
+        self.superuser = SUPERUSER
+        self.superuser_password = secrets.token_urlsafe(24)
+        self.process: ServerProcess | None = None
+
+    def init(self) -> None:
+        """Run initdb with scram-sha-256 for every host and local connection."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.run_as.give(self.workdir)
+        pwfile = self.workdir / "pwfile"
+        pwfile.write_text(self.superuser_password + "\n")
+        pwfile.chmod(0o600)
+        self.run_as.give(pwfile)
+        argv = [
+            str(self.bindir / "initdb"),
+            "-D", str(self.datadir),
+            "-U", self.superuser,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+        ]
+        try:
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                user=self.run_as.uid,
+                group=self.run_as.gid,
+                extra_groups=[] if self.run_as.uid is not None else None,
+                cwd=self.workdir,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DevStackError("initdb", str(exc)) from exc
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            raise DevStackError("initdb", f"exited with code {result.returncode}", tail)
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text(
+            "# written by vault_async.devstack: passwords only, loopback only\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        self.run_as.give(hba)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the postmaster and wait until it accepts TCP connections."""
+        argv = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port)]
+        for key, value in _SERVER_SETTINGS.items():
+            argv += ["-c", f"{key}={value}"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        self.process = ServerProcess(
+            "postgres", argv, self.log_path, run_as=self.run_as, env=env,
+            stop_signal=signal.SIGINT,  # fast shutdown: roll back sessions, exit
+        )
+        self.process.wait_until(
+            lambda: port_accepts(self.port), timeout=timeout, step="start PostgreSQL"
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self) -> None:
+        """Fast shutdown, then start again on the same port and data."""
+        self.stop()
+        self.start()

@@ -1,0 +1,217 @@
+"""`DevStack`: a real OpenBao and a real PostgreSQL, configured, on free loopback ports."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from . import _configure as cfg
+from ._binaries import find_bao, find_pg_bindir
+from ._errors import DevStackError
+from ._openbao import OpenBaoServer
+from ._postgres import PostgresCluster
+from ._processes import free_port
+
+
+class DevStack:
+    """Start OpenBao (dev mode) and PostgreSQL (scram-sha-256), configure them, clean up on exit.
+
+    Usage::
+
+        with DevStack(db_ttl="30s", db_max_ttl="2m") as stack:
+            os.environ.update(stack.env())
+            ...
+
+    Both servers listen on 127.0.0.1 only, keep their data in one temporary directory, and are
+    stopped by PID (and the directory removed) when the block exits, whatever the reason. They
+    also die with the thread that started them, so enter this from the main thread.
+    """
+
+    approle_mount = cfg.APPROLE_MOUNT
+    approle_role = cfg.APPROLE_ROLE
+    database = cfg.DATABASE
+    db_mount = cfg.DB_MOUNT
+    db_connection = cfg.DB_CONNECTION
+    dynamic_role = cfg.DYNAMIC_ROLE
+    migrator_role = cfg.MIGRATOR_ROLE
+    static_role = cfg.STATIC_ROLE
+    owner_role = cfg.OWNER_ROLE
+    group_role = cfg.GROUP_ROLE
+    kv_mount = cfg.KV_MOUNT
+    transit_mount = cfg.TRANSIT_MOUNT
+    transit_key = cfg.TRANSIT_KEY
+    pg_host = "127.0.0.1"
+
+    def __init__(self, *, db_ttl: str = "1h", db_max_ttl: str = "24h") -> None:
+        self.db_ttl = db_ttl
+        self.db_max_ttl = db_max_ttl
+        self.workdir: Path | None = None
+        self._bao: OpenBaoServer | None = None
+        self._pg: PostgresCluster | None = None
+        self.role_id = ""
+        self.secret_id = ""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> DevStack:
+        """Start and configure both servers; on any failure stop what started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        bao_binary = find_bao()
+        pg_bindir = find_pg_bindir()
+        self.workdir = Path(tempfile.mkdtemp(prefix="vault-async-devstack-"))
+        self.workdir.chmod(0o711)  # the unprivileged PostgreSQL user must reach its subdirectory
+        self._bao = OpenBaoServer(bao_binary, self.workdir, free_port())
+        self._pg = PostgresCluster(pg_bindir, self.workdir / "pg", free_port())
+        # initdb is the slow step: let OpenBao come up meanwhile.
+        self._bao.spawn()
+        self._pg.init()
+        self._pg.start()
+        self._bao.wait_ready()
+        vault_admin_password = cfg.configure_postgres(self._pg)
+        creds = cfg.configure_openbao(
+            self._bao, self._pg, vault_admin_password,
+            db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl,
+        )
+        self.role_id, self.secret_id = creds.role_id, creds.secret_id
+
+    def stop(self) -> None:
+        """Stop both servers by PID and remove the data directory. Safe to call twice."""
+        for server in (self._bao, self._pg):
+            if server is not None:
+                server.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"DevStack(vault_addr={self.vault_addr!r}, pg_port={self.pg_port!r})"
+
+    # -- what clients need ---------------------------------------------------------------------
+
+    def _started_bao(self) -> OpenBaoServer:
+        if self._bao is None:
+            raise DevStackError("use the dev stack", "it is not started")
+        return self._bao
+
+    def _started_pg(self) -> PostgresCluster:
+        if self._pg is None:
+            raise DevStackError("use the dev stack", "it is not started")
+        return self._pg
+
+    @property
+    def vault_addr(self) -> str:
+        return self._started_bao().addr
+
+    @property
+    def root_token(self) -> str:
+        return self._started_bao().root_token
+
+    @property
+    def pg_port(self) -> int:
+        return self._started_pg().port
+
+    @property
+    def pg_superuser(self) -> str:
+        return self._started_pg().superuser
+
+    @property
+    def pg_superuser_password(self) -> str:
+        return self._started_pg().superuser_password
+
+    @property
+    def database_url(self) -> str:
+        """The service's DATABASE_URL: no credentials, Vault supplies them."""
+        return f"postgresql+asyncpg://{self.pg_host}:{self.pg_port}/{self.database}"
+
+    @property
+    def bao_pid(self) -> int:
+        process = self._started_bao().process
+        assert process is not None
+        return process.pid
+
+    @property
+    def pg_pid(self) -> int:
+        process = self._started_pg().process
+        assert process is not None
+        return process.pid
+
+    def env(self) -> dict[str, str]:
+        """The environment a service (or `alembic upgrade head`) needs to use this stack."""
+        return {
+            "VAULT_ADDR": self.vault_addr,
+            "VAULT_TOKEN": self.root_token,
+            "VAULT_AUTH_METHOD": "approle",
+            "VAULT_ROLE_ID": self.role_id,
+            "VAULT_SECRET_ID": self.secret_id,
+            "DATABASE_URL": self.database_url,
+            "VAULT_DB_MOUNT": self.db_mount,
+            "VAULT_DB_ROLE": self.dynamic_role,
+            "VAULT_DB_MIGRATION_ROLE": self.migrator_role,
+            "DB_OWNER_ROLE": self.owner_role,
+        }
+
+    # -- operating the stack from tests ----------------------------------------------------------
+
+    def vault_call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """A root-token API call, for tests and tooling that set things up."""
+        return self._started_bao().call(method, path, f"{method} {path}", body)
+
+    def create_dynamic_role(
+        self, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False
+    ) -> None:
+        """Add (or replace) a dynamic database role with its own TTLs."""
+        cfg.write_dynamic_role(self._started_bao(), name, default_ttl, max_ttl, migrator=migrator)
+
+    async def admin_connect(self, database: str | None = None) -> asyncpg.Connection:
+        """A superuser connection, for tests that inspect or disturb the database."""
+        return await asyncpg.connect(
+            host=self.pg_host, port=self.pg_port, user=self.pg_superuser,
+            password=self.pg_superuser_password, database=database or self.database, timeout=10,
+        )
+
+    async def v_roles(self) -> list[str]:
+        """Names of the Vault-made (`v-…`) roles that exist now."""
+        conn = await self.admin_connect()
+        try:
+            rows = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")
+        finally:
+            await conn.close()
+        return sorted(r["rolname"] for r in rows)
+
+    def pause_vault(self) -> None:
+        """SIGSTOP the OpenBao process: it keeps its sockets but answers nothing."""
+        process = self._started_bao().process
+        assert process is not None
+        process.signal(signal.SIGSTOP)
+
+    def resume_vault(self) -> None:
+        process = self._started_bao().process
+        assert process is not None
+        process.signal(signal.SIGCONT)
+
+    def restart_postgres(self) -> float:
+        """Fast-shutdown PostgreSQL and start it again; returns the monotonic time it was back."""
+        self._started_pg().restart()
+        return time.monotonic()
