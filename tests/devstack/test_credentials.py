@@ -1,0 +1,150 @@
+"""The dev stack's credentials are real: PostgreSQL accepts them, and stops accepting them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from vault_async.devstack import DevStack
+
+pytestmark = pytest.mark.integration
+
+LOGIN_REFUSED = (
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+
+
+async def vault(
+    stack: DevStack, method: str, path: str, token: str, body: Any = None
+) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=stack.vault_addr, timeout=10) as http:
+        return await http.request(method, f"/v1/{path}", json=body, headers={"X-Vault-Token": token})
+
+
+async def approle_token(stack: DevStack) -> str:
+    response = await vault(
+        stack, "POST", "auth/approle/login", "",
+        {"role_id": stack.role_id, "secret_id": stack.secret_id},
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["auth"]["client_token"]
+    return token
+
+
+async def login(stack: DevStack, user: str, password: str) -> str:
+    conn = await asyncpg.connect(
+        host=stack.pg_host, port=stack.pg_port, user=user, password=password,
+        database=stack.database, timeout=10,
+    )
+    try:
+        who: str = await conn.fetchval("SELECT current_user")
+    finally:
+        await conn.close()
+    return who
+
+
+async def test_approle_login_gets_the_service_policy(devstack: DevStack) -> None:
+    token = await approle_token(devstack)
+    lookup = (await vault(devstack, "GET", "auth/token/lookup-self", token)).json()["data"]
+    assert "app-service" in lookup["policies"]
+    assert "root" not in lookup["policies"]
+    # The policy is narrow: it cannot administer Vault.
+    denied = await vault(devstack, "GET", "sys/policies/acl", token)
+    assert denied.status_code == 403
+
+
+async def test_dynamic_credentials_log_in_until_revoked(devstack: DevStack) -> None:
+    token = await approle_token(devstack)
+    secret = (await vault(devstack, "GET", "database/creds/app", token)).json()
+    user, password = secret["data"]["username"], secret["data"]["password"]
+    assert user.startswith("v-")
+    assert await login(devstack, user, password) == user
+
+    revoked = await vault(
+        devstack, "PUT", "sys/leases/revoke", token, {"lease_id": secret["lease_id"]}
+    )
+    assert revoked.status_code == 204
+    assert user not in await devstack.v_roles()
+    with pytest.raises(LOGIN_REFUSED):
+        await login(devstack, user, password)
+
+
+async def test_credentials_past_valid_until_no_longer_log_in(devstack: DevStack) -> None:
+    devstack.create_dynamic_role("two-seconds", "2s", "2s")
+    secret = (await vault(devstack, "GET", "database/creds/two-seconds", devstack.root_token)).json()
+    user, password = secret["data"]["username"], secret["data"]["password"]
+    assert await login(devstack, user, password) == user
+
+    conn = await devstack.admin_connect()
+    try:
+        valid_until = await conn.fetchval(
+            "SELECT extract(epoch FROM rolvaliduntil) FROM pg_roles WHERE rolname = $1", user
+        )
+    finally:
+        await conn.close()
+    assert valid_until is not None
+    assert abs(float(valid_until) - (time.time() + 2)) < 5
+
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            await login(devstack, user, password)
+        except LOGIN_REFUSED:
+            break
+        assert time.monotonic() < deadline, "an expired credential still logs in"
+        await asyncio.sleep(0.5)
+
+
+async def test_static_role_credentials_log_in(devstack: DevStack) -> None:
+    token = await approle_token(devstack)
+    static = (await vault(devstack, "GET", "database/static-creds/app-static", token)).json()
+    assert static["data"]["username"] == "app_static"
+    assert await login(devstack, "app_static", static["data"]["password"]) == "app_static"
+    with pytest.raises(LOGIN_REFUSED):
+        await login(devstack, "app_static", static["data"]["password"] + "x")
+
+
+async def test_roles_split_owner_and_service_rights(devstack: DevStack) -> None:
+    """Migrators create objects as app_owner; service users read and write them, create nothing."""
+    token = await approle_token(devstack)
+    mig = (await vault(devstack, "GET", "database/creds/migrator", token)).json()["data"]
+    app = (await vault(devstack, "GET", "database/creds/app", token)).json()["data"]
+
+    conn = await asyncpg.connect(
+        host=devstack.pg_host, port=devstack.pg_port, user=mig["username"],
+        password=mig["password"], database=devstack.database,
+    )
+    try:
+        await conn.execute('SET ROLE "app_owner"')
+        await conn.execute("CREATE TABLE devstack_probe (id serial PRIMARY KEY, v text)")
+        owner = await conn.fetchval(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'devstack_probe'"
+        )
+        assert owner == "app_owner"
+    finally:
+        await conn.close()
+
+    conn = await asyncpg.connect(
+        host=devstack.pg_host, port=devstack.pg_port, user=app["username"],
+        password=app["password"], database=devstack.database,
+    )
+    try:
+        await conn.execute("INSERT INTO devstack_probe (v) VALUES ('x')")
+        assert await conn.fetchval("SELECT count(*) FROM devstack_probe") == 1
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CREATE TABLE not_allowed (id int)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute('SET ROLE "app_owner"')
+    finally:
+        await conn.close()
+    admin = await devstack.admin_connect()
+    try:
+        await admin.execute("DROP TABLE devstack_probe")
+    finally:
+        await admin.close()
