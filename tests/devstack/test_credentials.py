@@ -24,7 +24,9 @@ async def vault(
     stack: DevStack, method: str, path: str, token: str, body: Any = None
 ) -> httpx.Response:
     async with httpx.AsyncClient(base_url=stack.vault_addr, timeout=10) as http:
-        return await http.request(method, f"/v1/{path}", json=body, headers={"X-Vault-Token": token})
+        return await http.request(
+            method, f"/v1/{path}", json=body, headers={"X-Vault-Token": token}
+        )
 
 
 async def approle_token(stack: DevStack) -> str:
@@ -77,7 +79,8 @@ async def test_dynamic_credentials_log_in_until_revoked(devstack: DevStack) -> N
 
 async def test_credentials_past_valid_until_no_longer_log_in(devstack: DevStack) -> None:
     devstack.create_dynamic_role("two-seconds", "2s", "2s")
-    secret = (await vault(devstack, "GET", "database/creds/two-seconds", devstack.root_token)).json()
+    response = await vault(devstack, "GET", "database/creds/two-seconds", devstack.root_token)
+    secret = response.json()
     user, password = secret["data"]["username"], secret["data"]["password"]
     assert await login(devstack, user, password) == user
 

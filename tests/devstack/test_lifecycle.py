@@ -51,13 +51,19 @@ def test_stop_leaves_no_process_and_no_directory() -> None:
 
 
 def test_exception_inside_the_block_still_cleans_up() -> None:
-    captured: dict[str, object] = {}
-    with pytest.raises(ZeroDivisionError), DevStack() as stack:
-        captured["pids"] = [stack.bao_pid, stack.pg_pid]
-        captured["workdir"] = stack.workdir
-        _ = 1 / 0
-    assert wait_gone(captured["pids"]) == []  # type: ignore[arg-type]
-    assert not Path(str(captured["workdir"])).exists()
+    seen: list[DevStack] = []
+
+    def fail_inside() -> None:
+        with DevStack() as stack:
+            seen.append(stack)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_inside()
+    (stack,) = seen
+    assert stack.workdir is not None
+    assert wait_gone([stack.bao_pid, stack.pg_pid]) == []
+    assert not stack.workdir.exists()
 
 
 def test_configuration_failure_names_the_step_and_cleans_up() -> None:
