@@ -1,0 +1,103 @@
+"""Clocks for the scheduler: the real one, and a virtual one for tests and benchmarks."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+import anyio
+from anyio import wait_all_tasks_blocked
+
+__all__ = ["Clock", "SystemClock", "VirtualClock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What the scheduler needs from time: a monotonic reading, a wall reading, a sleep."""
+
+    def now(self) -> float:
+        """Monotonic seconds; only differences matter."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the epoch, for reporting instants to humans."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of this clock's time."""
+        ...
+
+
+class SystemClock:
+    """The real clock: ``time.monotonic`` for scheduling, ``time.time`` for reports."""
+
+    def now(self) -> float:
+        """Monotonic seconds."""
+        return time.monotonic()
+
+    def wall(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for real."""
+        await anyio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """A clock that only moves when told to; sleepers wake in deadline order.
+
+    ``await clock.advance(60)`` steps through every sleeper due in the next 60
+    virtual seconds, letting the woken tasks run until they block again before
+    moving on. Nothing sleeps for real.
+    """
+
+    def __init__(self, start: float = 0.0, wall_start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._wall_offset = wall_start - start
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        """Current virtual time."""
+        return self._now
+
+    def wall(self) -> float:
+        """Virtual time mapped onto an epoch instant."""
+        return self._now + self._wall_offset
+
+    @property
+    def pending(self) -> int:
+        """Number of sleepers registered (including ones already cancelled)."""
+        return len(self._sleepers)
+
+    def next_deadline(self) -> float | None:
+        """Deadline of the earliest sleeper, if any."""
+        return self._sleepers[0][0] if self._sleepers else None
+
+    async def sleep(self, seconds: float) -> None:
+        """Block until virtual time has moved ``seconds`` forward."""
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), event))
+        await event.wait()
+
+    async def settle(self) -> None:
+        """Let every runnable task run until all are blocked."""
+        await wait_all_tasks_blocked()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking sleepers in order."""
+        target = self._now + seconds
+        await self.settle()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, event = heapq.heappop(self._sleepers)
+            self._now = max(self._now, deadline)
+            event.set()
+            # Wake every sleeper sharing this instant before letting tasks run.
+            while self._sleepers and self._sleepers[0][0] <= self._now:
+                heapq.heappop(self._sleepers)[2].set()
+            await self.settle()
+        self._now = max(self._now, target)
+        await self.settle()
