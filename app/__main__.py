@@ -1,0 +1,111 @@
+"""``python -m app [--host 127.0.0.1] [--port 8000] [--dev]``: serve the reference service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from sqlalchemy import text
+
+from .settings import SettingsError, load_settings
+
+logger = logging.getLogger("app")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--dev", action="store_true",
+        help="start OpenBao and PostgreSQL in-process, apply the migrations, then serve",
+    )
+    return parser.parse_args(argv)
+
+
+def migrate() -> None:
+    """``alembic upgrade head`` with the current environment."""
+    from alembic.config import Config
+
+    from alembic import command
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    command.upgrade(config, "head")
+
+
+def _ignore_signal(signum: int, frame: FrameType | None) -> None:
+    """Placeholder restored by uvicorn after it handled a signal; the shutdown is ours."""
+
+
+async def serve(host: str, port: int) -> None:
+    """Open the runtime (fail fast with one line), serve, then shut down in order."""
+    from .db import open_service_runtime
+    from .main import create_app
+
+    settings = load_settings()
+    async with open_service_runtime(settings) as runtime:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        config = uvicorn.Config(
+            create_app(settings, runtime=runtime), host=host, port=port,
+            log_level="info", timeout_graceful_shutdown=3, lifespan="on",
+        )
+        # uvicorn re-raises the signal it caught once it returns; make that a no-op so the
+        # runtime below still closes the pool and revokes the leases and the token.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _ignore_signal)
+        await uvicorn.Server(config).serve()
+        logger.info("app.shutdown", extra={"stage": "revoking"})
+
+
+def _describe(error: BaseException) -> str:
+    name = type(error).__name__
+    message = str(error).splitlines()[0] if str(error) else ""
+    return f"{name}: {message}" if message else name
+
+
+def run(host: str, port: int) -> int:
+    try:
+        asyncio.run(serve(host, port))
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except Exception as error:
+        print(f"start-up failed: {_describe(error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not args.dev:
+        try:
+            load_settings()
+        except SettingsError as error:
+            print(f"configuration error: {error}", file=sys.stderr)
+            return 2
+        return run(args.host, args.port)
+    from vault_async.devstack import DevStack
+
+    with DevStack() as stack:
+        os.environ.update(stack.env())
+        print(f"dev stack: Vault at {stack.vault_addr}, PostgreSQL at {stack.database_url}")
+        migrate()
+        return run(args.host, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The declarative base and the runtime the service builds from its settings."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+from vault_async._prometheus import LatencyRecorder, LatencyTransport
+from vault_async.fastapi import VaultRuntime, open_runtime
+
+from .settings import Settings
+
+__all__ = ["Base", "build_auth", "build_client", "open_service_runtime"]
+
+SHUTDOWN_TIMEOUT = 5.0
+"""Seconds the lease engine may spend revoking at shutdown (SIGTERM-to-exit stays < 10 s)."""
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the service's models."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def build_client(settings: Settings, latency: LatencyRecorder | None = None) -> Any:
+    """An unopened ``AsyncVaultClient`` for the settings (latency recorded when asked)."""
+    from vault_async._client import AsyncVaultClient
+    from vault_async._config import ClientConfig
+    from vault_async._transport import default_transport
+
+    config = ClientConfig(
+        addr=settings.vault_addr or "",
+        token=settings.vault_token.get_secret_value() if settings.vault_token else None,
+        namespace=settings.vault_namespace,
+        ca_cert=str(settings.vault_cacert) if settings.vault_cacert else None,
+    )
+    transport = default_transport(config)
+    if latency is not None:
+        transport = LatencyTransport(transport, latency)
+    return AsyncVaultClient(config=config, transport=transport)
+
+
+def build_auth(settings: Settings) -> Any:
+    """The auth method object named by ``VAULT_AUTH_METHOD``."""
+    from vault_async.auth import AppRoleAuth, JWTAuth, KubernetesAuth, TokenAuth
+
+    mount = settings.vault_auth_mount
+    method = settings.auth_method
+    if method == "approle":
+        return AppRoleAuth(
+            settings.vault_role_id or "",
+            secret_id=settings.vault_secret_id.get_secret_value()
+            if settings.vault_secret_id
+            else None,
+            secret_id_file=str(settings.vault_secret_id_file)
+            if settings.vault_secret_id_file
+            else None,
+            mount_point=mount or "approle",
+        )
+    if method == "kubernetes":
+        kwargs: dict[str, Any] = {"mount_point": mount or "kubernetes"}
+        if settings.vault_jwt_file is not None:
+            kwargs["jwt_file"] = str(settings.vault_jwt_file)
+        return KubernetesAuth(settings.vault_auth_role or "", **kwargs)
+    if method == "jwt":
+        return JWTAuth(
+            settings.vault_auth_role or "",
+            jwt_file=str(settings.vault_jwt_file),
+            mount_point=mount or "jwt",
+        )
+    token = settings.vault_token
+    return TokenAuth(token=token.get_secret_value() if token else None)
+
+
+def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[VaultRuntime]:
+    """The runtime (client, lease engine, engine) for the service's settings."""
+    latency = LatencyRecorder()
+    if not settings.vault_mode:
+        return open_runtime(settings.database_url, latency=latency)
+    from vault_async.lifecycle import LeaseManager
+
+    client = build_client(settings, latency)
+    return open_runtime(
+        settings.database_url,
+        client=client,
+        manager=LeaseManager(client, shutdown_timeout=SHUTDOWN_TIMEOUT),
+        auth=build_auth(settings),
+        db_role=settings.vault_db_role,
+        db_static_role=settings.vault_db_static_role,
+        db_mount=settings.vault_db_mount,
+        assume_role=settings.db_assume_role,
+        latency=latency,
+        engine_options={"pool_size": 10, "max_overflow": 10, "pool_timeout": 10},
+    )

@@ -1,0 +1,45 @@
+"""Build the FastAPI application; the Vault client and engine are started by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+
+from vault_async.fastapi import VaultRuntime, vault_lifespan
+
+from .api.routes import health, users
+from .db import open_service_runtime
+from .settings import Settings, load_settings
+
+__all__ = ["app", "create_app"]
+
+
+def create_app(
+    settings: Settings | None = None, *, runtime: VaultRuntime | None = None
+) -> FastAPI:
+    """The application. With ``runtime`` the caller owns start-up and shutdown of Vault and DB.
+
+    Without it, the lifespan reads the settings (from the environment unless given) and
+    opens the runtime itself, so ``uvicorn app.main:app`` works too.
+    """
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
+    if runtime is not None:
+        given = runtime
+
+        @asynccontextmanager
+        async def attach(app: FastAPI) -> AsyncIterator[None]:
+            app.state.vault_runtime = given
+            yield
+
+        lifespan = attach
+    else:
+        lifespan = vault_lifespan(lambda: open_service_runtime(settings or load_settings()))
+    application = FastAPI(title="vault-async reference service", lifespan=lifespan)
+    application.include_router(health.router)
+    application.include_router(users.router)
+    return application
+
+
+app = create_app()

@@ -1,0 +1,135 @@
+"""The service's settings, from the environment (the contract is in the README)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+AuthMethodName = Literal["token", "approle", "kubernetes", "jwt"]
+
+
+class SettingsError(Exception):
+    """A missing or contradictory setting; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    vault_addr: str | None = None
+    vault_namespace: str | None = None
+    vault_cacert: Path | None = None
+    vault_token: SecretStr | None = None
+    vault_auth_method: AuthMethodName | None = None
+    vault_auth_mount: str | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_secret_id_file: Path | None = None
+    vault_auth_role: str | None = None
+    vault_jwt_file: Path | None = None
+
+    database_url: str = Field(...)
+    vault_db_mount: str = "database"
+    vault_db_role: str | None = None
+    vault_db_static_role: str | None = None
+    db_assume_role: str | None = None
+    vault_db_migration_role: str | None = None
+    db_owner_role: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL") from None
+        if url.drivername != "postgresql+asyncpg":
+            raise ValueError("must start with postgresql+asyncpg://")
+        if not url.host or not url.database:
+            raise ValueError("needs a host and a database name")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        vault_mode = self.vault_db_role or self.vault_db_static_role
+        if self.vault_db_role and self.vault_db_static_role:
+            raise ValueError("VAULT_DB_ROLE and VAULT_DB_STATIC_ROLE are exclusive; set one")
+        url = make_url(self.database_url)
+        if vault_mode:
+            if url.username or url.password:
+                raise ValueError(
+                    "DATABASE_URL must not carry a user or password when Vault supplies them"
+                )
+            if not self.vault_addr:
+                raise ValueError("VAULT_ADDR is required with VAULT_DB_ROLE/VAULT_DB_STATIC_ROLE")
+            self._check_auth()
+        elif not url.username:
+            raise ValueError(
+                "set VAULT_DB_ROLE or VAULT_DB_STATIC_ROLE, or put a user in DATABASE_URL"
+            )
+        return self
+
+    def _check_auth(self) -> None:
+        method = self.auth_method
+        if method == "token" and self.vault_token is None:
+            raise ValueError("VAULT_TOKEN is required (or set VAULT_AUTH_METHOD)")
+        if method == "approle":
+            if not self.vault_role_id:
+                raise ValueError("VAULT_ROLE_ID is required with VAULT_AUTH_METHOD=approle")
+            if (self.vault_secret_id is None) == (self.vault_secret_id_file is None):
+                raise ValueError(
+                    "set exactly one of VAULT_SECRET_ID and VAULT_SECRET_ID_FILE for approle"
+                )
+        if method in ("kubernetes", "jwt"):
+            if not self.vault_auth_role:
+                raise ValueError(f"VAULT_AUTH_ROLE is required with VAULT_AUTH_METHOD={method}")
+            if method == "jwt" and self.vault_jwt_file is None:
+                raise ValueError("VAULT_JWT_FILE is required with VAULT_AUTH_METHOD=jwt")
+
+    @property
+    def auth_method(self) -> AuthMethodName:
+        return self.vault_auth_method or "token"
+
+    @property
+    def vault_mode(self) -> bool:
+        return bool(self.vault_db_role or self.vault_db_static_role)
+
+    @property
+    def migration_role(self) -> str | None:
+        return self.vault_db_migration_role or self.vault_db_role
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part]
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if not loc:
+        return message
+    name = loc[0].upper()
+    if first.get("type") == "missing":
+        return f"{name} is required"
+    return f"{name} {message}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the settings; raise SettingsError with one line on a problem."""
+    env = os.environ if environ is None else environ
+    values = {
+        name: env[name.upper()]
+        for name in Settings.model_fields
+        if env.get(name.upper()) not in (None, "")
+    }
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None
