@@ -100,3 +100,16 @@ def test_killed_owner_takes_its_servers_along() -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     assert wait_gone(pids) == []
+
+
+def test_tls_mode_serves_https_signed_by_its_own_ca() -> None:
+    import httpx
+
+    with DevStack(tls=True) as stack:
+        assert stack.vault_addr.startswith("https://127.0.0.1:")
+        assert stack.ca_cert is not None
+        assert stack.env()["VAULT_CACERT"] == str(stack.ca_cert)
+        health = httpx.get(f"{stack.vault_addr}/v1/sys/health", verify=str(stack.ca_cert))
+        assert health.status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{stack.vault_addr}/v1/sys/health")  # system CAs do not know it

@@ -16,11 +16,14 @@ from ._processes import ServerProcess
 class OpenBaoServer:
     """`bao server -dev` in memory; HOME points into the work dir so no token file leaks out."""
 
-    def __init__(self, binary: Path, workdir: Path, port: int) -> None:
+    def __init__(self, binary: Path, workdir: Path, port: int, *, tls: bool = False) -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = port
-        self.addr = f"http://127.0.0.1:{port}"
+        self.tls = tls
+        self.addr = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        self.tls_dir = workdir / "bao-tls"
+        self.ca_cert = self.tls_dir / "vault-ca.pem" if tls else None
         self.root_token = secrets.token_hex(20)
         self.log_path = workdir / "openbao.log"
         self.process: ServerProcess | None = None
@@ -37,12 +40,23 @@ class OpenBaoServer:
             str(self.binary), "server", "-dev", "-dev-no-store-token",
             f"-dev-listen-address=127.0.0.1:{self.port}", "-log-level=warn",
         ]
+        if self.tls:
+            self.tls_dir.mkdir(parents=True, exist_ok=True)
+            argv += ["-dev-tls", f"-dev-tls-cert-dir={self.tls_dir}"]
         self.process = ServerProcess(
             "bao", argv, self.log_path, env=env, redact=(self.root_token, "Unseal Key:")
         )
-        self._http = httpx.Client(
-            base_url=self.addr, headers={"X-Vault-Token": self.root_token}, timeout=10.0
-        )
+
+    def _client(self) -> httpx.Client | None:
+        """The configuration client, once the CA file (in TLS mode) exists."""
+        if self._http is None:
+            if self.ca_cert is not None and not self.ca_cert.exists():
+                return None
+            self._http = httpx.Client(
+                base_url=self.addr, headers={"X-Vault-Token": self.root_token}, timeout=10.0,
+                verify=str(self.ca_cert) if self.ca_cert else True,
+            )
+        return self._http
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until the spawned server answers its health check."""
@@ -50,18 +64,21 @@ class OpenBaoServer:
         self.process.wait_until(self._healthy, timeout=timeout, step="start OpenBao")
 
     def _healthy(self) -> bool:
-        assert self._http is not None
+        http = self._client()
+        if http is None:
+            return False
         try:
-            return self._http.get("/v1/sys/health").status_code == 200
+            return http.get("/v1/sys/health").status_code == 200
         except httpx.TransportError:
             return False
 
     def call(self, method: str, path: str, step: str, body: Any = None) -> dict[str, Any]:
         """A root-token API call; a failure names the step and Vault's errors."""
-        assert self._http is not None
+        http = self._client()
+        assert http is not None
         assert self.process is not None
         try:
-            response = self._http.request(method, f"/v1/{path}", json=body)
+            response = http.request(method, f"/v1/{path}", json=body)
         except httpx.TransportError as exc:
             raise DevStackError(step, f"{method} /v1/{path}: {exc}", self.process.tail()) from exc
         if response.status_code >= 400:

@@ -17,7 +17,7 @@ from ._binaries import find_bao, find_pg_bindir
 from ._errors import DevStackError
 from ._openbao import OpenBaoServer
 from ._postgres import PostgresCluster
-from ._processes import free_port
+from ._processes import free_port, free_port_pair
 
 
 class DevStack:
@@ -49,7 +49,8 @@ class DevStack:
     transit_key = cfg.TRANSIT_KEY
     pg_host = "127.0.0.1"
 
-    def __init__(self, *, db_ttl: str = "1h", db_max_ttl: str = "24h") -> None:
+    def __init__(self, *, db_ttl: str = "1h", db_max_ttl: str = "24h", tls: bool = False) -> None:
+        self.tls = tls
         self.db_ttl = db_ttl
         self.db_max_ttl = db_max_ttl
         self.workdir: Path | None = None
@@ -74,7 +75,7 @@ class DevStack:
         pg_bindir = find_pg_bindir()
         self.workdir = Path(tempfile.mkdtemp(prefix="vault-async-devstack-"))
         self.workdir.chmod(0o711)  # the unprivileged PostgreSQL user must reach its subdirectory
-        self._bao = OpenBaoServer(bao_binary, self.workdir, free_port())
+        self._bao = OpenBaoServer(bao_binary, self.workdir, free_port_pair(), tls=self.tls)
         self._pg = PostgresCluster(pg_bindir, self.workdir / "pg", free_port())
         # initdb is the slow step: let OpenBao come up meanwhile.
         self._bao.spawn()
@@ -125,6 +126,11 @@ class DevStack:
         return self._started_bao().addr
 
     @property
+    def ca_cert(self) -> Path | None:
+        """In TLS mode, the CA file that signs OpenBao's certificate (VAULT_CACERT)."""
+        return self._started_bao().ca_cert
+
+    @property
     def root_token(self) -> str:
         return self._started_bao().root_token
 
@@ -159,7 +165,8 @@ class DevStack:
 
     def env(self) -> dict[str, str]:
         """The environment a service (or `alembic upgrade head`) needs to use this stack."""
-        return {
+        tls = {"VAULT_CACERT": str(self.ca_cert)} if self.ca_cert else {}
+        return tls | {
             "VAULT_ADDR": self.vault_addr,
             "VAULT_TOKEN": self.root_token,
             "VAULT_AUTH_METHOD": "approle",
