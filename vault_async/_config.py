@@ -1,0 +1,219 @@
+"""Client configuration: plain values, read from arguments or the Vault CLI's environment.
+
+Every ``VAULT_*`` variable is also accepted with the OpenBao spelling ``BAO_*``; the
+``VAULT_*`` one wins when both are set. Bad values fail here, at construction, with a
+message naming the setting, never later on the first request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ._exceptions import InvalidConfig
+
+__all__ = [
+    "DEFAULT_ADDR",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "ClientConfig",
+    "RetryPolicy",
+]
+
+DEFAULT_ADDR = "https://127.0.0.1:8200"
+DEFAULT_TIMEOUT = 60.0  # seconds, as the Vault CLI
+DEFAULT_MAX_RETRIES = 2  # as the Vault CLI
+DEFAULT_BACKOFF_INITIAL = 0.1
+DEFAULT_BACKOFF_MAX = 2.0
+DEFAULT_RETRY_DEADLINE = 30.0
+DEFAULT_POOL_SIZE = 100
+
+_TRUE = {"1", "t", "true", "yes", "y", "on"}
+_FALSE = {"0", "f", "false", "no", "n", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How idempotent requests are retried: capped exponential backoff with full jitter."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_initial: float = DEFAULT_BACKOFF_INITIAL
+    backoff_max: float = DEFAULT_BACKOFF_MAX
+    deadline: float = DEFAULT_RETRY_DEADLINE
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise InvalidConfig(
+                f"max_retries (VAULT_MAX_RETRIES) must be >= 0, got {self.max_retries}"
+            )
+        if self.backoff_initial < 0 or self.backoff_max < self.backoff_initial:
+            raise InvalidConfig("retry backoff must satisfy 0 <= backoff_initial <= backoff_max")
+        if self.deadline <= 0:
+            raise InvalidConfig(f"retry deadline must be > 0, got {self.deadline}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Everything the client needs to reach Vault; validated once, then only read."""
+
+    addr: str = DEFAULT_ADDR
+    token: str | None = field(default=None, repr=False)
+    namespace: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    ca_cert: str | None = None
+    ca_path: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    skip_verify: bool = False
+    pool_size: int = DEFAULT_POOL_SIZE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addr", _check_addr(self.addr))
+        if not self.timeout > 0:
+            raise InvalidConfig(
+                f"timeout (VAULT_CLIENT_TIMEOUT) must be > 0 seconds, got {self.timeout}"
+            )
+        if self.pool_size < 1:
+            raise InvalidConfig(f"pool_size must be >= 1, got {self.pool_size}")
+        if self.ca_cert is not None and not Path(self.ca_cert).is_file():
+            raise InvalidConfig(f"CA certificate file (VAULT_CACERT) not found: {self.ca_cert}")
+        if self.ca_path is not None and not Path(self.ca_path).is_dir():
+            raise InvalidConfig(f"CA directory (VAULT_CAPATH) not found: {self.ca_path}")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise InvalidConfig("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together")
+        for name, value in (
+            ("VAULT_CLIENT_CERT", self.client_cert),
+            ("VAULT_CLIENT_KEY", self.client_key),
+        ):
+            if value is not None and not Path(value).is_file():
+                raise InvalidConfig(f"{name} file not found: {value}")
+
+    @property
+    def max_retries(self) -> int:
+        """Shortcut for ``retry.max_retries``."""
+        return self.retry.max_retries
+
+    def replace(self, **changes: object) -> ClientConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for https addresses (None for plain http)."""
+        if not self.addr.startswith("https://"):
+            return None
+        ctx = ssl.create_default_context(cafile=self.ca_cert, capath=self.ca_path)
+        if self.skip_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.client_cert is not None:
+            try:
+                ctx.load_cert_chain(self.client_cert, self.client_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise InvalidConfig(
+                    f"cannot load VAULT_CLIENT_CERT/VAULT_CLIENT_KEY: {exc}"
+                ) from None
+        return ctx
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        home: Path | None = None,
+    ) -> ClientConfig:
+        """Read ``VAULT_*`` (or ``BAO_*``) variables; the token falls back to ``~/.vault-token``."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(f"VAULT_{name}")
+            return env.get(f"BAO_{name}") if value is None else value
+
+        token = get("TOKEN")
+        if not token:
+            token_file = (home if home is not None else Path.home()) / ".vault-token"
+            try:
+                token = token_file.read_text().strip() or None
+            except OSError:
+                token = None
+        timeout = _parse_duration("VAULT_CLIENT_TIMEOUT", get("CLIENT_TIMEOUT"), DEFAULT_TIMEOUT)
+        retries = _parse_int("VAULT_MAX_RETRIES", get("MAX_RETRIES"), DEFAULT_MAX_RETRIES)
+        return cls(
+            addr=get("ADDR") or DEFAULT_ADDR,
+            token=token,
+            namespace=get("NAMESPACE") or None,
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=retries),
+            ca_cert=get("CACERT") or None,
+            ca_path=get("CAPATH") or None,
+            client_cert=get("CLIENT_CERT") or None,
+            client_key=get("CLIENT_KEY") or None,
+            skip_verify=_parse_bool("VAULT_SKIP_VERIFY", get("SKIP_VERIFY")),
+        )
+
+
+def _check_addr(addr: str) -> str:
+    """Validate an address; return it without a trailing slash."""
+    try:
+        parts = urlsplit(addr)
+        port = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise InvalidConfig(f"address (VAULT_ADDR) is malformed: {addr!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidConfig(f"address (VAULT_ADDR) must look like https://host:port, got {addr!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidConfig(
+            "address (VAULT_ADDR) must not carry credentials, a query or a fragment"
+        )
+    del port
+    return addr.rstrip("/")
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _parse_duration(name: str, raw: str | None, default: float) -> float:
+    """Parse ``30``, ``30s``, ``1m``, ``500ms`` into seconds; reject negatives by name."""
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    scale = 1.0
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            text, scale = text[: -len(suffix)], _UNITS[suffix]
+            break
+    try:
+        value = float(text) * scale
+    except ValueError:
+        raise InvalidConfig(f"{name} must be a duration such as 30 or 30s, got {raw!r}") from None
+    if not value > 0:
+        raise InvalidConfig(f"{name} must be > 0, got {raw!r}")
+    return value
+
+
+def _parse_int(name: str, raw: str | None, default: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidConfig(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise InvalidConfig(f"{name} must be >= 0, got {raw!r}")
+    return value
+
+
+def _parse_bool(name: str, raw: str | None) -> bool:
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidConfig(f"{name} must be true or false, got {raw!r}")

@@ -1,0 +1,148 @@
+"""Typed results. Their ``repr`` shows the keys of secret data, never the values or tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "EMPTY",
+    "AuthResult",
+    "HealthStatus",
+    "LeaseInfo",
+    "SealStatus",
+    "Secret",
+    "TokenInfo",
+    "WrapInfo",
+    "WrappingLookup",
+]
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _keys(data: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k!r}: ..." for k in data) + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret (or lease) Vault returned: the lease it lives under and its data."""
+
+    lease_id: str = ""
+    lease_duration: int = 0
+    renewable: bool = False
+    data: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    warnings: tuple[str, ...] = ()
+    request_id: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+    def __repr__(self) -> str:
+        return (
+            f"Secret(lease_id={self.lease_id!r}, lease_duration={self.lease_duration}, "
+            f"renewable={self.renewable}, data={_keys(self.data)}, warnings={self.warnings!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """A token obtained by a login or a renewal, with its lease."""
+
+    client_token: str = field(repr=False)
+    accessor: str = ""
+    lease_duration: int = 0
+    renewable: bool = False
+    policies: tuple[str, ...] = ()
+    token_policies: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY, repr=False)
+    entity_id: str = ""
+    orphan: bool = False
+    token_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What ``auth/token/lookup-self`` reports about a token (the token itself is left out)."""
+
+    accessor: str = ""
+    ttl: int = 0
+    creation_ttl: int = 0
+    explicit_max_ttl: int = 0
+    renewable: bool = False
+    policies: tuple[str, ...] = ()
+    display_name: str = ""
+    entity_id: str = ""
+    expire_time: str | None = None
+    issue_time: str | None = None
+    num_uses: int = 0
+    orphan: bool = False
+    path: str = ""
+    type: str = ""
+    meta: Mapping[str, Any] = field(default_factory=lambda: EMPTY, repr=False)
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access, e.g. ``info["ttl"]``."""
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+@dataclass(frozen=True, slots=True)
+class WrapInfo:
+    """The wrapping token Vault returns in place of a response-wrapped secret."""
+
+    token: str = field(repr=False)
+    accessor: str = ""
+    ttl: int = 0
+    creation_time: str = ""
+    creation_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """What ``sys/leases/lookup`` reports about a lease."""
+
+    lease_id: str
+    ttl: int = 0
+    renewable: bool = False
+    issue_time: str | None = None
+    expire_time: str | None = None
+    last_renewal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WrappingLookup:
+    """What ``sys/wrapping/lookup`` reports about a wrapping token."""
+
+    creation_path: str = ""
+    creation_time: str = ""
+    creation_ttl: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthStatus:
+    """The body of ``sys/health`` plus the status code it came with."""
+
+    status_code: int
+    initialized: bool = False
+    sealed: bool = False
+    standby: bool = False
+    performance_standby: bool = False
+    version: str = ""
+    cluster_name: str = ""
+    cluster_id: str = ""
+    server_time_utc: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SealStatus:
+    """The body of ``sys/seal-status`` (and of ``sys/unseal``)."""
+
+    sealed: bool
+    initialized: bool = False
+    threshold: int = 0
+    shares: int = 0
+    progress: int = 0
+    version: str = ""
+    type: str = ""

@@ -1,0 +1,49 @@
+"""The auth-method protocol and the shared login call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._exceptions import InvalidConfig
+from .._models import AuthResult
+from .._parse import to_auth
+from .._paths import name, subpath
+
+if TYPE_CHECKING:
+    from .._client import AsyncVaultClient
+
+__all__ = ["AuthMethod", "login_request", "read_secret_file"]
+
+
+class AuthMethod(Protocol):
+    """An object that logs a client in; ``client.login(method)`` then uses the token."""
+
+    async def login(self, client: AsyncVaultClient) -> AuthResult:
+        """Obtain a token (without setting it on the client)."""
+        ...
+
+
+async def login_request(
+    client: AsyncVaultClient, mount_point: str, route: str, payload: dict[str, Any]
+) -> AuthResult:
+    """POST auth/<mount>/<route> without a token; a login is retried only if never sent."""
+    path = f"auth/{subpath(mount_point, 'mount_point')}/{route}"
+    body = await client.request("POST", path, json=payload, idempotent=False, token=None)
+    return to_auth(body)
+
+
+def login_path_segment(value: str, what: str) -> str:
+    """A quoted path segment (usernames go into the login path)."""
+    return name(value, what)
+
+
+def read_secret_file(path: str | Path, what: str) -> str:
+    """Read a credential from a file (stripped); the error names the file, never its contents."""
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise InvalidConfig(f"cannot read {what} file {str(path)!r}: {exc.strerror}") from None
+    if not value:
+        raise InvalidConfig(f"{what} file {str(path)!r} is empty")
+    return value

@@ -1,0 +1,149 @@
+"""Token auth: ``auth/token/*`` routes and the TokenAuth login object."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import InvalidConfig
+from .._models import AuthResult, TokenInfo
+from .._parse import to_auth, to_token_info
+from ._method import read_secret_file
+
+if TYPE_CHECKING:
+    from .._client import AsyncVaultClient
+
+__all__ = ["TokenApi", "TokenAuth"]
+
+
+class TokenApi:
+    """``client.auth.token``: the calling token's own lookup, renewal and revocation."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncVaultClient) -> None:
+        self._client = client
+
+    async def lookup_self(self) -> TokenInfo:
+        """GET auth/token/lookup-self."""
+        body = await self._client.request("GET", "auth/token/lookup-self", idempotent=True)
+        return to_token_info(body)
+
+    async def renew_self(self, increment: int | None = None) -> AuthResult:
+        """POST auth/token/renew-self; ``increment`` in seconds (Vault may cap it)."""
+        payload: dict[str, Any] = {}
+        if increment is not None:
+            payload["increment"] = f"{int(increment)}s"
+        body = await self._client.request(
+            "POST", "auth/token/renew-self", json=payload, idempotent=True
+        )
+        return to_auth(body)
+
+    async def revoke_self(self) -> None:
+        """POST auth/token/revoke-self; the client forgets the token afterwards."""
+        await self._client.request("POST", "auth/token/revoke-self", idempotent=True)
+        self._client.set_token(None)
+
+    async def create(
+        self,
+        *,
+        policies: list[str] | None = None,
+        ttl: str | None = None,
+        explicit_max_ttl: str | None = None,
+        renewable: bool | None = None,
+        no_parent: bool = False,
+        display_name: str | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> AuthResult:
+        """POST auth/token/create (or create-orphan with ``no_parent``)."""
+        payload: dict[str, Any] = {}
+        for key, value in (
+            ("policies", policies),
+            ("ttl", ttl),
+            ("explicit_max_ttl", explicit_max_ttl),
+            ("renewable", renewable),
+            ("display_name", display_name),
+            ("meta", meta),
+        ):
+            if value is not None:
+                payload[key] = value
+        route = "auth/token/create-orphan" if no_parent else "auth/token/create"
+        body = await self._client.request("POST", route, json=payload, idempotent=False)
+        return to_auth(body)
+
+    async def lookup_accessor(self, accessor: str) -> TokenInfo:
+        """POST auth/token/lookup-accessor."""
+        body = await self._client.request(
+            "POST", "auth/token/lookup-accessor", json={"accessor": accessor}, idempotent=True
+        )
+        return to_token_info(body)
+
+    async def revoke_accessor(self, accessor: str) -> None:
+        """POST auth/token/revoke-accessor."""
+        await self._client.request(
+            "POST", "auth/token/revoke-accessor", json={"accessor": accessor}, idempotent=True
+        )
+
+
+class TokenAuth:
+    """Use a given token, or one read from a file (e.g. a Vault Agent sink).
+
+    With ``token_file`` the client re-reads the file when it changes, so a token
+    rotated by the agent is picked up without a new login.
+    """
+
+    def __init__(self, token: str | None = None, token_file: str | Path | None = None) -> None:
+        if (token is None) == (token_file is None):
+            raise InvalidConfig("TokenAuth needs exactly one of token or token_file")
+        self._token = token
+        self._file = Path(token_file) if token_file is not None else None
+        self._stamp: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        source = f"file={str(self._file)!r}" if self._file is not None else "token=<given>"
+        return f"TokenAuth({source})"
+
+    def _read(self) -> str:
+        if self._file is None:
+            assert self._token is not None
+            return self._token
+        stat = self._file.stat() if self._file.exists() else None
+        token = read_secret_file(self._file, "token")
+        self._stamp = (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+        return token
+
+    def poll_token(self) -> str | None:
+        """The file's token if the file changed since it was last read, else None."""
+        if self._file is None:
+            return None
+        try:
+            stat = os.stat(self._file)
+        except OSError:
+            return None
+        if (stat.st_mtime_ns, stat.st_size) == self._stamp:
+            return None
+        try:
+            return self._read()
+        except InvalidConfig:
+            return None
+
+    async def login(self, client: AsyncVaultClient) -> AuthResult:
+        """Look the token up (auth/token/lookup-self) to learn its TTL and policies."""
+        token = self._read()
+        body = await client.request("GET", "auth/token/lookup-self", idempotent=True, token=token)
+        info = to_token_info(body)
+        if self._file is not None:
+            client.set_token_source(self)
+        return AuthResult(
+            client_token=token,
+            accessor=info.accessor,
+            lease_duration=info.ttl,
+            renewable=info.renewable,
+            policies=info.policies,
+            token_policies=info.policies,
+            metadata=info.meta,
+            entity_id=info.entity_id,
+            orphan=info.orphan,
+            token_type=info.type,
+        )
