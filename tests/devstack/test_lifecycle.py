@@ -113,3 +113,16 @@ def test_tls_mode_serves_https_signed_by_its_own_ca() -> None:
         assert health.status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{stack.vault_addr}/v1/sys/health")  # system CAs do not know it
+
+
+def test_raw_audit_log_records_issued_secrets() -> None:
+    import httpx
+
+    with DevStack(audit_log=True) as stack:
+        assert stack.audit_log is not None
+        creds = httpx.get(
+            f"{stack.vault_addr}/v1/database/creds/app",
+            headers={"X-Vault-Token": stack.root_token},
+        ).json()["data"]
+        text = stack.audit_log.read_text()
+        assert creds["password"] in text  # raw mode: the test can learn every issued secret

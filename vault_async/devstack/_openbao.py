@@ -16,7 +16,9 @@ from ._processes import ServerProcess
 class OpenBaoServer:
     """`bao server -dev` in memory; HOME points into the work dir so no token file leaks out."""
 
-    def __init__(self, binary: Path, workdir: Path, port: int, *, tls: bool = False) -> None:
+    def __init__(
+        self, binary: Path, workdir: Path, port: int, *, tls: bool = False, audit: bool = False
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = port
@@ -24,6 +26,9 @@ class OpenBaoServer:
         self.addr = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         self.tls_dir = workdir / "bao-tls"
         self.ca_cert = self.tls_dir / "vault-ca.pem" if tls else None
+        # A raw file audit log records every token and secret Vault hands out: tests use it to
+        # prove none of them leaks. OpenBao only accepts audit devices from its config file.
+        self.audit_log = workdir / "audit.log" if audit else None
         self.root_token = secrets.token_hex(20)
         self.log_path = workdir / "openbao.log"
         self.process: ServerProcess | None = None
@@ -40,6 +45,13 @@ class OpenBaoServer:
             str(self.binary), "server", "-dev", "-dev-no-store-token",
             f"-dev-listen-address=127.0.0.1:{self.port}", "-log-level=warn",
         ]
+        if self.audit_log is not None:
+            config = self.workdir / "bao-audit.hcl"
+            config.write_text(
+                'audit "file" "raw" {\n  options {\n'
+                f'    file_path = "{self.audit_log}"\n    log_raw = "true"\n  }}\n}}\n'
+            )
+            argv.append(f"-config={config}")
         if self.tls:
             self.tls_dir.mkdir(parents=True, exist_ok=True)
             argv += ["-dev-tls", f"-dev-tls-cert-dir={self.tls_dir}"]

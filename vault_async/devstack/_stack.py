@@ -49,8 +49,12 @@ class DevStack:
     transit_key = cfg.TRANSIT_KEY
     pg_host = "127.0.0.1"
 
-    def __init__(self, *, db_ttl: str = "1h", db_max_ttl: str = "24h", tls: bool = False) -> None:
+    def __init__(
+        self, *, db_ttl: str = "1h", db_max_ttl: str = "24h", tls: bool = False,
+        audit_log: bool = False,
+    ) -> None:
         self.tls = tls
+        self.audit = audit_log
         self.db_ttl = db_ttl
         self.db_max_ttl = db_max_ttl
         self.workdir: Path | None = None
@@ -75,7 +79,9 @@ class DevStack:
         pg_bindir = find_pg_bindir()
         self.workdir = Path(tempfile.mkdtemp(prefix="vault-async-devstack-"))
         self.workdir.chmod(0o711)  # the unprivileged PostgreSQL user must reach its subdirectory
-        self._bao = OpenBaoServer(bao_binary, self.workdir, free_port_pair(), tls=self.tls)
+        self._bao = OpenBaoServer(
+            bao_binary, self.workdir, free_port_pair(), tls=self.tls, audit=self.audit
+        )
         self._pg = PostgresCluster(pg_bindir, self.workdir / "pg", free_port())
         # initdb is the slow step: let OpenBao come up meanwhile.
         self._bao.spawn()
@@ -129,6 +135,11 @@ class DevStack:
     def ca_cert(self) -> Path | None:
         """In TLS mode, the CA file that signs OpenBao's certificate (VAULT_CACERT)."""
         return self._started_bao().ca_cert
+
+    @property
+    def audit_log(self) -> Path | None:
+        """With `audit_log=True`, OpenBao's raw audit log: every token and secret it issued."""
+        return self._started_bao().audit_log
 
     @property
     def root_token(self) -> str:
