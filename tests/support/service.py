@@ -1,0 +1,105 @@
+"""Run the reference service as a real subprocess: a free loopback port, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from vault_async.devstack._processes import free_port, log_tail
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_migrations(env: dict[str, str], timeout: float = 60) -> None:
+    """`alembic upgrade head` with the service's environment, as an operator runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"alembic upgrade head failed:\n{result.stdout}\n{result.stderr}")
+
+
+class ServiceProcess:
+    """`python -m app` (or any argv) under uvicorn on 127.0.0.1, its output kept in a file."""
+
+    def __init__(
+        self, env: dict[str, str], *, argv: list[str] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._argv = argv or [sys.executable, "-m", "app"]
+        self._argv = [*self._argv, "--host", "127.0.0.1", "--port", str(self.port)]
+        self._env = os.environ | env
+        self.log_path = Path(tempfile.mkstemp(prefix="vault-async-service-", suffix=".log")[1])
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._popen is not None
+        return self._popen.pid
+
+    def start(self, timeout: float = 60) -> ServiceProcess:
+        with open(self.log_path, "wb") as log:
+            self._popen = subprocess.Popen(
+                self._argv, cwd=ROOT, env=self._env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._popen.poll() is not None:
+                raise RuntimeError(
+                    f"service exited with {self._popen.returncode}:\n{log_tail(self.log_path, 40)}"
+                )
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code in (200, 503):
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"service not up after {timeout} s:\n{log_tail(self.log_path, 40)}")
+
+    def healthz(self) -> tuple[int, dict[str, Any]]:
+        response = httpx.get(f"{self.base_url}/healthz", timeout=5)
+        body: dict[str, Any] = response.json()
+        return response.status_code, body
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> float:
+        """Send `sig`, wait for the exit (SIGKILL after `timeout`); return seconds it took."""
+        if self._popen is None or self._popen.poll() is not None:
+            return 0.0
+        started = time.monotonic()
+        self._popen.send_signal(sig)
+        try:
+            self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait(timeout=5)
+        return time.monotonic() - started
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self.log_path.unlink(missing_ok=True)
