@@ -1,0 +1,144 @@
+"""/healthz status transitions and /metrics, against a fake lease engine (no servers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from vault_async._prometheus import LatencyRecorder
+from vault_async.fastapi import VaultRuntime, health_router, health_status, metrics_router
+from vault_async.lifecycle import SecretState
+from vault_async.sqlalchemy import StaticCredentials, bind_credentials
+
+LEASE_ID = "database/creds/app/AbCdEfGhIjKlMnOpQrStUvWx"
+PASSWORD = "A1a-super-secret-password"
+
+
+def state(**changes: Any) -> SecretState:
+    base = SecretState(
+        name="database/app", kind="database_dynamic", ready=True, ttl_remaining=4.0,
+        expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC), renewable=True,
+        last_renewal=None, generation=3, renewals=7, rotations=2, consecutive_failures=0,
+        total_failures=1, last_error_class=None, degraded=False, next_action="renew",
+        next_action_in=1.0, lease_id_suffix=LEASE_ID[-6:],
+    )
+    return dataclasses.replace(base, **changes)
+
+
+TOKEN = dataclasses.replace(state(), name="auth/token", kind="token", ttl_remaining=3000.0)
+
+
+@pytest.mark.parametrize(
+    ("db", "token", "recent", "expected"),
+    [
+        (state(), TOKEN, True, "ok"),
+        (state(), None, True, "ok"),
+        (state(), TOKEN, False, "degraded"),
+        (state(consecutive_failures=2, degraded=True), TOKEN, True, "degraded"),
+        (state(), dataclasses.replace(TOKEN, consecutive_failures=1), True, "degraded"),
+        (state(ttl_remaining=0.0, degraded=True), TOKEN, False, "failing"),
+        (state(ready=False, ttl_remaining=None), TOKEN, True, "failing"),
+        (None, TOKEN, True, "failing"),
+    ],
+)
+def test_status_rules(db: Any, token: Any, recent: bool, expected: str) -> None:
+    assert health_status(db, token, vault_recent=recent) == expected
+
+
+def test_plain_mode_is_ok_without_vault() -> None:
+    assert health_status(None, None, vault_recent=False, plain=True) == "ok"
+
+
+class FakeManager:
+    def __init__(self) -> None:
+        self.states = {"database/app": state(), "auth/token": TOKEN}
+
+    def snapshot(self) -> dict[str, SecretState]:
+        return dict(self.states)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[httpx.AsyncClient, FakeManager, LatencyRecorder]]:
+    engine = create_async_engine("postgresql+asyncpg://127.0.0.1:9/app")
+    binding = bind_credentials(engine, StaticCredentials("u", PASSWORD))
+    manager = FakeManager()
+    latency = LatencyRecorder()
+    app = FastAPI()
+    app.include_router(health_router())
+    app.include_router(metrics_router())
+    app.state.vault_runtime = VaultRuntime(
+        engine=engine, sessionmaker=async_sessionmaker(engine), binding=binding,
+        latency=latency, client=object(), manager=manager,
+        db_secret="database/app", token_secret="auth/token",
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        yield client, manager, latency
+    binding.detach()
+    await engine.dispose()
+
+
+async def test_healthz_transitions(
+    served: tuple[httpx.AsyncClient, FakeManager, LatencyRecorder],
+) -> None:
+    client, manager, latency = served
+    # Vault never answered yet: the credential is valid, so degraded (200).
+    response = await client.get("/healthz")
+    assert (response.status_code, response.json()["status"]) == (200, "degraded")
+    latency.observe(0.01, answered=True)
+    response = await client.get("/healthz")
+    assert (response.status_code, response.json()["status"]) == (200, "ok")
+    body = response.json()
+    assert body["database"]["generation"] == 3
+    assert body["database"]["rotations"] == 2
+    assert body["database"]["ttl_remaining"] == 4.0
+    assert body["token"]["ttl_remaining"] == 3000.0
+    assert body["vault"]["answered_recently"] is True
+    manager.states["database/app"] = state(consecutive_failures=3, degraded=True)
+    response = await client.get("/healthz")
+    assert (response.status_code, response.json()["status"]) == (200, "degraded")
+    manager.states["database/app"] = state(ttl_remaining=-1.0, degraded=True)
+    response = await client.get("/healthz")
+    assert (response.status_code, response.json()["status"]) == (503, "failing")
+    manager.states["database/app"] = state()
+    latency.last_success = time.monotonic() - 3600
+    response = await client.get("/healthz")
+    assert (response.status_code, response.json()["status"]) == (200, "degraded")
+
+
+async def test_healthz_shows_no_secret_and_no_lease_id(
+    served: tuple[httpx.AsyncClient, FakeManager, LatencyRecorder],
+) -> None:
+    client, _, _ = served
+    text = (await client.get("/healthz")).text + (await client.get("/metrics")).text
+    assert PASSWORD not in text
+    assert LEASE_ID not in text
+    assert "AbCdEfGh" not in text
+
+
+async def test_metrics_exposition(
+    served: tuple[httpx.AsyncClient, FakeManager, LatencyRecorder],
+) -> None:
+    client, _, latency = served
+    latency.observe(0.02, answered=True)
+    latency.observe(3.0, answered=False)
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = response.text.splitlines()
+    assert 'vault_async_rotations_total{kind="database_dynamic",secret="database/app"} 2' in lines
+    assert 'vault_async_renewals_total{kind="database_dynamic",secret="database/app"} 7' in lines
+    assert 'vault_async_failures_total{kind="database_dynamic",secret="database/app"} 1' in lines
+    assert 'vault_async_ttl_remaining_seconds{kind="token",secret="auth/token"} 3000' in lines
+    assert 'vault_async_vault_request_duration_seconds_bucket{le="0.025"} 1' in lines
+    assert 'vault_async_vault_request_duration_seconds_bucket{le="+Inf"} 2' in lines
+    assert "vault_async_vault_request_duration_seconds_count 2" in lines
+    assert "# TYPE vault_async_vault_request_duration_seconds histogram" in lines

@@ -1,0 +1,82 @@
+"""Settings: the env contract, and one clear line for each missing or contradictory setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import SettingsError, load_settings
+
+URL = "postgresql+asyncpg://127.0.0.1:5432/app"
+APPROLE = {
+    "VAULT_ADDR": "http://127.0.0.1:8200",
+    "VAULT_AUTH_METHOD": "approle",
+    "VAULT_ROLE_ID": "role-id",
+    "VAULT_SECRET_ID": "s3cr3t-id-value",
+    "DATABASE_URL": URL,
+    "VAULT_DB_ROLE": "app",
+}
+
+
+def test_approle_environment_is_accepted() -> None:
+    settings = load_settings({**APPROLE, "VAULT_DB_MIGRATION_ROLE": "migrator"})
+    assert settings.vault_mode
+    assert settings.auth_method == "approle"
+    assert settings.migration_role == "migrator"
+    assert settings.vault_db_mount == "database"
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_migration_role_defaults_to_service_role() -> None:
+    assert load_settings(APPROLE).migration_role == "app"
+
+
+def test_plain_mode_uses_url_credentials() -> None:
+    settings = load_settings({"DATABASE_URL": "postgresql+asyncpg://me:pw@127.0.0.1/app"})
+    assert not settings.vault_mode
+
+
+def test_token_mode_is_the_default_method() -> None:
+    env = {"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": "hvs.x", "DATABASE_URL": URL,
+           "VAULT_DB_STATIC_ROLE": "app-static"}
+    assert load_settings(env).auth_method == "token"
+
+
+def test_empty_values_count_as_unset() -> None:
+    with pytest.raises(SettingsError, match="^VAULT_ROLE_ID is required"):
+        load_settings({**APPROLE, "VAULT_ROLE_ID": ""})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"DATABASE_URL": None}, "DATABASE_URL is required"),
+        ({"DATABASE_URL": "mysql://h/db"}, "DATABASE_URL must start with postgresql+asyncpg://"),
+        ({"DATABASE_URL": "postgresql+asyncpg://u:p@h/db"}, "DATABASE_URL must not carry"),
+        ({"DATABASE_URL": "postgresql+asyncpg:///db"}, "DATABASE_URL needs a host"),
+        ({"VAULT_DB_STATIC_ROLE": "s"}, "VAULT_DB_ROLE and VAULT_DB_STATIC_ROLE are exclusive"),
+        ({"VAULT_ADDR": None}, "VAULT_ADDR is required"),
+        ({"VAULT_ROLE_ID": None}, "VAULT_ROLE_ID is required"),
+        ({"VAULT_SECRET_ID": None}, "set exactly one of VAULT_SECRET_ID and VAULT_SECRET_ID_FILE"),
+        ({"VAULT_SECRET_ID_FILE": "/run/x"}, "set exactly one of VAULT_SECRET_ID"),
+        ({"VAULT_AUTH_METHOD": "ldap"}, "VAULT_AUTH_METHOD "),
+        ({"VAULT_AUTH_METHOD": "token"}, "VAULT_TOKEN is required"),
+        ({"VAULT_AUTH_METHOD": "kubernetes"}, "VAULT_AUTH_ROLE is required"),
+        ({"VAULT_AUTH_METHOD": "jwt", "VAULT_AUTH_ROLE": "r"}, "VAULT_JWT_FILE is required"),
+        ({"VAULT_DB_ROLE": None}, "set VAULT_DB_ROLE or VAULT_DB_STATIC_ROLE"),
+    ],
+)
+def test_bad_settings_give_one_line_naming_the_variable(
+    change: dict[str, str | None], message: str
+) -> None:
+    env = {**APPROLE}
+    for key, value in change.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+    assert "s3cr3t" not in text
