@@ -17,13 +17,20 @@ import httpx
 from vault_async.devstack._processes import free_port, log_tail
 
 ROOT = Path(__file__).resolve().parents[2]
+_SERVICE_PREFIXES = ("VAULT_", "BAO_", "DB_", "DATABASE_URL")
+
+
+def service_environ(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any service setting, plus exactly `env`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_PREFIXES)}
+    return inherited | env
 
 
 def run_migrations(env: dict[str, str], timeout: float = 60) -> None:
     """`alembic upgrade head` with the service's environment, as an operator runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT, env=service_environ(env), capture_output=True, text=True, timeout=timeout,
     )
     if result.returncode != 0:
         raise RuntimeError(f"alembic upgrade head failed:\n{result.stdout}\n{result.stderr}")
@@ -39,7 +46,7 @@ class ServiceProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._argv = argv or [sys.executable, "-m", "app"]
         self._argv = [*self._argv, "--host", "127.0.0.1", "--port", str(self.port)]
-        self._env = os.environ | env
+        self._env = service_environ(env)
         self.log_path = Path(tempfile.mkstemp(prefix="vault-async-service-", suffix=".log")[1])
         self._popen: subprocess.Popen[bytes] | None = None
 
