@@ -207,10 +207,14 @@ class EngineBinding:
             extra={"generation": self.source.generation},
         )
 
+    async def aclose_pending(self) -> None:
+        """Wait for the pool swaps that rotations started."""
+        while self._swap_tasks:
+            await asyncio.gather(*self._swap_tasks, return_exceptions=True)
+
     async def aclose(self) -> None:
         """Wait for pending pool swaps, then detach."""
-        if self._swap_tasks:
-            await asyncio.gather(*self._swap_tasks, return_exceptions=True)
+        await self.aclose_pending()
         self.detach()
 
     # rotation ------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_token_mode_is_the_default_method() -> None:
 
 
 def test_empty_values_count_as_unset() -> None:
-    with pytest.raises(SettingsError, match="^VAULT_ROLE_ID is required"):
+    with pytest.raises(SettingsError, match=r"^VAULT_ROLE_ID is required"):
         load_settings({**APPROLE, "VAULT_ROLE_ID": ""})
 
 

@@ -1,0 +1,65 @@
+"""Fixtures for the integration tests of the SQLAlchemy/FastAPI layer and the service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.support.service import run_migrations
+from vault_async.devstack import DevStack
+
+
+@pytest.fixture(scope="session")
+def migrated(devstack: DevStack) -> DevStack:
+    """The dev stack with `alembic upgrade head` applied (idempotent)."""
+    run_migrations(devstack.env())
+    return devstack
+
+
+class FakeSource:
+    """A CredentialSource the test drives by hand: set new credentials, emit `rotated`."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.current: Any = _Value({"username": username, "password": password})
+        self.generation = 1
+        self.rotate_calls = 0
+        self.on_force: Callable[[], tuple[str, str]] | None = None
+        self._subscribers: list[Callable[[Any], None]] = []
+
+    def set(self, username: str, password: str, *, emit: bool = True) -> None:
+        self.current = _Value({"username": username, "password": password})
+        self.generation += 1
+        if emit:
+            for callback in list(self._subscribers):
+                callback(_Event("rotated", self.generation))
+
+    async def force_rotate(self, reason: str) -> Any:
+        self.rotate_calls += 1
+        assert self.on_force is not None
+        username, password = await asyncio.to_thread(self.on_force)
+        self.set(username, password)
+        return self.current
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+
+class _Value:
+    def __init__(self, data: dict[str, str]) -> None:
+        self.data = data
+
+
+class _Event:
+    def __init__(self, kind: str, generation: int) -> None:
+        self.kind = kind
+        self.generation = generation
+
+
+def vault_creds(stack: DevStack, role: str = "app") -> tuple[str, str, str]:
+    """(username, password, lease_id) for a dynamic role, read with the root token."""
+    body = stack.vault_call("GET", f"{stack.db_mount}/creds/{role}")
+    return body["data"]["username"], body["data"]["password"], body["lease_id"]

@@ -1,0 +1,167 @@
+"""The engine follows the credential on a real PostgreSQL: swap, stale close, retry, SET ROLE."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from vault_async.devstack import DevStack
+from vault_async.sqlalchemy import EngineBinding, bind_credentials
+
+from .conftest import FakeSource, vault_creds
+
+pytestmark = pytest.mark.integration
+
+
+async def backends_of(stack: DevStack, username: str) -> int:
+    conn = await stack.admin_connect()
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", username
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+async def wait_for_backends(stack: DevStack, username: str, expected: int) -> int:
+    """Backends close asynchronously on the server side: poll briefly, bounded."""
+    count = -1
+    for _ in range(50):
+        count = await backends_of(stack, username)
+        if count == expected:
+            break
+        await asyncio.sleep(0.05)
+    return count
+
+
+@pytest.fixture
+async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(migrated.database_url, pool_size=4, max_overflow=0)
+    yield engine
+    await engine.dispose()
+
+
+async def session_user(engine: AsyncEngine) -> tuple[str, str]:
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("SELECT session_user, current_user"))).one()
+    return str(row[0]), str(row[1])
+
+
+async def test_rotation_swaps_the_pool_and_closes_old_logins(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    user_b, password_b, lease_b = vault_creds(migrated)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source)
+    try:
+        # Two connections with login A: one idle in the pool, one held in a transaction.
+        held = await engine.connect()
+        await held.begin()
+        await held.execute(text("SELECT count(*) FROM users"))
+        async with engine.connect() as idle:  # returned to the pool, stays open there
+            await idle.execute(text("SELECT 1"))
+        assert await backends_of(migrated, user_a) == 2
+
+        source.set(user_b, password_b)  # emits "rotated"
+        await binding.aclose_pending()
+        # The idle one is gone at once; the held one still works and finishes its transaction.
+        assert await wait_for_backends(migrated, user_a, 1) == 1
+        await held.execute(text("SELECT count(*) FROM users"))
+        await held.commit()
+        await held.close()
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+        # New work runs as B, on the same engine object.
+        assert (await session_user(engine))[0] == user_b
+        assert binding.stats.pool_swaps == 1
+        assert binding.stats.stale_closed >= 1
+    finally:
+        binding.detach()
+        for lease in (lease_a, lease_b):
+            migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
+async def test_stale_connection_is_not_handed_out_without_event(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    user_b, password_b, lease_b = vault_creds(migrated)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source)
+    try:
+        assert (await session_user(engine))[0] == user_a
+        source.set(user_b, password_b, emit=False)  # no event: checkout must notice
+        assert (await session_user(engine))[0] == user_b
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+    finally:
+        binding.detach()
+        for lease in (lease_a, lease_b):
+            migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
+async def test_rejected_login_forces_one_rotation_and_retries(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})  # role dropped
+    leases: list[str] = []
+
+    def fresh() -> tuple[str, str]:
+        username, password, lease = vault_creds(migrated)
+        leases.append(lease)
+        return username, password
+
+    source = FakeSource(user_a, password_a)
+    source.on_force = fresh
+    binding = bind_credentials(engine, source)
+    try:
+        user, _ = await session_user(engine)
+        assert user != user_a
+        assert user.startswith("v-")
+        assert source.rotate_calls == 1
+        assert binding.stats.login_retries == 1
+    finally:
+        binding.detach()
+        for lease in leases:
+            migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
+async def test_set_role_on_connect(migrated: DevStack, engine: AsyncEngine) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    binding = bind_credentials(engine, FakeSource(user_a, password_a), assume_role="app_rw")
+    try:
+        assert await session_user(engine) == (user_a, "app_rw")
+    finally:
+        binding.detach()
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})
+
+
+async def test_hostile_role_name_stays_an_identifier(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    hostile = 'app_rw"; CREATE TABLE pwned (id int); --'
+    binding = bind_credentials(engine, FakeSource(user_a, password_a), assume_role=hostile)
+    try:
+        with pytest.raises(DBAPIError, match="does not exist"):
+            await session_user(engine)
+        conn = await migrated.admin_connect()
+        try:
+            assert await conn.fetchval("SELECT to_regclass('public.pwned')") is None
+        finally:
+            await conn.close()
+    finally:
+        binding.detach()
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})
+
+
+def test_binding_repr_has_no_password(migrated: DevStack) -> None:
+    engine = create_async_engine(migrated.database_url)
+    binding = EngineBinding(engine, FakeSource("someone", "pw-not-shown-123"))
+    assert "pw-not-shown-123" not in repr(binding)
