@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import httpx
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -45,7 +46,7 @@ def build_client(settings: Settings, latency: LatencyRecorder | None = None) -> 
         namespace=settings.vault_namespace,
         ca_cert=str(settings.vault_cacert) if settings.vault_cacert else None,
     )
-    transport = default_transport(config)
+    transport: httpx.AsyncBaseTransport = default_transport(config)
     if latency is not None:
         transport = LatencyTransport(transport, latency)
     return AsyncVaultClient(config=config, transport=transport)

@@ -14,7 +14,7 @@ from vault_async.sqlalchemy import (
     quote_role,
 )
 
-DIALECT = asyncpg_dialect()
+DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Alembic under the owner role: tables belong to app_owner; the service's user can use them only."""
+"""Alembic under the owner role: app_owner owns the tables; the service user may only use them."""
 
 from __future__ import annotations
 
