@@ -1,4 +1,4 @@
-"""AsyncVaultClient: one httpx.AsyncClient (one keep-alive pool) shared by every call.
+"""AsyncVaultClient: one transport (one keep-alive pool) shared by every call.
 
 Usage::
 
@@ -11,6 +11,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp
 import httpx
@@ -29,7 +31,7 @@ from ._exceptions import MalformedResponse, RateLimited, VaultError, error_for_s
 from ._models import AuthResult
 from ._parse import Body, decode_body, error_messages
 from ._retry import backoff_delay, parse_retry_after, retryable_status
-from ._transport import default_transport, map_transport_error
+from ._transport import DefaultTransport, RawResponse, map_transport_error, send_via_httpx
 from .auth import AuthApi
 from .secrets import SecretsApi
 from .sys import SysApi
@@ -44,6 +46,9 @@ logger = logging.getLogger("vault_async.client")
 _UNSET: Any = object()
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 _MIN_SCRUB_LEN = 4
+
+
+_SendFn = Callable[[str, str, Mapping[str, str], bytes | None], Awaitable[RawResponse]]
 
 
 class TokenSource(Protocol):
@@ -103,7 +108,13 @@ class AsyncVaultClient:
         self._token_source: TokenSource | None = None
         self._token_polled_at = 0.0
         self._transport = transport
-        self._http: httpx.AsyncClient | None = None
+        self._active_transport: httpx.AsyncBaseTransport | None = None
+        self._owned_transport: DefaultTransport | None = None
+        self._send_fn: _SendFn | None = None
+        self._base_url = self.config.addr + "/v1/"
+        self._base_headers: dict[str, str] = {"X-Vault-Request": "true"}
+        if self.config.namespace:
+            self._base_headers["X-Vault-Namespace"] = self.config.namespace
         self._rng = rng if rng is not None else random.Random()
         self._sleep = sleep if sleep is not None else asyncio.sleep
         self._clock = clock if clock is not None else time.monotonic
@@ -113,7 +124,7 @@ class AsyncVaultClient:
         self.sys = SysApi(self)
 
     def __repr__(self) -> str:
-        state = "open" if self._http is not None else "closed"
+        state = "open" if self._send_fn is not None else "closed"
         return f"<AsyncVaultClient addr={self.config.addr!r} {state}>"
 
     # -- lifecycle -------------------------------------------------------------------
@@ -130,33 +141,29 @@ class AsyncVaultClient:
     ) -> None:
         await self.aclose()
 
-    def _open(self) -> httpx.AsyncClient:
-        if self._http is None:
+    def _open(self) -> _SendFn:
+        if self._send_fn is None:
             transport = self._transport
             if transport is None:
-                if self._ssl_override is not None:
-                    from httpx_aiohttp import AiohttpTransport
-
-                    transport = AiohttpTransport(verify=self._ssl_override, trust_env=False)
-                else:
-                    transport = default_transport(self.config)
-            headers = {"X-Vault-Request": "true"}
-            if self.config.namespace:
-                headers["X-Vault-Namespace"] = self.config.namespace
-            self._http = httpx.AsyncClient(
-                base_url=self.config.addr + "/v1/",
-                transport=transport,
-                headers=headers,
-                timeout=self._timeout,
-                trust_env=False,
-            )
-        return self._http
+                config = self.config
+                ctx = self._ssl_override if self._ssl_override is not None else config.ssl_context()
+                transport = DefaultTransport(
+                    ssl_context=ctx, pool_size=config.pool_size, timeout=config.timeout
+                )
+                self._owned_transport = transport
+            if isinstance(transport, DefaultTransport):
+                self._send_fn = transport.request
+            else:
+                self._send_fn = functools.partial(send_via_httpx, transport, self._timeout)
+            self._active_transport = transport
+        return self._send_fn
 
     async def aclose(self) -> None:
         """Close the connection pool (a transport passed in is closed too)."""
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
+        transport, self._active_transport = self._active_transport, None
+        self._send_fn = None
+        if transport is not None:
+            await transport.aclose()
 
     # -- token -----------------------------------------------------------------------
 
@@ -237,9 +244,9 @@ class AsyncVaultClient:
             frozenset(ok_statuses),
         )
         try:
-            return decode_body(response.content), response.status_code
+            return decode_body(response.content), response.status
         except MalformedResponse as exc:
-            status = response.status_code
+            status = response.status
             raise MalformedResponse(exc.message, status=status, method=method, path=path) from None
 
     async def _send(
@@ -249,15 +256,15 @@ class AsyncVaultClient:
         body: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
         idempotent: bool,
-        token: str | Any | None,
+        token: Any,
         wrap_ttl: str | None,
         content_type: str,
         ok_statuses: frozenset[int],
-    ) -> httpx.Response:
-        http = self._http if self._http is not None else self._open()
+    ) -> RawResponse:
+        send = self._send_fn if self._send_fn is not None else self._open()
         if self._token_source is not None:
             self._poll_token_source()
-        headers: dict[str, str] = {}
+        headers = self._base_headers.copy()
         use_token = self._token if token is _UNSET else token
         if use_token:
             headers["X-Vault-Token"] = use_token
@@ -267,14 +274,15 @@ class AsyncVaultClient:
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = content_type
+        url = self._base_url + path
+        if params:
+            url += "?" + urlencode(params)
         policy = self.config.retry
         deadline = self._clock() + policy.deadline
         attempt = 0
         while True:
             try:
-                response = await http.request(
-                    method, path, content=content, params=params, headers=headers
-                )
+                response = await send(method, url, headers, content)
             except _TRANSPORT_ERRORS as exc:
                 failure = map_transport_error(exc, method=method, path=path)
                 retry = idempotent or failure.unsent
@@ -286,7 +294,7 @@ class AsyncVaultClient:
                         await self._sleep(delay)
                         continue
                 raise failure.error from exc
-            status = response.status_code
+            status = response.status
             if status < 300 or status in ok_statuses:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
@@ -312,13 +320,13 @@ class AsyncVaultClient:
 
     def _status_error(
         self,
-        response: httpx.Response,
+        response: RawResponse,
         method: str,
         path: str,
         body: Mapping[str, Any] | None,
         token: str | None,
     ) -> VaultError:
-        status = response.status_code
+        status = response.status
         try:
             errors = error_messages(decode_body(response.content))
         except VaultError:
@@ -335,7 +343,7 @@ class AsyncVaultClient:
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return cls(
-            response.reason_phrase or "error",
+            response.reason or "error",
             status=status,
             method=method,
             path=path,

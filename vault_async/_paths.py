@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 from ._exceptions import InvalidConfig
@@ -9,6 +10,7 @@ from ._exceptions import InvalidConfig
 __all__ = ["name", "subpath"]
 
 
+@lru_cache(maxsize=4096)
 def name(value: str, what: str = "name") -> str:
     """One path segment; slashes inside it are escaped, empty/'.'/'..' rejected."""
     if not isinstance(value, str) or value in ("", ".", ".."):
@@ -16,6 +18,7 @@ def name(value: str, what: str = "name") -> str:
     return quote(value, safe="")
 
 
+@lru_cache(maxsize=4096)
 def subpath(value: str, what: str = "path") -> str:
     """A hierarchical path (a KV path, a mount point): each '/'-separated segment quoted."""
     if not isinstance(value, str):
