@@ -61,7 +61,7 @@ def measure(env: dict[str, str], concurrency: int, seconds: float) -> tuple[Load
             run_load(service.base_url, concurrency=concurrency, duration=seconds, seed=concurrency)
         )
         _, health = service.healthz()
-    rotations = int(health.get("database", {}).get("rotations", 0))
+    rotations = int((health.get("database") or {}).get("rotations", 0))
     return result, rotations
 
 

