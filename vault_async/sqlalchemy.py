@@ -20,7 +20,12 @@ How the engine follows the credential:
   closed when returned (``checkin`` listener), because their generation is stale;
   a stale connection is never handed out again (``checkout`` listener);
 * a connect rejected for a bad password or a missing role (revoked from
-  outside) forces one rotation and is retried once.
+  outside) forces one rotation and is retried once;
+* ``permission denied`` (or ``relation does not exist``, when schema access came
+  from a group membership) on a pooled connection is treated as a disconnect: the
+  pool is invalidated, so if the login was dropped from outside the next connect
+  is rejected, which forces the rotation above; if the login is fine, the pool
+  simply reconnects with it.
 
 PostgreSQL keeps sessions of a dropped or expired login open (``SELECT 1``
 still works), so pre-ping cannot detect a revoked login: the swap must happen
@@ -37,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
@@ -48,6 +53,7 @@ __all__ = [
     "StaticCredentials",
     "bind_credentials",
     "is_login_rejected",
+    "is_permission_denied",
     "quote_role",
 ]
 
@@ -58,6 +64,10 @@ GENERATION_KEY = "vault_async.generation"
 
 LOGIN_REJECTED_SQLSTATES = frozenset({"28P01", "28000"})
 """invalid_password and invalid_authorization_specification (e.g. role does not exist)."""
+
+PERMISSION_DENIED_SQLSTATES = frozenset({"42501", "42P01"})
+"""What a session of a login dropped from outside gets on tables: insufficient_privilege,
+or undefined_table when the schema's USAGE came through the lost group membership."""
 
 PG_IDENTIFIER_MAX = 63
 
@@ -125,16 +135,26 @@ def quote_role(name: str, dialect: Dialect) -> str:
     return dialect.identifier_preparer.quote_identifier(name)
 
 
-def is_login_rejected(error: BaseException) -> bool:
-    """True when PostgreSQL refused the login itself (bad password, unknown role)."""
+def _has_sqlstate(error: BaseException, states: frozenset[str]) -> bool:
+    """True when ``error`` or an exception it wraps carries one of ``states``."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if getattr(current, "sqlstate", None) in LOGIN_REJECTED_SQLSTATES:
+        if getattr(current, "sqlstate", None) in states:
             return True
         current = current.__cause__ or getattr(current, "orig", None)
     return False
+
+
+def is_login_rejected(error: BaseException) -> bool:
+    """True when PostgreSQL refused the login itself (bad password, unknown role)."""
+    return _has_sqlstate(error, LOGIN_REJECTED_SQLSTATES)
+
+
+def is_permission_denied(error: BaseException) -> bool:
+    """True for insufficient_privilege (42501) or undefined_table (42P01)."""
+    return _has_sqlstate(error, PERMISSION_DENIED_SQLSTATES)
 
 
 @dataclass
@@ -145,6 +165,7 @@ class BindingStats:
     login_retries: int = 0
     pool_swaps: int = 0
     stale_closed: int = 0
+    permission_invalidations: int = 0
 
 
 class EngineBinding:
@@ -181,6 +202,7 @@ class EngineBinding:
         event.listen(sync_engine, "connect", self._on_connect)
         event.listen(sync_engine, "checkout", self._on_checkout)
         event.listen(sync_engine, "checkin", self._on_checkin)
+        event.listen(sync_engine, "handle_error", self._on_error)
         self._unsubscribe = self.source.subscribe(self._on_event)
         self._attached = True
 
@@ -196,6 +218,7 @@ class EngineBinding:
         event.remove(sync_engine, "connect", self._on_connect)
         event.remove(sync_engine, "checkout", self._on_checkout)
         event.remove(sync_engine, "checkin", self._on_checkin)
+        event.remove(sync_engine, "handle_error", self._on_error)
         self._attached = False
 
     async def swap_pool(self) -> None:
@@ -308,6 +331,16 @@ class EngineBinding:
         if dbapi_connection is not None and self._is_stale(conn_rec):
             self.stats.stale_closed += 1
             conn_rec.invalidate()
+
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        if context.is_disconnect or not is_permission_denied(context.original_exception):
+            return
+        # A login dropped from outside keeps its sessions, which then fail like this while
+        # SELECT 1 still works. Invalidate the pool: reconnecting either works (a genuine
+        # permission error) or is rejected, and the rejected connect forces a rotation.
+        self.stats.permission_invalidations += 1
+        context.is_disconnect = True
 
 
 def bind_credentials(

@@ -165,3 +165,41 @@ def test_binding_repr_has_no_password(migrated: DevStack) -> None:
     engine = create_async_engine(migrated.database_url)
     binding = EngineBinding(engine, FakeSource("someone", "pw-not-shown-123"))
     assert "pw-not-shown-123" not in repr(binding)
+
+
+async def test_login_dropped_from_outside_recovers_after_one_error(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    leases: list[str] = []
+
+    def fresh() -> tuple[str, str]:
+        username, password, lease = vault_creds(migrated)
+        leases.append(lease)
+        return username, password
+
+    source = FakeSource(user_a, password_a)
+    source.on_force = fresh
+    binding = bind_credentials(engine, source)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT count(*) FROM users"))
+        # Vault drops the login while its session sits open in the pool.
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})
+        assert user_a not in await migrated.v_roles()
+        # Its session stays open; the schema's USAGE came with app_rw, now gone.
+        with pytest.raises(DBAPIError, match=r"does not exist|permission denied") as info:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT count(*) FROM users"))
+        assert info.value.connection_invalidated
+        # The next request reconnects, the rejected login forces a rotation, and it works.
+        async with engine.connect() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one()
+        assert count >= 0
+        assert source.rotate_calls == 1
+        assert binding.stats.permission_invalidations == 1
+        assert (await session_user(engine))[0] != user_a
+    finally:
+        binding.detach()
+        for lease in leases:
+            migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
