@@ -182,9 +182,10 @@ class KvV2Api:
         raw_versions = optional_map(data, "versions")
         versions: dict[int, KvVersion] = {}
         for key, value in raw_versions.items():
-            if not isinstance(value, dict) or not str(key).isdigit():
+            number = _version_number(key)
+            if not isinstance(value, dict) or number is None:
                 raise MalformedResponse("KV v2 metadata versions are malformed")
-            versions[int(key)] = _version(value, int(key))
+            versions[number] = _version(value, number)
         return KvMetadata(
             current_version=int_field(data, "current_version"),
             oldest_version=int_field(data, "oldest_version"),
@@ -235,6 +236,13 @@ class KvV2Api:
         await self._client.request(
             method, _route(mount_point, action, path), json={"versions": numbers}, idempotent=True
         )
+
+
+def _version_number(key: object) -> int | None:
+    text = str(key)
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 def _route(mount_point: str, kind: str, path: str) -> str:
