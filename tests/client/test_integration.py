@@ -1,0 +1,305 @@
+"""Every client method against the real OpenBao + PostgreSQL dev stack."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from vault_async import (
+    AppRoleAuth,
+    AsyncVaultClient,
+    ClientConfig,
+    Forbidden,
+    InvalidPath,
+    InvalidRequest,
+    TokenAuth,
+    UserpassAuth,
+)
+from vault_async._parse import to_wrap_info
+from vault_async.devstack import DevStack
+
+pytestmark = pytest.mark.integration
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_health_and_seal_status(root_client: AsyncVaultClient) -> None:
+    health = await root_client.sys.health()
+    assert health.status_code == 200
+    assert health.initialized
+    assert not health.sealed
+    assert health.version
+    seal = await root_client.sys.seal_status()
+    assert seal.sealed is False
+    assert seal.initialized is True
+
+
+async def test_approle_login_and_token_self_management(devstack: DevStack) -> None:
+    async with AsyncVaultClient(config=ClientConfig(addr=devstack.vault_addr)) as client:
+        auth = await client.login(AppRoleAuth(devstack.role_id, devstack.secret_id))
+        assert client.token == auth.client_token
+        assert auth.renewable
+        assert auth.lease_duration > 0
+        assert "default" in auth.policies
+        assert auth.accessor
+        info = await client.auth.token.lookup_self()
+        assert info.accessor == auth.accessor
+        assert 0 < info.ttl <= auth.lease_duration
+        assert info["renewable"] is True
+        renewed = await client.auth.token.renew_self(increment=600)
+        assert renewed.client_token == auth.client_token
+        assert 0 < renewed.lease_duration <= 3600
+        await client.auth.token.revoke_self()
+        assert client.token is None
+        client.set_token(auth.client_token)
+        with pytest.raises(Forbidden):
+            await client.auth.token.lookup_self()
+
+
+async def test_approle_with_wrapped_secret_id(
+    devstack: DevStack, root_client: AsyncVaultClient
+) -> None:
+    body = await root_client.request(
+        "POST",
+        f"auth/{devstack.approle_mount}/role/{devstack.approle_role}/secret-id",
+        idempotent=False,
+        wrap_ttl="60s",
+    )
+    wrap = to_wrap_info(body)
+    assert "wrap_info" not in repr(wrap)
+    looked = await root_client.sys.wrapping.lookup(wrap.token)
+    assert looked.creation_path.endswith("/secret-id")
+    assert looked.creation_ttl == 60
+    async with AsyncVaultClient(config=ClientConfig(addr=devstack.vault_addr)) as client:
+        method = AppRoleAuth(devstack.role_id, wrapped_secret_id=wrap.token)
+        first = await client.login(method)
+        assert (await client.auth.token.lookup_self()).accessor == first.accessor
+        second = await client.login(method)  # the unwrapped secret_id is kept
+        assert second.client_token != first.client_token
+        with pytest.raises(InvalidRequest):  # wrapping tokens are single use
+            await client.sys.wrapping.unwrap(wrap.token)
+
+
+async def test_approle_secret_id_file_and_custom_mount(devstack: DevStack, tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret-id"
+    secret_file.write_text(devstack.secret_id + "\n")
+    async with AsyncVaultClient(config=ClientConfig(addr=devstack.vault_addr)) as client:
+        auth = await client.login(
+            AppRoleAuth(devstack.role_id, secret_id_file=secret_file, mount_point="approle")
+        )
+        assert auth.client_token
+        with pytest.raises(Forbidden):  # an unknown mount is "permission denied"
+            await client.login(
+                AppRoleAuth(devstack.role_id, devstack.secret_id, mount_point="no-such-mount")
+            )
+
+
+async def test_token_auth_from_file(
+    devstack: DevStack, root_client: AsyncVaultClient, tmp_path: Path
+) -> None:
+    child = await root_client.auth.token.create(policies=["default"], ttl="10m")
+    sink = tmp_path / "agent-sink"
+    sink.write_text(child.client_token)
+    async with AsyncVaultClient(config=ClientConfig(addr=devstack.vault_addr)) as client:
+        auth = await client.login(TokenAuth(token_file=sink))
+        assert auth.accessor == child.accessor
+        assert 0 < auth.lease_duration <= 600
+        assert (await client.auth.token.lookup_self()).accessor == child.accessor
+
+
+async def test_userpass_on_custom_mount(root_client: AsyncVaultClient) -> None:
+    mount = _unique("up")
+    await root_client.request(
+        "POST", f"sys/auth/{mount}", json={"type": "userpass"}, idempotent=False
+    )
+    await root_client.request(
+        "POST",
+        f"auth/{mount}/users/alice",
+        json={"password": "correct horse", "token_policies": "default"},
+        idempotent=True,
+    )
+    async with AsyncVaultClient(config=ClientConfig(addr=root_client.config.addr)) as client:
+        auth = await client.login(UserpassAuth("alice", "correct horse", mount_point=mount))
+        assert auth.metadata.get("username") == "alice"
+        with pytest.raises(InvalidRequest):
+            await client.login(UserpassAuth("alice", "wrong", mount_point=mount))
+
+
+async def test_kv_v2_full_cycle(app_client: AsyncVaultClient) -> None:
+    kv = app_client.secrets.kv_v2
+    path = _unique("it/app") + "/config"
+    v1 = await kv.create_or_update_secret(path, {"user": "a", "pass": "p1"}, cas=0)
+    assert v1.version == 1
+    with pytest.raises(InvalidRequest, match="check-and-set"):
+        await kv.create_or_update_secret(path, {"user": "b"}, cas=0)
+    v2 = await kv.create_or_update_secret(path, {"user": "b", "pass": "p2"}, cas=1)
+    assert v2.version == 2
+    patched = await kv.patch(path, {"pass": "p3"})
+    assert patched.version == 3
+    latest = await kv.read_secret(path)
+    assert dict(latest.data) == {"user": "b", "pass": "p3"}
+    assert latest.metadata["version"] == 3
+    old = await kv.read_secret(path, version=1)
+    assert dict(old.data) == {"user": "a", "pass": "p1"}
+    listing = await kv.list_secrets(path.rsplit("/", 1)[0])
+    assert listing == ("config",)
+    assert await kv.list_secrets(_unique("nothing-here")) == ()
+
+    await kv.delete_latest_version(path)
+    with pytest.raises(InvalidPath):
+        await kv.read_secret(path)
+    await kv.undelete_versions(path, [3])
+    assert (await kv.read_secret(path)).data["pass"] == "p3"
+    await kv.delete_versions(path, [2])
+    with pytest.raises(InvalidPath):
+        await kv.read_secret(path, version=2)
+
+
+async def test_kv_v2_metadata_and_destroy(root_client: AsyncVaultClient) -> None:
+    kv = root_client.secrets.kv_v2
+    path = _unique("meta")
+    await kv.create_or_update_secret(path, {"a": "1"})
+    await kv.create_or_update_secret(path, {"a": "2"})
+    await kv.update_metadata(path, max_versions=5, custom_metadata={"owner": "team"})
+    await kv.destroy_versions(path, [1])
+    meta = await kv.read_metadata(path)
+    assert meta.current_version == 2
+    assert meta.max_versions == 5
+    assert meta.custom_metadata == {"owner": "team"}
+    assert meta.versions[1].destroyed is True
+    assert meta.versions[2].destroyed is False
+    await kv.delete_metadata_and_all_versions(path)
+    with pytest.raises(InvalidPath):
+        await kv.read_metadata(path)
+
+
+async def test_kv_v1(root_client: AsyncVaultClient) -> None:
+    mount = _unique("kv1")
+    await root_client.request(
+        "POST",
+        f"sys/mounts/{mount}",
+        json={"type": "kv", "options": {"version": "1"}},
+        idempotent=False,
+    )
+    kv = root_client.secrets.kv_v1
+    await kv.create_or_update_secret("a/b", {"x": "1"}, mount_point=mount)
+    assert dict((await kv.read_secret("a/b", mount_point=mount)).data) == {"x": "1"}
+    assert await kv.list_secrets("a", mount_point=mount) == ("b",)
+    await kv.delete_secret("a/b", mount_point=mount)
+    with pytest.raises(InvalidPath):
+        await kv.read_secret("a/b", mount_point=mount)
+
+
+async def test_transit_encrypt_rotate_rewrap(
+    devstack: DevStack, app_client: AsyncVaultClient, root_client: AsyncVaultClient
+) -> None:
+    transit = app_client.secrets.transit
+    key = _unique("key")
+    await root_client.secrets.transit.create_key(key)
+    plaintext = b"\x00\xffcard 4111-1111"
+    ciphertext = await transit.encrypt(key, plaintext)
+    assert ciphertext.startswith("vault:v1:")
+    assert await transit.decrypt(key, ciphertext) == plaintext
+    await root_client.secrets.transit.rotate_key(key)
+    assert (await root_client.secrets.transit.read_key(key))["latest_version"] == 2
+    rewrapped = await transit.rewrap(key, ciphertext)
+    assert rewrapped.startswith("vault:v2:")
+    assert await transit.decrypt(key, rewrapped) == plaintext
+    items = [b"one", b"two", b""]
+    batch = await transit.encrypt_batch(key, items)
+    assert all(c.startswith("vault:v2:") for c in batch)
+    assert await transit.decrypt_batch(key, batch) == items
+    assert len(await transit.rewrap_batch(key, batch)) == 3
+    data_key = await transit.generate_data_key(key, "plaintext", bits=256)
+    assert data_key.plaintext is not None
+    assert len(data_key.plaintext) == 32
+    assert await transit.decrypt(key, data_key.ciphertext) == data_key.plaintext
+    wrapped_only = await transit.generate_data_key(key, "wrapped")
+    assert wrapped_only.plaintext is None
+    with pytest.raises(InvalidRequest):
+        await transit.decrypt(key, "vault:v1:not-base64!!")
+    # the dev stack's own key works through the default mount
+    assert (
+        await transit.decrypt(
+            devstack.transit_key, await transit.encrypt(devstack.transit_key, b"x")
+        )
+        == b"x"
+    )
+
+
+async def test_database_dynamic_credentials_and_leases(
+    devstack: DevStack, app_client: AsyncVaultClient
+) -> None:
+    secret = await app_client.secrets.database.generate_credentials(devstack.dynamic_role)
+    assert secret.lease_id.startswith(f"{devstack.db_mount}/creds/{devstack.dynamic_role}/")
+    assert secret.renewable
+    assert secret.lease_duration > 0
+    assert set(secret.data) == {"username", "password"}
+    assert secret.data["password"] not in repr(secret)
+    conn = await asyncpg.connect(
+        host=devstack.pg_host,
+        port=devstack.pg_port,
+        user=secret.data["username"],
+        password=secret.data["password"],
+        database=devstack.database,
+        timeout=10,
+    )
+    try:
+        assert await conn.fetchval("SELECT current_user") == secret.data["username"]
+    finally:
+        await conn.close()
+    info = await app_client.sys.leases.lookup(secret.lease_id)
+    assert info.lease_id == secret.lease_id
+    assert 0 < info.ttl <= secret.lease_duration
+    renewed = await app_client.sys.leases.renew(secret.lease_id, increment=120)
+    assert renewed.lease_id == secret.lease_id
+    assert 0 < renewed.lease_duration <= 120
+    await app_client.sys.leases.revoke(secret.lease_id)
+    assert secret.data["username"] not in await devstack.v_roles()
+    with pytest.raises(InvalidRequest):
+        await app_client.sys.leases.lookup(secret.lease_id)
+
+
+async def test_database_static_credentials_and_listing(
+    devstack: DevStack, app_client: AsyncVaultClient
+) -> None:
+    db = app_client.secrets.database
+    static = await db.get_static_credentials(devstack.static_role)
+    assert static.data["username"] == "app_static"
+    assert static.data["password"]
+    assert static.data["ttl"] > 0
+    assert "last_vault_rotation" in static.data
+    assert static.lease_id == ""
+    assert devstack.dynamic_role in await db.list_roles()
+    assert devstack.static_role in await db.list_static_roles()
+    with pytest.raises(InvalidPath):  # quoted: one segment, so no route matches
+        await db.generate_credentials("no/such/role")
+
+
+async def test_revoke_prefix_and_wrapping(
+    devstack: DevStack, root_client: AsyncVaultClient
+) -> None:
+    secrets_ = [
+        await root_client.secrets.database.generate_credentials(devstack.dynamic_role)
+        for _ in range(2)
+    ]
+    await root_client.sys.leases.revoke_prefix(f"{devstack.db_mount}/creds/{devstack.dynamic_role}")
+    remaining = await devstack.v_roles()
+    assert all(s.data["username"] not in remaining for s in secrets_)
+    wrap = await root_client.sys.wrapping.wrap({"hello": "world"}, ttl="30s")
+    assert (await root_client.sys.wrapping.lookup(wrap.token)).creation_path == "sys/wrapping/wrap"
+    unwrapped = await root_client.sys.wrapping.unwrap(wrap.token)
+    assert dict(unwrapped.data) == {"hello": "world"}
+
+
+async def test_namespace_header_is_sent_and_rejected_by_dev_server(devstack: DevStack) -> None:
+    # OpenBao without namespaces configured refuses an unknown namespace: proof the header is sent
+    config = ClientConfig(addr=devstack.vault_addr, token=devstack.root_token, namespace="nope")
+    async with AsyncVaultClient(config=config) as client:
+        with pytest.raises((InvalidPath, Forbidden, InvalidRequest)):
+            await client.secrets.kv_v2.read_secret("anything")
