@@ -303,3 +303,37 @@ async def test_namespace_header_is_sent_and_rejected_by_dev_server(devstack: Dev
     async with AsyncVaultClient(config=config) as client:
         with pytest.raises((InvalidPath, Forbidden, InvalidRequest)):
             await client.secrets.kv_v2.read_secret("anything")
+
+
+async def test_default_transport_serves_plain_httpx(devstack: DevStack) -> None:
+    import httpx
+
+    from vault_async._transport import DefaultTransport
+
+    transport = DefaultTransport()
+    async with httpx.AsyncClient(transport=transport, base_url=devstack.vault_addr) as http:
+        response = await http.get("/v1/sys/health")
+        assert response.status_code == 200
+        assert response.json()["initialized"] is True
+        missing = await http.get(
+            "/v1/secret/data/nope", headers={"X-Vault-Token": devstack.root_token}
+        )
+        assert missing.status_code == 404
+
+
+async def test_connection_refused_is_connection_error() -> None:
+    import socket
+
+    from vault_async import RetryPolicy, VaultConnectionError
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = ClientConfig(
+        addr=f"http://127.0.0.1:{port}",
+        token="t",
+        retry=RetryPolicy(max_retries=1, backoff_max=0.01, backoff_initial=0.01),
+    )
+    async with AsyncVaultClient(config=config) as client:
+        with pytest.raises(VaultConnectionError, match="ClientConnectorError"):
+            await client.secrets.database.generate_credentials("app")
