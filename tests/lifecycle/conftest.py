@@ -1,4 +1,4 @@
-"""Fakes for the lease engine: an in-memory Vault lease table driven by a virtual clock."""
+"""Fakes for the lease engine: an in-memory Vault on a virtual clock."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import itertools
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from vault_async._exceptions import InvalidRequest, VaultConnectionError
+from vault_async._exceptions import Forbidden, InvalidRequest, VaultConnectionError
 from vault_async.lifecycle import Grant, Lease, LeaseManager, SecretSource, VirtualClock
 
 
@@ -20,19 +22,35 @@ class FakeLease:
     expires_at: float
     max_expires_at: float
     password: str
+    token: str | None = None
+    revoked: bool = False
+
+
+@dataclass
+class FakeToken:
+    accessor: str
+    expires_at: float
+    max_expires_at: float
+    renewable: bool
     revoked: bool = False
 
 
 @dataclass
 class FakeVault:
-    """Dynamic leases with a default TTL and a max TTL, on a virtual clock."""
+    """Dynamic leases with a default and a max TTL, tokens, and a static role."""
 
     clock: VirtualClock
     ttl: float = 60.0
     max_ttl: float = 300.0
+    token_ttl: float = 100.0
+    token_max_ttl: float = 250.0
+    token_renewable: bool = True
+    static_period: float = 120.0
     down: bool = False
     leases: dict[str, FakeLease] = field(default_factory=dict)
+    tokens: dict[str, FakeToken] = field(default_factory=dict)
     calls: list[tuple[str, float]] = field(default_factory=list)
+    logins: int = 0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def _check(self, op: str) -> None:
@@ -40,30 +58,64 @@ class FakeVault:
         if self.down:
             raise VaultConnectionError("connection refused (fake)")
 
+    def times(self, op: str) -> list[float]:
+        return [t for name, t in self.calls if name == op]
+
+    def token_valid(self, accessor: str | None, at: float | None = None) -> bool:
+        if accessor is None:
+            return True
+        tok = self.tokens.get(accessor)
+        now = self.clock.now() if at is None else at
+        return tok is not None and not tok.revoked and now < tok.expires_at
+
     def valid(self, lease_id: str, at: float | None = None) -> bool:
+        """A lease is valid while unexpired, unrevoked, and its creating token lives."""
         lease = self.leases.get(lease_id)
         now = self.clock.now() if at is None else at
-        return lease is not None and not lease.revoked and now < lease.expires_at
+        return (
+            lease is not None
+            and not lease.revoked
+            and now < lease.expires_at
+            and self.token_valid(lease.token, now)
+        )
+
+    # -- dynamic database credentials ------------------------------------------------
+    def new_lease(self, token: str | None = None) -> FakeLease:
+        now = self.clock.now()
+        n = next(self._ids)
+        lease = FakeLease(
+            f"database/creds/app/lease{n:06d}",
+            now,
+            now + self.ttl,
+            now + self.max_ttl,
+            f"pw-{n}",
+            token,
+        )
+        self.leases[lease.lease_id] = lease
+        return lease
+
+    def renew_lease(self, lease_id: str) -> float:
+        now = self.clock.now()
+        if not self.valid(lease_id):
+            raise InvalidRequest("lease not found or lease is not renewable", status=400)
+        lease = self.leases[lease_id]
+        lease.expires_at = min(now + self.ttl, lease.max_expires_at)
+        return float(round(lease.expires_at - now))
 
     def source(self, name: str = "database/creds/app") -> SecretSource:
         async def acquire() -> Grant:
             self._check("acquire")
-            now = self.clock.now()
-            n = next(self._ids)
-            lease = FakeLease(f"database/creds/app/lease{n:06d}", now, now + self.ttl,
-                              now + self.max_ttl, f"pw-{n}")
-            self.leases[lease.lease_id] = lease
-            return Grant(lease.lease_id, self.ttl, True,
-                         {"username": f"v-app-{n}", "password": lease.password})
+            lease = self.new_lease()
+            return Grant(
+                lease.lease_id,
+                self.ttl,
+                True,
+                {"username": f"v-{lease.lease_id[-6:]}", "password": lease.password},
+            )
 
         async def renew(current: Lease) -> Grant:
             self._check("renew")
-            now = self.clock.now()
-            lease = self.leases.get(current.lease_id)
-            if lease is None or lease.revoked or now >= lease.expires_at:
-                raise InvalidRequest("lease not found or lease is not renewable", status=400)
-            lease.expires_at = min(now + self.ttl, lease.max_expires_at)
-            return Grant(lease.lease_id, int(lease.expires_at - now), True, {})
+            return Grant(current.lease_id, self.renew_lease(current.lease_id), True, {})
 
         async def revoke(current: Lease) -> None:
             self._check("revoke")
@@ -71,6 +123,116 @@ class FakeVault:
                 self.leases[current.lease_id].revoked = True
 
         return SecretSource("database_dynamic", name, acquire, renew, revoke)
+
+
+class FakeClient:
+    """The handful of client methods the adapters call, backed by a FakeVault."""
+
+    def __init__(self, vault: FakeVault) -> None:
+        self.vault = vault
+        self.token: str | None = None
+        self.auth = SimpleNamespace(
+            token=SimpleNamespace(renew_self=self._renew_self, revoke_self=self._revoke_self)
+        )
+        self.secrets = SimpleNamespace(
+            database=SimpleNamespace(
+                generate_credentials=self._generate, get_static_credentials=self._static
+            )
+        )
+        self.sys = SimpleNamespace(leases=SimpleNamespace(renew=self._renew, revoke=self._revoke))
+
+    def _require_token(self) -> None:
+        if self.token is not None and not self.vault.token_valid(self.token):
+            raise Forbidden("permission denied", status=403)
+
+    async def login(self, method: Any) -> SimpleNamespace:
+        v = self.vault
+        v._check("login")
+        v.logins += 1
+        now = v.clock.now()
+        accessor = f"accessor{next(v._ids):06d}"
+        v.tokens[accessor] = FakeToken(
+            accessor, now + v.token_ttl, now + v.token_max_ttl, v.token_renewable
+        )
+        self.token = accessor
+        return SimpleNamespace(
+            client_token="s.secret-token-value",
+            accessor=accessor,
+            lease_duration=int(v.token_ttl),
+            renewable=v.token_renewable,
+            policies=["app"],
+        )
+
+    async def _renew_self(self, increment: int | None = None) -> SimpleNamespace:
+        v = self.vault
+        v._check("renew_self")
+        self._require_token()
+        assert self.token is not None
+        tok = v.tokens[self.token]
+        if not tok.renewable:
+            raise InvalidRequest("token not renewable", status=400)
+        now = v.clock.now()
+        tok.expires_at = min(now + v.token_ttl, tok.max_expires_at)
+        return SimpleNamespace(
+            client_token="s.secret-token-value",
+            accessor=tok.accessor,
+            lease_duration=int(tok.expires_at - now),
+            renewable=True,
+            policies=["app"],
+        )
+
+    async def _revoke_self(self) -> None:
+        self.vault._check("revoke_self")
+        if self.token is not None:
+            self.vault.tokens[self.token].revoked = True
+
+    async def _generate(self, name: str, mount_point: str = "database") -> SimpleNamespace:
+        self.vault._check("acquire")
+        self._require_token()
+        lease = self.vault.new_lease(self.token)
+        return SimpleNamespace(
+            lease_id=lease.lease_id,
+            lease_duration=int(self.vault.ttl),
+            renewable=True,
+            warnings=[],
+            data={"username": "v-app", "password": lease.password},
+        )
+
+    async def _static(self, name: str, mount_point: str = "database") -> SimpleNamespace:
+        v = self.vault
+        v._check("static")
+        self._require_token()
+        now = v.clock.now()
+        period = v.static_period
+        rotation = int(now // period)
+        ttl = (rotation + 1) * period - now
+        return SimpleNamespace(
+            lease_id="",
+            lease_duration=0,
+            renewable=False,
+            warnings=[],
+            data={
+                "username": "app-static",
+                "password": f"static-{rotation}",
+                "ttl": int(ttl),
+                "rotation_period": int(period),
+                "last_vault_rotation": str(rotation),
+            },
+        )
+
+    async def _renew(self, lease_id: str, increment: int | None = None) -> SimpleNamespace:
+        self.vault._check("renew")
+        self._require_token()
+        duration = self.vault.renew_lease(lease_id)
+        return SimpleNamespace(
+            lease_id=lease_id, lease_duration=int(duration), renewable=True, data={}, warnings=[]
+        )
+
+    async def _revoke(self, lease_id: str) -> None:
+        self.vault._check("revoke")
+        self._require_token()
+        if lease_id in self.vault.leases:
+            self.vault.leases[lease_id].revoked = True
 
 
 @pytest.fixture

@@ -236,9 +236,7 @@ class LeaseManager:
                 last_error_class=h.last_error_class,
                 degraded=h.degraded(now),
                 next_action=h._next_action,
-                next_action_in=(
-                    max(0.0, h._next_due - now) if h._next_due is not None else None
-                ),
+                next_action_in=(max(0.0, h._next_due - now) if h._next_due is not None else None),
                 lease_id_suffix=lease_id_suffix(lease.lease_id) if lease else "",
             )
         return out
@@ -283,12 +281,8 @@ class LeaseManager:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self._idle = anyio.Event()
-                await tg.start(self._run)
                 started.set_result(None)
-                assert self._stop is not None
-                await self._stop.wait()
-                if self._loop_scope is not None:
-                    self._loop_scope.cancel()
+                await self._run()  # returns once aclose() cancels the loop
                 if self._in_flight and self._idle is not None:
                     # Let calls already in flight land, so their results are recorded
                     # (and revoked below) rather than lost.
@@ -312,6 +306,8 @@ class LeaseManager:
         with anyio.CancelScope(shield=True):
             if self._stop is not None:
                 self._stop.set()
+            if self._loop_scope is not None:
+                self._loop_scope.cancel()
             with anyio.move_on_at(deadline):
                 await asyncio.wait([self._host_task])
             if not self._host_task.done():
@@ -350,13 +346,13 @@ class LeaseManager:
 
     # ------------------------------------------------------------------ scheduler
 
-    async def _run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-                   ) -> None:
+    async def _run(self) -> None:
         """The one scheduler loop: dispatch what is due, then sleep until the next deadline."""
         assert self._tg is not None
         with anyio.CancelScope() as loop_scope:
             self._loop_scope = loop_scope
-            task_status.started()
+            if self._stop is not None and self._stop.is_set():
+                loop_scope.cancel()
             while True:
                 now = self.clock.now()
                 while self._heap and self._heap[0][0] <= now:
@@ -484,8 +480,12 @@ class LeaseManager:
             handle._grace = timing.grace_period(handle._natural, self.rng)
         logger.debug(
             "lease.renewed",
-            extra={"secret": handle.name, "lease": lease_id_suffix(lease.lease_id),
-                   "ttl": grant.lease_duration, "capped": capped},
+            extra={
+                "secret": handle.name,
+                "lease": lease_id_suffix(lease.lease_id),
+                "ttl": grant.lease_duration,
+                "capped": capped,
+            },
         )
         await self._emit(handle, "renewed")
         await self._plan(handle, capped=capped)
@@ -496,8 +496,14 @@ class LeaseManager:
         grant = await self._call(handle, handle.source.acquire)
         now = self.clock.now()
         expires = now + grant.lease_duration if grant.lease_duration > 0 else math.inf
-        new = Lease(grant.lease_id, grant.lease_duration, grant.renewable, dict(grant.data),
-                    obtained_at=now, expires_at=expires)
+        new = Lease(
+            grant.lease_id,
+            grant.lease_duration,
+            grant.renewable,
+            dict(grant.data),
+            obtained_at=now,
+            expires_at=expires,
+        )
         handle._natural = grant.lease_duration
         handle._grace = timing.grace_period(grant.lease_duration, self.rng)
         handle._capped = False
@@ -512,8 +518,12 @@ class LeaseManager:
             handle.last_rotation = now
             logger.info(
                 "lease.rotated",
-                extra={"secret": handle.name, "generation": handle.generation,
-                       "lease": lease_id_suffix(new.lease_id), "reason": reason},
+                extra={
+                    "secret": handle.name,
+                    "generation": handle.generation,
+                    "lease": lease_id_suffix(new.lease_id),
+                    "reason": reason,
+                },
             )
             await self._emit(handle, "rotated", reason=reason)
             self._schedule_drain(handle, old, now)
@@ -522,8 +532,11 @@ class LeaseManager:
         elif old is None:
             logger.info(
                 "lease.acquired",
-                extra={"secret": handle.name, "lease": lease_id_suffix(new.lease_id),
-                       "ttl": grant.lease_duration},
+                extra={
+                    "secret": handle.name,
+                    "lease": lease_id_suffix(new.lease_id),
+                    "ttl": grant.lease_duration,
+                },
             )
         await self._plan(handle, capped=not new.renewable)
 
@@ -543,8 +556,9 @@ class LeaseManager:
         for h in self._handles.values():
             if h.parent is not token or h.current is None or h._closed:
                 continue
-            lead = timing.rotation_lead(h._natural, h._grace, self.rotation_lead,
-                                        self.min_rotation_lead)
+            lead = timing.rotation_lead(
+                h._natural, h._grace, self.rotation_lead, self.min_rotation_lead
+            )
             spread = max(0.0, (old.expires_at - now - lead) / 2.0)
             due = now + self.rng.random() * spread
             if h._next_due is None or due < h._next_due:
@@ -560,14 +574,16 @@ class LeaseManager:
         except Exception as exc:
             logger.warning(
                 "lease.revoke_failed",
-                extra={"secret": handle.name, "lease": lease_id_suffix(lease.lease_id),
-                       "error_class": type(exc).__name__},
+                extra={
+                    "secret": handle.name,
+                    "lease": lease_id_suffix(lease.lease_id),
+                    "error_class": type(exc).__name__,
+                },
             )
             return
         logger.info(
             "lease.revoked",
-            extra={"secret": handle.name, "lease": lease_id_suffix(lease.lease_id),
-                   "final": final},
+            extra={"secret": handle.name, "lease": lease_id_suffix(lease.lease_id), "final": final},
         )
         await self._emit(handle, "revoked", lease=lease)
 
@@ -594,8 +610,9 @@ class LeaseManager:
                 self._push(now + sleep, "renew", handle)
                 return
         handle._capped = True
-        lead = timing.rotation_lead(handle._natural, handle._grace, self.rotation_lead,
-                                    self.min_rotation_lead)
+        lead = timing.rotation_lead(
+            handle._natural, handle._grace, self.rotation_lead, self.min_rotation_lead
+        )
         self._push(max(now, lease.expires_at - lead), "rotate", handle)
         if handle._expiring_generation != handle.generation:
             handle._expiring_generation = handle.generation
@@ -609,10 +626,13 @@ class LeaseManager:
         handle.last_error_class = type(exc).__name__
         logger.warning(
             "lease.failed",
-            extra={"secret": handle.name, "action": action,
-                   "error_class": handle.last_error_class,
-                   "status": getattr(exc, "status", None),
-                   "consecutive_failures": handle.consecutive_failures},
+            extra={
+                "secret": handle.name,
+                "action": action,
+                "error_class": handle.last_error_class,
+                "status": getattr(exc, "status", None),
+                "consecutive_failures": handle.consecutive_failures,
+            },
         )
         await self._emit(handle, "failed", error_class=handle.last_error_class, reason=action)
         now = self.clock.now()
@@ -625,8 +645,11 @@ class LeaseManager:
         remaining = lease.expires_at - now if lease is not None else None
         cap = remaining if remaining is not None and remaining > 0 else None
         delay = timing.backoff_delay(
-            handle.consecutive_failures, self.rng,
-            base=self.backoff_base, cap=self.backoff_max, floor=self.backoff_floor,
+            handle.consecutive_failures,
+            self.rng,
+            base=self.backoff_base,
+            cap=self.backoff_max,
+            floor=self.backoff_floor,
             remaining=cap,
         )
         next_action: Action = action
@@ -643,10 +666,14 @@ class LeaseManager:
             current = handle.current
             if current is not None and (
                 handle.generation != generation
-                or (handle.last_rotation is not None
-                    and now - handle.last_rotation < self.min_force_interval)
-                or (handle.last_rotation is None
-                    and now - current.obtained_at < self.min_force_interval)
+                or (
+                    handle.last_rotation is not None
+                    and now - handle.last_rotation < self.min_force_interval
+                )
+                or (
+                    handle.last_rotation is None
+                    and now - current.obtained_at < self.min_force_interval
+                )
             ):
                 return current
             try:
@@ -689,8 +716,7 @@ class LeaseManager:
             except Exception as exc:
                 logger.warning(
                     "lease.callback_failed",
-                    extra={"secret": handle.name, "event": kind,
-                           "error_class": type(exc).__name__},
+                    extra={"secret": handle.name, "event": kind, "error_class": type(exc).__name__},
                 )
 
     def _client(self, client: Any) -> Any:

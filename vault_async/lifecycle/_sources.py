@@ -100,8 +100,9 @@ def database_static(client: Any, role: str, mount: str = "database") -> SecretSo
     async def acquire() -> Grant:
         secret = await client.secrets.database.get_static_credentials(role, mount_point=mount)
         data = dict(secret.data or {})
-        return Grant(lease_id="", lease_duration=float(data.get("ttl") or 0), renewable=False,
-                     data=data)
+        return Grant(
+            lease_id="", lease_duration=float(data.get("ttl") or 0), renewable=False, data=data
+        )
 
     return SecretSource(
         kind="database_static",
