@@ -11,4 +11,7 @@ from vault_async.fastapi import get_session
 
 __all__ = ["SessionDep"]
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session commits before the response is sent. With the default
+# ("request") FastAPI runs the commit after the client already has its 201, so a failed
+# commit would lose a write the client was told had succeeded.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
