@@ -48,6 +48,7 @@ from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind
 __all__ = [
     "HealthStatus",
     "VaultRuntime",
+    "database_error_handler",
     "get_runtime",
     "get_session",
     "health_payload",
@@ -240,6 +241,30 @@ def metrics_router(path: str = "/metrics") -> APIRouter:
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+async def database_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """Answer database errors without dropping the client's keep-alive connection.
+
+    A connection the pool just invalidated (e.g. its login was dropped from outside) gives
+    503 with ``Retry-After: 1``: the next attempt runs on a fresh login. Anything else is
+    logged (class only) and answered 500. Register with
+    ``app.add_exception_handler(DBAPIError, database_error_handler)``.
+    """
+    if getattr(error, "connection_invalidated", False):
+        return JSONResponse(
+            {"detail": "database connection was reset; retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    logger.error(
+        "vault_async.fastapi.database_error",
+        extra={"error_class": type(error).__name__, "path": request.url.path},
+    )
+    return JSONResponse({"detail": "internal database error"}, status_code=500)
 
 
 # -- dependencies ---------------------------------------------------------------------------------
