@@ -40,7 +40,9 @@ def build_client(settings: Settings, latency: LatencyRecorder | None = None) -> 
     from vault_async._config import ClientConfig
     from vault_async._transport import default_transport
 
-    config = ClientConfig(
+    # Client knobs (timeouts, retries, TLS client certs) come from VAULT_* as the client reads
+    # them; the contract's own settings take precedence.
+    config = ClientConfig.from_env().replace(
         addr=settings.vault_addr or "",
         token=settings.vault_token.get_secret_value() if settings.vault_token else None,
         namespace=settings.vault_namespace,
@@ -102,5 +104,6 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         db_mount=settings.vault_db_mount,
         assume_role=settings.db_assume_role,
         latency=latency,
+        ready_timeout=settings.vault_startup_timeout,
         engine_options={"pool_size": 10, "max_overflow": 10, "pool_timeout": 10},
     )

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     db_assume_role: str | None = None
     vault_db_migration_role: str | None = None
     db_owner_role: str | None = None
+    vault_startup_timeout: float = Field(default=30.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -47,6 +47,7 @@ from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind
 
 __all__ = [
     "HealthStatus",
+    "StartupError",
     "VaultRuntime",
     "database_error_handler",
     "get_runtime",
@@ -290,6 +291,36 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # -- lifespan -------------------------------------------------------------------------------------
 
 
+class StartupError(RuntimeError):
+    """The runtime could not get its first token or credential; the message names why."""
+
+
+FATAL_AT_STARTUP = frozenset({"Forbidden", "InvalidRequest", "InvalidPath", "InvalidConfig"})
+"""Error classes that retrying will not fix: wrong credentials, unknown role or path."""
+
+
+async def wait_first(handle: Any, timeout: float) -> Any:  # noqa: ASYNC109
+    """Wait for a handle's first credential; give up at once on an error retrying won't fix."""
+    deadline = anyio.current_time() + timeout
+    while True:
+        remaining = deadline - anyio.current_time()
+        try:
+            return await handle.wait_ready(timeout=max(0.0, min(0.2, remaining)))
+        except TimeoutError:
+            error_class = handle.last_error_class
+            if error_class in FATAL_AT_STARTUP:
+                raise StartupError(
+                    f"{handle.name}: Vault refused the request ({error_class})"
+                ) from None
+            if remaining <= 0:
+                raise StartupError(
+                    f"{handle.name}: nothing from Vault after {timeout:g} s "
+                    f"(last error: {error_class or 'none'})"
+                ) from None
+
+
+
+
 async def _probe_vault(runtime: VaultRuntime, interval: float, probe_timeout: float) -> None:
     """Ask Vault's health endpoint when nothing else talked to Vault for ``interval`` seconds."""
     while True:
@@ -349,7 +380,7 @@ async def open_runtime(
                 manager = LeaseManager(client)
             await stack.enter_async_context(manager)
             token_handle = manager.manage_token(client, auth)
-            await token_handle.wait_ready(timeout=ready_timeout)
+            await wait_first(token_handle, ready_timeout)
             token_secret = token_handle.name
             if db_role:
                 db_handle = manager.manage_database_credentials(
@@ -359,7 +390,7 @@ async def open_runtime(
                 db_handle = manager.manage_static_credentials(
                     client, role=db_static_role, mount=db_mount
                 )
-            await db_handle.wait_ready(timeout=ready_timeout)
+            await wait_first(db_handle, ready_timeout)
             db_secret = db_handle.name
             source = db_handle
             engine = create_async_engine(url.set(username=None, password=None), **options)

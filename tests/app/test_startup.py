@@ -1,0 +1,67 @@
+"""Start-up failures end with one clear line and a non-zero exit, not a traceback wall."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vault_async.devstack import DevStack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_app(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "DB_"))}
+    base.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", "1"],
+        cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_missing_setting_names_it() -> None:
+    result = run_app({"VAULT_DB_ROLE": "app", "VAULT_ADDR": "http://127.0.0.1:1"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "configuration error: DATABASE_URL is required"
+
+
+def test_unreachable_vault_fails_with_one_line() -> None:
+    env = {
+        "VAULT_ADDR": f"http://127.0.0.1:{closed_port()}",
+        "VAULT_AUTH_METHOD": "approle",
+        "VAULT_ROLE_ID": "r",
+        "VAULT_SECRET_ID": "not-a-real-secret-id",
+        "DATABASE_URL": "postgresql+asyncpg://127.0.0.1:1/app",
+        "VAULT_DB_ROLE": "app",
+        "VAULT_STARTUP_TIMEOUT": "2",
+        "VAULT_MAX_RETRIES": "0",
+    }
+    result = run_app(env)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("start-up failed")]
+    assert len(lines) == 1
+    assert "auth/token" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert "not-a-real-secret-id" not in result.stderr + result.stdout
+
+
+@pytest.mark.integration
+def test_wrong_secret_id_fails_fast_with_one_line(devstack: DevStack) -> None:
+    env = devstack.env() | {"VAULT_SECRET_ID": "00000000-0000-0000-0000-000000000000"}
+    result = run_app(env, timeout=30)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("start-up failed")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "Forbidden" in lines[0] or "InvalidRequest" in lines[0]
+    assert "Traceback" not in result.stderr
