@@ -31,4 +31,4 @@ async def test_schemathesis_finds_no_server_error(devstack: DevStack) -> None:
         )
     summary = "\n".join(result.stdout.splitlines()[-40:])
     assert result.returncode == 0, summary
-    assert "3 passed" in summary or "passed" in summary
+    assert "Tested: 3" in summary, summary  # every operation was exercised
