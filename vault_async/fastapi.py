@@ -23,6 +23,8 @@ then close the client.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -407,13 +409,20 @@ async def open_runtime(
             db_secret=db_secret,
             token_secret=token_secret,
         )
-        async with anyio.create_task_group() as tasks:
-            if not plain:
-                tasks.start_soon(_probe_vault, runtime, probe_interval, DEFAULT_PROBE_TIMEOUT)
-            try:
-                yield runtime
-            finally:
-                tasks.cancel_scope.cancel()
+        if not plain:
+            # A plain task, not a task group: the runtime may be entered and left in
+            # different tasks (test fixtures, some servers' lifespans).
+            probe = asyncio.get_running_loop().create_task(
+                _probe_vault(runtime, probe_interval, DEFAULT_PROBE_TIMEOUT)
+            )
+            stack.push_async_callback(_cancel, probe)
+        yield runtime
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def vault_lifespan(

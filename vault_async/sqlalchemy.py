@@ -243,7 +243,9 @@ class EngineBinding:
     # rotation ------------------------------------------------------------------
 
     def _on_event(self, lease_event: Any) -> None:
-        if getattr(lease_event, "kind", None) not in ("rotated", "revoked"):
+        # Only a rotation makes pooled connections stale; "revoked" reports the old lease
+        # gone after the drain period, when its connections are already closed.
+        if getattr(lease_event, "kind", None) != "rotated":
             return
         task = asyncio.get_running_loop().create_task(self.swap_pool())
         self._swap_tasks.add(task)
