@@ -439,12 +439,16 @@ class LeaseManager:
     # ------------------------------------------------------------------ operations
 
     def _call_timeout(self, handle: ManagedSecret) -> float:
-        """Bound a Vault call by ``op_timeout`` and, loosely, by the lease left."""
+        """Bound a Vault call by ``op_timeout`` and by a third of the lease left.
+
+        A hung Vault (SIGSTOP, a black-holed route) must not eat the whole
+        remaining lease: a third leaves time for backoff and a retry or two.
+        """
         lease = handle.current
         if lease is None or math.isinf(lease.expires_at):
             return self.op_timeout
         left = lease.expires_at - self.clock.now()
-        return min(self.op_timeout, max(1.0, left))
+        return min(self.op_timeout, max(1.0, left / 3.0))
 
     async def _call(self, handle: ManagedSecret, fn: Callable[[], Awaitable[_T]]) -> _T:
         with anyio.fail_after(self._call_timeout(handle)):
@@ -643,7 +647,8 @@ class LeaseManager:
             self._push(now, "rotate", handle)  # revoked or unknown: replace right away
             return
         remaining = lease.expires_at - now if lease is not None else None
-        cap = remaining if remaining is not None and remaining > 0 else None
+        # Half the lease left, so retries get denser (down to the floor) near expiry.
+        cap = remaining / 2.0 if remaining is not None and remaining > 0 else None
         delay = timing.backoff_delay(
             handle.consecutive_failures,
             self.rng,
@@ -653,9 +658,9 @@ class LeaseManager:
             remaining=cap,
         )
         next_action: Action = action
-        if action == "renew" and (
-            remaining is None or timing.should_stop_renewing(remaining, delay, handle._grace)
-        ):
+        # Keep renewing a valid lease (same credential, no pool swap once Vault is
+        # back); only deep inside the grace period ask for a replacement instead.
+        if action == "renew" and (remaining is None or remaining - delay <= handle._grace / 2.0):
             next_action = "rotate"
         self._push(now + delay, next_action, handle)
 
