@@ -92,3 +92,31 @@ async def test_runtime_exit_revokes_what_it_created(migrated: DevStack) -> None:
             user = (await conn.execute(text("SELECT current_user"))).scalar_one()
         assert user in set(await migrated.v_roles()) - before
     assert user not in await migrated.v_roles()
+
+
+async def test_static_role_mode(migrated: DevStack) -> None:
+    async with open_runtime(
+        migrated.database_url,
+        client=AsyncVaultClient(migrated.vault_addr),
+        auth=AppRoleAuth(migrated.role_id, secret_id=migrated.secret_id),
+        db_static_role=migrated.static_role,
+    ) as runtime:
+        async with runtime.engine.connect() as conn:
+            user = (await conn.execute(text("SELECT current_user"))).scalar_one()
+            await conn.execute(text("SELECT count(*) FROM users"))
+        state = runtime.snapshot()[runtime.db_secret or ""]
+        assert state.kind == "database_static"
+    assert user == "app_static"
+
+
+async def test_plain_mode_uses_the_url_login(migrated: DevStack) -> None:
+    url = (
+        f"postgresql+asyncpg://{migrated.pg_superuser}:{migrated.pg_superuser_password}"
+        f"@{migrated.pg_host}:{migrated.pg_port}/{migrated.database}"
+    )
+    async with open_runtime(url) as runtime:
+        async with runtime.engine.connect() as conn:
+            user = (await conn.execute(text("SELECT current_user"))).scalar_one()
+        assert runtime.mode == "plain"
+        assert runtime.snapshot() == {}
+    assert user == migrated.pg_superuser
