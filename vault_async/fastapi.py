@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -339,6 +340,22 @@ async def _probe_vault(runtime: VaultRuntime, interval: float, probe_timeout: fl
         await anyio.sleep(interval / 2)
 
 
+def _manage_token(manager: Any, client: Any, auth: Any) -> Any:
+    """Keep the client's token renewed; revoke it at the end only if we logged in for it."""
+    from .auth import TokenAuth
+    from .lifecycle import token_login
+
+    if auth is None:
+        if not client.token:
+            raise ValueError("give an auth method, or a client that already has a token")
+        auth = TokenAuth(token=client.token)
+    if not isinstance(auth, TokenAuth):
+        return manager.manage_token(client, auth)
+    # A token handed to the service is the operator's: renew it, never revoke it.
+    source = dataclasses.replace(token_login(client, auth), revoke=None)
+    return manager.manage(source, name="auth/token")
+
+
 @asynccontextmanager
 async def open_runtime(
     database_url: str,
@@ -358,7 +375,8 @@ async def open_runtime(
     """Start everything a service needs; plain mode when neither role is given.
 
     In Vault mode ``client`` is an (unopened) ``AsyncVaultClient``; ``auth`` an auth method
-    object for ``manage_token`` (None: the client's token is managed as given).
+    object. A token obtained by login is revoked at the end; a given token (``TokenAuth``,
+    or ``auth=None`` with a client that has a token) is renewed but never revoked.
     """
     if db_role and db_static_role:
         raise ValueError("give db_role or db_static_role, not both")
@@ -381,7 +399,7 @@ async def open_runtime(
             if manager is None:
                 manager = LeaseManager(client)
             await stack.enter_async_context(manager)
-            token_handle = manager.manage_token(client, auth)
+            token_handle = _manage_token(manager, client, auth)
             await wait_first(token_handle, ready_timeout)
             token_secret = token_handle.name
             if db_role:

@@ -120,3 +120,20 @@ async def test_plain_mode_uses_the_url_login(migrated: DevStack) -> None:
         assert runtime.mode == "plain"
         assert runtime.snapshot() == {}
     assert user == migrated.pg_superuser
+
+
+async def test_given_token_is_renewed_but_not_revoked(migrated: DevStack) -> None:
+    created = migrated.vault_call(
+        "POST", "auth/token/create", {"policies": ["app-service"], "ttl": "1h"}
+    )
+    token = created["auth"]["client_token"]
+    async with open_runtime(
+        migrated.database_url,
+        client=AsyncVaultClient(migrated.vault_addr, token=token),
+        auth=None,
+        db_role=migrated.dynamic_role,
+    ) as runtime, runtime.engine.connect() as conn:
+        user = (await conn.execute(text("SELECT current_user"))).scalar_one()
+    looked_up = migrated.vault_call("POST", "auth/token/lookup", {"token": token})
+    assert looked_up["data"]["ttl"] > 0
+    assert user not in await migrated.v_roles()  # the database lease itself was revoked
