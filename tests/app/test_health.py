@@ -76,7 +76,7 @@ async def served() -> AsyncIterator[tuple[httpx.AsyncClient, FakeManager, Latenc
     app.include_router(metrics_router())
     app.state.vault_runtime = VaultRuntime(
         engine=engine, sessionmaker=async_sessionmaker(engine), binding=binding,
-        latency=latency, client=object(), manager=manager,
+        latency=latency, client=None, manager=manager,
         db_secret="database/app", token_secret="auth/token",
     )
     transport = httpx.ASGITransport(app=app)

@@ -1,0 +1,238 @@
+"""The running pieces of a service on Vault credentials: client, lease engine, engine binding.
+
+Usage::
+
+    async with open_runtime(
+        "postgresql+asyncpg://db:5432/app",
+        client=AsyncVaultClient("https://vault:8200"),
+        auth=AppRoleAuth(role_id, secret_id_file="/run/secrets/secret_id"),
+        db_role="app",
+    ) as runtime:
+        async with runtime.sessionmaker() as session: ...
+
+Start-up: open the client, start the lease engine, get the token, then the database
+credential (failing fast on errors retrying won't fix), then bind the engine. Shutdown, in
+reverse: stop the Vault probe, detach the binding, close the pool, leave the lease engine
+(which revokes the leases and a token obtained by login), close the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import anyio
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from ._prometheus import LatencyRecorder
+from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind_credentials
+
+if TYPE_CHECKING:
+    from ._client import AsyncVaultClient
+    from .lifecycle import Lease, LeaseManager, ManagedSecret
+
+__all__ = ["StartupError", "VaultRuntime", "open_runtime", "wait_first"]
+
+logger = logging.getLogger("vault_async.runtime")
+
+DEFAULT_READY_TIMEOUT = 30.0
+DEFAULT_PROBE_INTERVAL = 10.0
+DEFAULT_PROBE_TIMEOUT = 2.0
+VAULT_RECENT_WINDOW = 30.0
+"""Vault counts as answering when it answered within this many seconds."""
+
+
+class StateSource(Protocol):
+    """What the runtime reads from the lease engine (``LeaseManager`` satisfies it)."""
+
+    def snapshot(self) -> Mapping[str, Any]: ...
+
+
+@dataclass
+class VaultRuntime:
+    """Everything :func:`open_runtime` started (FastAPI keeps it on ``app.state``)."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    binding: EngineBinding
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    client: AsyncVaultClient | None = None
+    manager: StateSource | None = None
+    db_secret: str | None = None
+    token_secret: str | None = None
+
+    @property
+    def mode(self) -> Literal["vault", "plain"]:
+        return "plain" if self.manager is None else "vault"
+
+    def snapshot(self) -> Mapping[str, Any]:
+        """The lease engine's state per managed secret (empty in plain mode)."""
+        return {} if self.manager is None else dict(self.manager.snapshot())
+
+    def vault_answered_recently(self, now: float | None = None) -> bool:
+        last = self.latency.last_success
+        if last is None:
+            return False
+        return (time.monotonic() if now is None else now) - last <= VAULT_RECENT_WINDOW
+
+
+class StartupError(RuntimeError):
+    """The runtime could not get its first token or credential; the message names why."""
+
+
+FATAL_AT_STARTUP = frozenset({"Forbidden", "InvalidRequest", "InvalidPath", "InvalidConfig"})
+"""Error classes that retrying will not fix: wrong credentials, unknown role or path."""
+
+
+async def wait_first(handle: ManagedSecret, timeout: float) -> Lease:  # noqa: ASYNC109
+    """Wait for a handle's first credential; give up at once on an error retrying won't fix."""
+    deadline = anyio.current_time() + timeout
+    while True:
+        remaining = deadline - anyio.current_time()
+        try:
+            return await handle.wait_ready(timeout=max(0.0, min(0.2, remaining)))
+        except TimeoutError:
+            error_class = handle.last_error_class
+            if error_class in FATAL_AT_STARTUP:
+                raise StartupError(
+                    f"{handle.name}: Vault refused the request ({error_class})"
+                ) from None
+            if remaining <= 0:
+                raise StartupError(
+                    f"{handle.name}: nothing from Vault after {timeout:g} s "
+                    f"(last error: {error_class or 'none'})"
+                ) from None
+
+
+async def _probe_vault(
+    client: AsyncVaultClient, latency: LatencyRecorder, interval: float, probe_timeout: float
+) -> None:
+    """Ask Vault's health endpoint when nothing else talked to Vault for ``interval`` seconds."""
+    while True:
+        last = latency.last_success
+        if last is None or time.monotonic() - last >= interval:
+            with anyio.move_on_after(probe_timeout):
+                try:
+                    await client.sys.health()
+                except Exception as error:  # counted by the latency recorder, logged here
+                    logger.info(
+                        "vault_async.runtime.vault_probe_failed",
+                        extra={"error_class": type(error).__name__},
+                    )
+        await anyio.sleep(interval / 2)
+
+
+def _manage_token(manager: LeaseManager, client: AsyncVaultClient, auth: Any) -> ManagedSecret:
+    """Keep the client's token renewed; revoke it at the end only if we logged in for it."""
+    from .auth import TokenAuth
+    from .lifecycle import token_login
+
+    if auth is None:
+        if not client.token:
+            raise ValueError("give an auth method, or a client that already has a token")
+        auth = TokenAuth(token=client.token)
+    if not isinstance(auth, TokenAuth):
+        return manager.manage_token(client, auth)
+    # A token handed to the service is the operator's: renew it, never revoke it.
+    source = dataclasses.replace(token_login(client, auth), revoke=None)
+    return manager.manage(source, name="auth/token")
+
+
+@asynccontextmanager
+async def open_runtime(
+    database_url: str,
+    *,
+    client: AsyncVaultClient | None = None,
+    auth: Any = None,
+    db_role: str | None = None,
+    db_static_role: str | None = None,
+    db_mount: str = "database",
+    assume_role: str | None = None,
+    manager: LeaseManager | None = None,
+    latency: LatencyRecorder | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    probe_interval: float = DEFAULT_PROBE_INTERVAL,
+) -> AsyncIterator[VaultRuntime]:
+    """Start everything a service needs; plain mode when neither role is given.
+
+    In Vault mode ``client`` is an (unopened) ``AsyncVaultClient``; ``auth`` an auth method
+    object. A token obtained by login is revoked at the end; a given token (``TokenAuth``,
+    or ``auth=None`` with a client that has a token) is renewed but never revoked.
+    """
+    if db_role and db_static_role:
+        raise ValueError("give db_role or db_static_role, not both")
+    url = make_url(database_url)
+    plain = not (db_role or db_static_role)
+    options = {"pool_pre_ping": False, **(engine_options or {})}
+    recorder = latency or LatencyRecorder()
+    async with AsyncExitStack() as stack:
+        source: CredentialSource
+        db_secret = token_secret = None
+        if plain:
+            source = StaticCredentials(url.username, url.password)
+            engine = create_async_engine(url, **options)
+        else:
+            if client is None:
+                raise ValueError("Vault mode needs a client")
+            from .lifecycle import LeaseManager
+
+            await stack.enter_async_context(client)
+            if manager is None:
+                manager = LeaseManager(client)
+            await stack.enter_async_context(manager)
+            token_handle = _manage_token(manager, client, auth)
+            await wait_first(token_handle, ready_timeout)
+            token_secret = token_handle.name
+            if db_role:
+                db_handle = manager.manage_database_credentials(
+                    client, role=db_role, mount=db_mount
+                )
+            else:
+                db_handle = manager.manage_static_credentials(
+                    client, role=db_static_role or "", mount=db_mount
+                )
+            await wait_first(db_handle, ready_timeout)
+            db_secret = db_handle.name
+            source = db_handle
+            engine = create_async_engine(url.set(username=None, password=None), **options)
+        stack.push_async_callback(engine.dispose)
+        binding = bind_credentials(engine, source, assume_role=assume_role)
+        stack.push_async_callback(binding.aclose)
+        runtime = VaultRuntime(
+            engine=engine,
+            sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+            binding=binding,
+            latency=recorder,
+            client=None if plain else client,
+            manager=None if plain else manager,
+            db_secret=db_secret,
+            token_secret=token_secret,
+        )
+        if client is not None and not plain:
+            # A plain task, not a task group: the runtime may be entered and left in
+            # different tasks (test fixtures, some servers' lifespans).
+            probe = asyncio.get_running_loop().create_task(
+                _probe_vault(client, recorder, probe_interval, DEFAULT_PROBE_TIMEOUT)
+            )
+            stack.push_async_callback(_cancel, probe)
+        yield runtime
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
