@@ -84,6 +84,10 @@ class LatencyRecorder:
         if answered:
             self.last_success = time.monotonic()
 
+    def mark_answered(self) -> None:
+        """Note that Vault answered (for clients whose transport is not wrapped)."""
+        self.last_success = time.monotonic()
+
     def family(self, name: str) -> MetricFamily:
         family = MetricFamily(name, "histogram", "Duration of Vault HTTP requests in seconds.")
         for bound, count in zip(self.buckets, self.counts, strict=True):

@@ -73,6 +73,7 @@ class VaultRuntime:
     manager: StateSource | None = None
     db_secret: str | None = None
     token_secret: str | None = None
+    recent_window: float = VAULT_RECENT_WINDOW
 
     @property
     def mode(self) -> Literal["vault", "plain"]:
@@ -86,7 +87,7 @@ class VaultRuntime:
         last = self.latency.last_success
         if last is None:
             return False
-        return (time.monotonic() if now is None else now) - last <= VAULT_RECENT_WINDOW
+        return (time.monotonic() if now is None else now) - last <= self.recent_window
 
 
 class StartupError(RuntimeError):
@@ -127,11 +128,13 @@ async def _probe_vault(
             with anyio.move_on_after(probe_timeout):
                 try:
                     await client.sys.health()
-                except Exception as error:  # counted by the latency recorder, logged here
+                except Exception as error:
                     logger.info(
                         "vault_async.runtime.vault_probe_failed",
                         extra={"error_class": type(error).__name__},
                     )
+                else:
+                    latency.mark_answered()
         await anyio.sleep(interval / 2)
 
 
@@ -166,6 +169,7 @@ async def open_runtime(
     engine_options: Mapping[str, Any] | None = None,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
+    recent_window: float = VAULT_RECENT_WINDOW,
 ) -> AsyncIterator[VaultRuntime]:
     """Start everything a service needs; plain mode when neither role is given.
 
@@ -221,6 +225,7 @@ async def open_runtime(
             manager=None if plain else manager,
             db_secret=db_secret,
             token_secret=token_secret,
+            recent_window=recent_window,
         )
         if client is not None and not plain:
             # A plain task, not a task group: the runtime may be entered and left in

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
+import anyio
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, HTTPException
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vault_async import AsyncVaultClient
 from vault_async.auth import AppRoleAuth
 from vault_async.devstack import DevStack
-from vault_async.fastapi import VaultRuntime, get_session, open_runtime
+from vault_async.fastapi import VaultRuntime, get_session, health_payload, open_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +139,37 @@ async def test_given_token_is_renewed_but_not_revoked(migrated: DevStack) -> Non
     looked_up = migrated.vault_call("POST", "auth/token/lookup", {"token": token})
     assert looked_up["data"]["ttl"] > 0
     assert user not in await migrated.v_roles()  # the database lease itself was revoked
+
+
+async def wait_status(runtime: VaultRuntime, wanted: str, limit: float = 15) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    with anyio.fail_after(limit):
+        while True:
+            status, body = health_payload(runtime)
+            if status == wanted:
+                return body
+            await asyncio.sleep(0.1)
+
+
+async def test_health_degraded_while_vault_is_unreachable(migrated: DevStack) -> None:
+    async with open_runtime(
+        migrated.database_url,
+        client=AsyncVaultClient(migrated.vault_addr),
+        auth=AppRoleAuth(migrated.role_id, secret_id=migrated.secret_id),
+        db_role=migrated.dynamic_role,
+        probe_interval=0.5,
+        recent_window=2.0,
+    ) as runtime:
+        await wait_status(runtime, "ok")
+        migrated.pause_vault()
+        try:
+            body = await wait_status(runtime, "degraded")
+            assert body["vault"]["answered_recently"] is False
+            assert body["database"]["ttl_remaining"] > 0
+            # The credential still works while Vault is away.
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT count(*) FROM users"))
+        finally:
+            migrated.resume_vault()
+        body = await wait_status(runtime, "ok")
+        assert body["vault"]["answered_recently"] is True
