@@ -62,6 +62,9 @@ logger = logging.getLogger("vault_async.sqlalchemy")
 GENERATION_KEY = "vault_async.generation"
 """Key in ``connection_record.info`` holding the generation a connection was made with."""
 
+EPOCH_KEY = "vault_async.pool_epoch"
+"""Key in ``connection_record.info`` holding the pool epoch when the connect began."""
+
 LOGIN_REJECTED_SQLSTATES = frozenset({"28P01", "28000"})
 """invalid_password and invalid_authorization_specification (e.g. role does not exist)."""
 
@@ -186,6 +189,7 @@ class EngineBinding:
         )
         self._unsubscribe: Callable[[], None] | None = None
         self._swap_tasks: set[asyncio.Task[None]] = set()
+        self._epoch = 0
         self._attached = False
 
     def __repr__(self) -> str:
@@ -225,6 +229,9 @@ class EngineBinding:
         """Close idle connections now; checked-out ones close when returned."""
         self.stats.pool_swaps += 1
         await self.engine.dispose(close=True)
+        # Connections begun before this point may belong to the old pool, where nothing
+        # would close them once returned: the new epoch marks them stale.
+        self._epoch += 1
         logger.info(
             "vault_async.sqlalchemy.pool_swapped",
             extra={"generation": self.source.generation},
@@ -275,6 +282,7 @@ class EngineBinding:
         cargs: tuple[Any, ...],
         cparams: dict[str, Any],
     ) -> Any:
+        epoch = self._epoch
         username, password, generation = self._credential()
         try:
             connection = self._connect(dialect, cargs, cparams, username, password)
@@ -290,6 +298,7 @@ class EngineBinding:
             username, password, generation = self._credential()
             connection = self._connect(dialect, cargs, cparams, username, password)
         conn_rec.info[GENERATION_KEY] = generation
+        conn_rec.info[EPOCH_KEY] = epoch
         self.stats.connects += 1
         return connection
 
@@ -318,8 +327,13 @@ class EngineBinding:
             cursor.close()
 
     def _is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
+        """Made with a rotated credential, or possibly in a pool that was swapped out."""
         made_with = conn_rec.info.get(GENERATION_KEY)
-        return made_with is not None and made_with != self.source.generation
+        if made_with is None:
+            return False
+        return bool(
+            made_with != self.source.generation or conn_rec.info.get(EPOCH_KEY) != self._epoch
+        )
 
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any

@@ -203,3 +203,20 @@ async def test_login_dropped_from_outside_recovers_after_one_error(
         binding.detach()
         for lease in leases:
             migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
+async def test_connection_returned_to_a_swapped_out_pool_is_closed(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    binding = bind_credentials(engine, FakeSource(user_a, password_a))
+    try:
+        held = await engine.connect()
+        await held.execute(text("SELECT 1"))
+        await binding.swap_pool()  # same credential: only the pool changes under `held`
+        await held.close()  # back to the old pool, which nothing else would ever close
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+        assert (await session_user(engine))[0] == user_a
+    finally:
+        binding.detach()
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})
