@@ -26,6 +26,31 @@ class ManagedSecret:
     notice rotations; :meth:`subscribe` to be told about them as they happen.
     """
 
+    __slots__ = (
+        "_capped",
+        "_closed",
+        "_expiring_generation",
+        "_grace",
+        "_manager",
+        "_natural",
+        "_next_action",
+        "_next_due",
+        "_seq",
+        "_subscribers",
+        "consecutive_failures",
+        "current",
+        "generation",
+        "last_error_class",
+        "last_renewal",
+        "last_rotation",
+        "name",
+        "parent",
+        "renewals",
+        "rotations",
+        "source",
+        "total_failures",
+    )
+
     def __init__(self, manager: LeaseManager, source: SecretSource, name: str) -> None:
         self._manager = manager
         self.source = source
@@ -40,9 +65,8 @@ class ManagedSecret:
         self.last_renewal: float | None = None
         self.last_rotation: float | None = None
         self.parent: ManagedSecret | None = None
-        self._ready = anyio.Event()
-        self._lock = anyio.Lock()
-        self._subscribers: list[EventCallback] = []
+        # Created on first subscribe: most handles have no subscriber of their own.
+        self._subscribers: list[EventCallback] | None = None
         self._natural = 0.0
         self._grace = 0.0
         self._capped = False
@@ -71,7 +95,7 @@ class ManagedSecret:
     async def wait_ready(self, timeout: float = 30.0) -> Lease:  # noqa: ASYNC109
         """Wait for the first credential; raises ``TimeoutError`` after ``timeout`` seconds."""
         with anyio.move_on_after(timeout):
-            await self._ready.wait()
+            await self._manager._wait_ready(self)
         if self.current is None:
             raise TimeoutError(
                 f"{self.name}: no credential after {timeout:g}s "
@@ -90,11 +114,14 @@ class ManagedSecret:
 
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback`` with every event of this secret; returns an unsubscribe function."""
-        self._subscribers.append(callback)
+        if self._subscribers is None:
+            self._subscribers = []
+        subscribers = self._subscribers
+        subscribers.append(callback)
 
         def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
+            if callback in subscribers:
+                subscribers.remove(callback)
 
         return unsubscribe
 

@@ -21,6 +21,7 @@ per lease, and nothing polls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import heapq
 import inspect
@@ -28,7 +29,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -136,6 +137,8 @@ class LeaseManager:
         self.min_force_interval = min_force_interval
 
         self._handles: dict[str, ManagedSecret] = {}
+        self._tokens: dict[int, ManagedSecret] = {}
+        self._sources: dict[tuple[int, str, str, str], SecretSource] = {}
         self._subscribers: list[EventCallback] = []
         # (due, priority, seq, action, handle, lease-to-revoke)
         self._heap: list[tuple[float, int, int, Action, ManagedSecret, Lease | None]] = []
@@ -144,6 +147,10 @@ class LeaseManager:
         self._tg: TaskGroup | None = None
         self._host_task: asyncio.Task[None] | None = None
         self._stop: anyio.Event | None = None
+        # Per-handle locks and the "a credential arrived" broadcast exist only while
+        # someone needs them, so an idle handle costs no synchronisation objects.
+        self._locks: dict[int, anyio.Lock] = {}
+        self._ready_changed: anyio.Event | None = None
         self._loop_scope: anyio.CancelScope | None = None
         self._wake_scope: anyio.CancelScope | None = None
         self._sleep_until = math.inf
@@ -162,10 +169,10 @@ class LeaseManager:
             n += 1
             unique = f"{base}#{n}"
         handle = ManagedSecret(self, source, unique)
-        if source.kind != "token" and source.client_key is not None:
-            for other in self._handles.values():
-                if other.kind == "token" and other.source.client_key == source.client_key:
-                    handle.parent = other
+        if source.kind == "token" and source.client_key is not None:
+            self._tokens[source.client_key] = handle
+        elif source.client_key is not None:
+            handle.parent = self._tokens.get(source.client_key)
         self._handles[unique] = handle
         self._push(self.clock.now(), "acquire", handle)
         return handle
@@ -174,7 +181,12 @@ class LeaseManager:
         self, client: Any = None, *, role: str, mount: str = "database", name: str | None = None
     ) -> ManagedSecret:
         """Manage a dynamic database role (``{mount}/creds/{role}``)."""
-        return self.manage(database_dynamic(self._client(client), role, mount), name=name)
+        client = self._client(client)
+        key = (id(client), "database_dynamic", role, mount)
+        source = self._sources.get(key)
+        if source is None:  # one source (three closures) per role, shared by its handles
+            source = self._sources[key] = database_dynamic(client, role, mount)
+        return self.manage(source, name=name)
 
     def manage_static_credentials(
         self, client: Any = None, *, role: str, mount: str = "database", name: str | None = None
@@ -422,8 +434,8 @@ class LeaseManager:
             parent = handle.parent
             if parent is not None and parent.current is None:
                 with anyio.move_on_after(self.op_timeout):
-                    await parent._ready.wait()
-            async with handle._lock:
+                    await self._wait_ready(parent)
+            async with self._locked(handle):
                 if handle._closed:
                     return
                 try:
@@ -504,7 +516,7 @@ class LeaseManager:
             grant.lease_id,
             grant.lease_duration,
             grant.renewable,
-            dict(grant.data),
+            grant.data,
             obtained_at=now,
             expires_at=expires,
         )
@@ -516,7 +528,7 @@ class LeaseManager:
         handle.current = new
         if old is None or not same:
             handle.generation += 1
-        handle._ready.set()
+        self._notify_ready()
         if old is not None and not same:
             handle.rotations += 1
             handle.last_rotation = now
@@ -666,7 +678,7 @@ class LeaseManager:
 
     async def _force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
         generation = handle.generation
-        async with handle._lock:
+        async with self._locked(handle):
             now = self.clock.now()
             current = handle.current
             if current is not None and (
@@ -689,6 +701,34 @@ class LeaseManager:
         assert handle.current is not None
         return handle.current
 
+    # ------------------------------------------------------------------ synchronisation
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, handle: ManagedSecret) -> AsyncIterator[None]:
+        """Serialise the operations on one handle (scheduled ones and ``force_rotate``)."""
+        key = id(handle)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = anyio.Lock()
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(key, None)
+
+    async def _wait_ready(self, handle: ManagedSecret) -> None:
+        """Wait until ``handle`` holds a credential."""
+        while handle.current is None:
+            if self._ready_changed is None:
+                self._ready_changed = anyio.Event()
+            await self._ready_changed.wait()
+
+    def _notify_ready(self) -> None:
+        if self._ready_changed is not None:
+            self._ready_changed.set()
+            self._ready_changed = None
+
     # ------------------------------------------------------------------ events
 
     async def _emit(
@@ -700,9 +740,9 @@ class LeaseManager:
         reason: str | None = None,
         lease: Lease | None = None,
     ) -> None:
-        callbacks = handle._subscribers + self._subscribers
-        if not callbacks:
+        if not handle._subscribers and not self._subscribers:
             return
+        callbacks = (handle._subscribers or []) + self._subscribers
         lease = lease or handle.current
         event = LeaseEvent(
             kind=kind,
