@@ -28,6 +28,7 @@ from .auth import (
     TokenAuth,
     UserpassAuth,
 )
+from .lifecycle import Lease, LeaseEvent, LeaseManager, ManagedSecret, SecretState
 
 __all__ = [
     "AppRoleAuth",
@@ -45,13 +46,18 @@ __all__ = [
     "JWTAuth",
     "KubernetesAuth",
     "LDAPAuth",
+    "Lease",
+    "LeaseEvent",
     "LeaseInfo",
+    "LeaseManager",
     "MalformedResponse",
+    "ManagedSecret",
     "PreconditionFailed",
     "RateLimited",
     "RetryPolicy",
     "SealStatus",
     "Secret",
+    "SecretState",
     "TokenAuth",
     "TokenInfo",
     "UnexpectedStatus",
