@@ -268,3 +268,30 @@ async def test_snapshot_and_reprs_hold_no_secrets(
     assert state.ttl_remaining == pytest.approx(fake_vault.ttl)
     assert state.expires_at is not None
     assert state.next_action == "renew"
+
+
+async def test_static_ttl_zero_is_reread_shortly(
+    clock: VirtualClock, fake_vault: FakeVault
+) -> None:
+    fake_vault.static_period = 120.0
+    client = FakeClient(fake_vault)
+    await clock.advance(119.5)  # the first read lands as Vault is about to rotate: ttl 0
+    async with LeaseManager(client, clock=clock, rng=random.Random(8)) as mgr:
+        static = mgr.manage_static_credentials(role="app-static")
+        lease = await static.wait_ready(timeout=5)
+        assert lease.data["ttl"] == 0
+        await clock.advance(5.0)
+        assert static.current is not None
+        assert static.current.data["password"] == "static-1"
+        assert mgr.snapshot()[static.name].next_action == "rotate"
+
+
+async def test_force_rotate_after_shutdown_refuses(
+    clock: VirtualClock, fake_vault: FakeVault
+) -> None:
+    async with LeaseManager(clock=clock) as mgr:
+        handle = mgr.manage(fake_vault.source())
+        await handle.wait_ready(timeout=5)
+    with pytest.raises(RuntimeError, match="shut down"):
+        await handle.force_rotate("too late")
+    assert len(fake_vault.times("acquire")) == 1

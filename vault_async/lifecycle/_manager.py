@@ -511,7 +511,11 @@ class LeaseManager:
         old = handle.current
         grant = await self._call(handle, handle.source.acquire)
         now = self.clock.now()
-        expires = now + grant.lease_duration if grant.lease_duration > 0 else math.inf
+        if handle.kind == "database_static":
+            # ttl 0 means Vault is rotating the password right now: re-read shortly.
+            expires = now + max(0.0, grant.lease_duration)
+        else:
+            expires = now + grant.lease_duration if grant.lease_duration > 0 else math.inf
         new = Lease(
             grant.lease_id,
             grant.lease_duration,
@@ -677,6 +681,8 @@ class LeaseManager:
         self._push(now + delay, next_action, handle)
 
     async def _force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
+        if handle._closed:
+            raise RuntimeError(f"{handle.name}: the LeaseManager has shut down")
         generation = handle.generation
         async with self._locked(handle):
             now = self.clock.now()
