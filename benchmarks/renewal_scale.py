@@ -165,8 +165,8 @@ async def main() -> None:
     busy = await measure_wall_cpu(n, ttl=steady_ttl, seconds=window)
 
     print(
-        f"renewal_scale: {n} leases, one scheduler task (tasks alive at idle: "
-        f"{mem['tasks_at_idle']}, {mem['ready']} ready)"
+        f"renewal_scale: {n} leases, asyncio tasks at idle: "
+        f"{mem['tasks_at_idle']} (this script's + the one scheduler), {mem['ready']} ready"
     )
     print(f"  memory per lease          : {mem['bytes_per_lease']:8.0f} B   (target < 2048 B)")
     print(

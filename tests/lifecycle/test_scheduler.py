@@ -295,3 +295,14 @@ async def test_force_rotate_after_shutdown_refuses(
     with pytest.raises(RuntimeError, match="shut down"):
         await handle.force_rotate("too late")
     assert len(fake_vault.times("acquire")) == 1
+
+
+async def test_token_kept_when_only_leases_are_revoked(
+    clock: VirtualClock, fake_vault: FakeVault
+) -> None:
+    client = FakeClient(fake_vault)
+    async with LeaseManager(client, clock=clock, revoke_token_on_shutdown=False) as mgr:
+        mgr.manage_token(auth_method=object())
+        await mgr.manage_database_credentials(role="app").wait_ready(timeout=5)
+    assert all(lease.revoked for lease in fake_vault.leases.values())
+    assert not fake_vault.times("revoke_self")

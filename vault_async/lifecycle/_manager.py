@@ -86,6 +86,7 @@ class LeaseManager:
         clock: time source (:class:`SystemClock` by default; a ``VirtualClock`` in tests).
         rng: random source for jitter.
         revoke_on_shutdown: revoke the leases and the login token it created on exit.
+        revoke_token_on_shutdown: override for the token alone (default: as above).
         drain_period: seconds a replaced lease stays valid before it is revoked.
         rotation_lead: seconds before expiry a replacement is obtained (default: grace).
         min_rotation_lead: lower bound of the lead when the lease is long enough.
@@ -102,6 +103,7 @@ class LeaseManager:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         revoke_on_shutdown: bool = True,
+        revoke_token_on_shutdown: bool | None = None,
         drain_period: float = DEFAULT_DRAIN_PERIOD,
         rotation_lead: float | None = None,
         min_rotation_lead: float = DEFAULT_MIN_ROTATION_LEAD,
@@ -124,6 +126,9 @@ class LeaseManager:
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.revoke_on_shutdown = revoke_on_shutdown
+        self.revoke_token_on_shutdown = (
+            revoke_on_shutdown if revoke_token_on_shutdown is None else revoke_token_on_shutdown
+        )
         self.drain_period = drain_period
         self.rotation_lead = rotation_lead
         self.min_rotation_lead = min_rotation_lead
@@ -327,7 +332,7 @@ class LeaseManager:
             self._host_task = None
             for h in self._handles.values():
                 h._closed = True
-            if self.revoke_on_shutdown:
+            if self.revoke_on_shutdown or self.revoke_token_on_shutdown:
                 with anyio.move_on_at(deadline) as scope:
                     await self._revoke_all()
                 if scope.cancelled_caught:
@@ -338,13 +343,18 @@ class LeaseManager:
 
     async def _revoke_all(self) -> None:
         """Revoke drained-out leases and current leases first, tokens last."""
-        leases: list[tuple[ManagedSecret, Lease]] = list(self._draining.values())
+        leases: list[tuple[ManagedSecret, Lease]] = []
+        if self.revoke_on_shutdown:
+            leases.extend(self._draining.values())
         self._draining.clear()
         tokens: list[tuple[ManagedSecret, Lease]] = []
         for h in self._handles.values():
             if h.current is None or h.source.revoke is None:
                 continue
-            (tokens if h.kind == "token" else leases).append((h, h.current))
+            if h.kind == "token" and self.revoke_token_on_shutdown:
+                tokens.append((h, h.current))
+            elif h.kind != "token" and self.revoke_on_shutdown:
+                leases.append((h, h.current))
         limiter = anyio.CapacityLimiter(self.max_concurrency)
 
         async def revoke(h: ManagedSecret, lease: Lease) -> None:
