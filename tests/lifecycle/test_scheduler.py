@@ -306,3 +306,24 @@ async def test_token_kept_when_only_leases_are_revoked(
         await mgr.manage_database_credentials(role="app").wait_ready(timeout=5)
     assert all(lease.revoked for lease in fake_vault.leases.values())
     assert not fake_vault.times("revoke_self")
+
+
+async def test_internal_error_is_logged_and_the_loop_survives(
+    clock: VirtualClock, fake_vault: FakeVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="vault_async.lifecycle")
+    async with LeaseManager(clock=clock, backoff_max=10.0) as mgr:
+        fake_vault.down = True
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("a bug in the failure path")
+
+        mgr._on_failure = broken  # type: ignore[method-assign]
+        handle = mgr.manage(fake_vault.source())
+        await clock.advance(1.0)
+        assert "lease.internal_error" in [r.getMessage() for r in caplog.records]
+        assert mgr.snapshot()[handle.name].next_action == "acquire"
+        del mgr._on_failure
+        fake_vault.down = False
+        await clock.advance(10.0)
+        assert handle.ready

@@ -72,6 +72,12 @@ def _token_rejected(exc: BaseException) -> bool:
     return isinstance(exc, exc_mod.Forbidden)
 
 
+def _report_host_exit(task: asyncio.Task[None]) -> None:
+    """Never die silently: an unexpected end of the scheduler is logged at once."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("lease.scheduler_died", extra={"error_class": type(task.exception()).__name__})
+
+
 def _utc(epoch: float | None) -> dt.datetime | None:
     if epoch is None or math.isinf(epoch):
         return None
@@ -276,6 +282,7 @@ class LeaseManager:
         self._closing = False
         self._stop = anyio.Event()
         self._host_task = loop.create_task(self._host(started), name="vault-async-leases")
+        self._host_task.add_done_callback(_report_host_exit)
         try:
             await started
         except BaseException:
@@ -438,8 +445,10 @@ class LeaseManager:
     ) -> None:
         try:
             if action == "revoke_old":
-                if self._draining.pop(seq, None) is not None and lease is not None:
+                if seq in self._draining and lease is not None:
                     await self._revoke_one(handle, lease, final=False)
+                    # Forgotten only once revoked: a shutdown meanwhile still revokes it.
+                    self._draining.pop(seq, None)
                 return
             parent = handle.parent
             if parent is not None and parent.current is None:
@@ -455,6 +464,14 @@ class LeaseManager:
                         await self._replace(handle, reason=action)
                 except Exception as exc:
                     await self._on_failure(handle, action, exc)
+        except Exception as exc:
+            # A bug of ours, not a Vault failure: log it, keep the loop and the handle alive.
+            logger.error(
+                "lease.internal_error",
+                extra={"secret": handle.name, "action": action, "error_class": type(exc).__name__},
+            )
+            if action != "revoke_old":
+                self._push(self.clock.now() + self.backoff_max, action, handle)
         finally:
             self._op_finished()
 
