@@ -326,28 +326,33 @@ class EngineBinding:
         finally:
             cursor.close()
 
-    def _is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
-        """Made with a rotated credential, or possibly in a pool that was swapped out."""
+    def _credential_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
+        """Made with a credential that has since been rotated."""
         made_with = conn_rec.info.get(GENERATION_KEY)
-        if made_with is None:
-            return False
-        return bool(
-            made_with != self.source.generation or conn_rec.info.get(EPOCH_KEY) != self._epoch
-        )
+        return made_with is not None and bool(made_with != self.source.generation)
+
+    def _pool_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
+        """Begun before the last pool swap, so possibly owned by the swapped-out pool."""
+        epoch = conn_rec.info.get(EPOCH_KEY)
+        return epoch is not None and bool(epoch != self._epoch)
 
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
-        if self._is_stale(conn_rec):
+        # Only the credential matters here: a checkout comes from the current pool (and a
+        # connection made during a swap must not be refused twice, which would exhaust the
+        # pool's reconnect attempts).
+        if self._credential_is_stale(conn_rec):
             self.stats.stale_closed += 1
             # The pool invalidates this connection and makes a fresh one.
             raise exc.DisconnectionError("connection made with a rotated credential")
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
-        if dbapi_connection is not None and self._is_stale(conn_rec):
+        if dbapi_connection is None:
+            return
+        if self._credential_is_stale(conn_rec) or self._pool_is_stale(conn_rec):
             self.stats.stale_closed += 1
             conn_rec.invalidate()
-
 
     def _on_error(self, context: ExceptionContext) -> None:
         if context.is_disconnect or not is_permission_denied(context.original_exception):
