@@ -705,6 +705,9 @@ class LeaseManager:
         # back); only deep inside the grace period ask for a replacement instead.
         if action == "renew" and (remaining is None or remaining - delay <= handle._grace / 2.0):
             next_action = "rotate"
+            if handle._expiring_generation != handle.generation:
+                handle._expiring_generation = handle.generation
+                await self._emit(handle, "expiring", reason="renewals_failing")
         self._push(now + delay, next_action, handle)
 
     async def _force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
