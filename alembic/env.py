@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -84,6 +85,9 @@ def run_offline() -> None:
         url=settings.database_url, target_metadata=target_metadata, literal_binds=True
     )
     with context.begin_transaction():
+        if settings.db_owner_role:
+            role = quote_role(settings.db_owner_role, postgresql.dialect())  # type: ignore[no-untyped-call]
+            context.execute(f"SET ROLE {role}")
         context.run_migrations()
 
 
