@@ -151,3 +151,15 @@ async def test_roles_split_owner_and_service_rights(devstack: DevStack) -> None:
         await admin.execute("DROP TABLE devstack_probe")
     finally:
         await admin.close()
+
+
+async def test_extra_approle_role_has_its_own_token_ttls(devstack: DevStack) -> None:
+    creds = devstack.create_approle_role("short-tokens", token_ttl="7s", token_max_ttl="9s")
+    response = await vault(
+        devstack, "POST", "auth/approle/login", "",
+        {"role_id": creds.role_id, "secret_id": creds.secret_id},
+    )
+    auth = response.json()["auth"]
+    assert auth["lease_duration"] == 7
+    assert "app-service" in auth["policies"]
+    assert creds.role_id != devstack.role_id

@@ -224,14 +224,20 @@ def configure_openbao(
         "PUT", f"sys/policies/acl/{POLICY}", "write the service policy", {"policy": POLICY_HCL}
     )
     bao.call("POST", f"sys/auth/{APPROLE_MOUNT}", "enable AppRole", {"type": "approle"})
+    return write_approle_role(bao, APPROLE_ROLE, token_ttl="1h", token_max_ttl="4h")
+
+
+def write_approle_role(
+    bao: OpenBaoServer, name: str, *, token_ttl: str, token_max_ttl: str
+) -> AppRoleCredentials:
+    """Create (or replace) an AppRole role with the service policy; issue its credentials."""
+    base = f"auth/{APPROLE_MOUNT}/role/{name}"
     bao.call(
-        "POST", f"auth/{APPROLE_MOUNT}/role/{APPROLE_ROLE}", "create the AppRole role",
-        {"token_policies": [POLICY], "token_ttl": "1h", "token_max_ttl": "4h"},
+        "POST", base, f"create AppRole role {name!r}",
+        {"token_policies": [POLICY], "token_ttl": token_ttl, "token_max_ttl": token_max_ttl},
     )
-    role_id = bao.call(
-        "GET", f"auth/{APPROLE_MOUNT}/role/{APPROLE_ROLE}/role-id", "read the AppRole role_id"
-    )["data"]["role_id"]
-    secret_id = bao.call(
-        "POST", f"auth/{APPROLE_MOUNT}/role/{APPROLE_ROLE}/secret-id", "issue an AppRole secret_id"
-    )["data"]["secret_id"]
-    return AppRoleCredentials(role_id=role_id, secret_id=secret_id)
+    role_id = bao.call("GET", f"{base}/role-id", f"read the role_id of {name!r}")
+    secret_id = bao.call("POST", f"{base}/secret-id", f"issue a secret_id for {name!r}")
+    return AppRoleCredentials(
+        role_id=role_id["data"]["role_id"], secret_id=secret_id["data"]["secret_id"]
+    )

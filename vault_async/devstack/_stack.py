@@ -202,6 +202,14 @@ class DevStack:
         """Add (or replace) a dynamic database role with its own TTLs."""
         cfg.write_dynamic_role(self._started_bao(), name, default_ttl, max_ttl, migrator=migrator)
 
+    def create_approle_role(
+        self, name: str, *, token_ttl: str, token_max_ttl: str
+    ) -> cfg.AppRoleCredentials:
+        """Add an AppRole role with the service policy and other token TTLs; its credentials."""
+        return cfg.write_approle_role(
+            self._started_bao(), name, token_ttl=token_ttl, token_max_ttl=token_max_ttl
+        )
+
     async def admin_connect(self, database: str | None = None) -> asyncpg.Connection:
         """A superuser connection, for tests that inspect or disturb the database."""
         return await asyncpg.connect(
