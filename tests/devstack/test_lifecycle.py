@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -109,7 +110,8 @@ def test_tls_mode_serves_https_signed_by_its_own_ca() -> None:
         assert stack.vault_addr.startswith("https://127.0.0.1:")
         assert stack.ca_cert is not None
         assert stack.env()["VAULT_CACERT"] == str(stack.ca_cert)
-        health = httpx.get(f"{stack.vault_addr}/v1/sys/health", verify=str(stack.ca_cert))
+        verify = ssl.create_default_context(cafile=stack.ca_cert)
+        health = httpx.get(f"{stack.vault_addr}/v1/sys/health", verify=verify)
         assert health.status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{stack.vault_addr}/v1/sys/health")  # system CAs do not know it

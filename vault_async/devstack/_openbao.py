@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import secrets
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ class OpenBaoServer:
                 return None
             self._http = httpx.Client(
                 base_url=self.addr, headers={"X-Vault-Token": self.root_token}, timeout=10.0,
-                verify=str(self.ca_cert) if self.ca_cert else True,
+                verify=ssl.create_default_context(cafile=self.ca_cert) if self.ca_cert else True,
             )
         return self._http
 
