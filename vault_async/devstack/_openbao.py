@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import ssl
 import secrets
+import ssl
 from pathlib import Path
 from typing import Any
 
