@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.exc import DBAPIError
 
-from vault_async.fastapi import VaultRuntime, database_error_handler, vault_lifespan
+from vault_async.fastapi import VaultRuntime, add_database_error_handlers, vault_lifespan
 
 from .api.routes import health, users
 from .db import open_service_runtime
@@ -38,7 +37,7 @@ def create_app(
     else:
         lifespan = vault_lifespan(lambda: open_service_runtime(settings or load_settings()))
     application = FastAPI(title="vault-async reference service", lifespan=lifespan)
-    application.add_exception_handler(DBAPIError, database_error_handler)
+    add_database_error_handlers(application)
     application.include_router(health.router)
     application.include_router(users.router)
     return application

@@ -12,7 +12,7 @@ Usage::
 
     app = FastAPI(lifespan=vault_lifespan(open_db))
     app.include_router(health_router())
-    app.add_exception_handler(DBAPIError, database_error_handler)
+    add_database_error_handlers(app)
 
     @app.get("/things")
     async def things(session: Annotated[AsyncSession, Depends(get_session)]) -> list[str]: ...
@@ -26,22 +26,26 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ._health import HealthStatus, health_payload, health_status, metric_families
 from ._prometheus import render
 from ._runtime import StartupError, VaultRuntime, open_runtime
+from .sqlalchemy import is_login_rejected, is_server_unavailable
 
 __all__ = [
     "HealthStatus",
     "StartupError",
     "VaultRuntime",
+    "add_database_error_handlers",
     "database_error_handler",
     "get_runtime",
     "get_session",
     "health_payload",
     "health_router",
     "health_status",
+    "is_transient_database_error",
     "metric_families",
     "metrics_router",
     "open_runtime",
@@ -75,17 +79,32 @@ def metrics_router(path: str = "/metrics") -> APIRouter:
     return router
 
 
+def is_transient_database_error(error: BaseException) -> bool:
+    """True when retrying the request shortly can succeed: the connection or login is the
+    problem, not the statement."""
+    return (
+        isinstance(error, ConnectionError | OperationalError | InterfaceError)
+        or bool(getattr(error, "connection_invalidated", False))
+        or is_login_rejected(error)
+        or is_server_unavailable(error)
+    )
+
+
 async def database_error_handler(request: Request, error: Exception) -> JSONResponse:
     """Answer database errors without dropping the client's keep-alive connection.
 
-    A connection the pool just invalidated (e.g. its login was dropped from outside) gives
-    503 with ``Retry-After: 1``: the next attempt runs on a fresh login. Anything else is
-    logged (class only) and answered 500. Register with
-    ``app.add_exception_handler(DBAPIError, database_error_handler)``.
+    A transient error (connection reset or refused, a pooled connection just invalidated
+    because its login was dropped from outside, a login rejected while the credential is
+    being replaced) gives 503 with ``Retry-After: 1``. Anything else is logged (class only)
+    and answered 500. Register with :func:`add_database_error_handlers`.
     """
-    if getattr(error, "connection_invalidated", False):
+    if is_transient_database_error(error):
+        logger.info(
+            "vault_async.fastapi.database_unavailable",
+            extra={"error_class": type(error).__name__, "path": request.url.path},
+        )
         return JSONResponse(
-            {"detail": "database connection was reset; retry"},
+            {"detail": "database temporarily unavailable; retry"},
             status_code=503,
             headers={"Retry-After": "1"},
         )
@@ -94,6 +113,16 @@ async def database_error_handler(request: Request, error: Exception) -> JSONResp
         extra={"error_class": type(error).__name__, "path": request.url.path},
     )
     return JSONResponse({"detail": "internal database error"}, status_code=500)
+
+
+def add_database_error_handlers(app: FastAPI) -> None:
+    """Route SQLAlchemy's DBAPI errors and connection errors to :func:`database_error_handler`.
+
+    Handled errors never reach the server, which would otherwise close the client's
+    keep-alive connection after the 500.
+    """
+    app.add_exception_handler(DBAPIError, database_error_handler)
+    app.add_exception_handler(ConnectionError, database_error_handler)
 
 
 def get_runtime(request: Request) -> VaultRuntime:

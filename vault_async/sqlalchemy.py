@@ -54,6 +54,7 @@ __all__ = [
     "bind_credentials",
     "is_login_rejected",
     "is_permission_denied",
+    "is_server_unavailable",
     "quote_role",
 ]
 
@@ -145,6 +146,23 @@ def _has_sqlstate(error: BaseException, states: frozenset[str]) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if getattr(current, "sqlstate", None) in states:
+            return True
+        current = current.__cause__ or getattr(current, "orig", None)
+    return False
+
+
+TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+"""connection_exception, insufficient_resources, operator_intervention (e.g. shutting down)."""
+
+
+def is_server_unavailable(error: BaseException) -> bool:
+    """True for SQLSTATEs that mean the server or the connection, not the statement, failed."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(TRANSIENT_SQLSTATE_CLASSES):
             return True
         current = current.__cause__ or getattr(current, "orig", None)
     return False
@@ -294,7 +312,14 @@ class EngineBinding:
                 "vault_async.sqlalchemy.login_rejected",
                 extra={"generation": generation, "error_class": type(error).__name__},
             )
-            await_only(self.source.force_rotate("database rejected the login"))
+            try:
+                await_only(self.source.force_rotate("database rejected the login"))
+            except Exception as rotate_error:
+                logger.warning(
+                    "vault_async.sqlalchemy.refresh_failed",
+                    extra={"error_class": type(rotate_error).__name__},
+                )
+                raise error from None  # the database's answer is the one to report
             username, password, generation = self._credential()
             connection = self._connect(dialect, cargs, cparams, username, password)
         conn_rec.info[GENERATION_KEY] = generation
