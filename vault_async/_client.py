@@ -109,7 +109,6 @@ class AsyncVaultClient:
         self._token_polled_at = 0.0
         self._transport = transport
         self._active_transport: httpx.AsyncBaseTransport | None = None
-        self._owned_transport: DefaultTransport | None = None
         self._send_fn: _SendFn | None = None
         self._base_url = self.config.addr + "/v1/"
         self._base_headers: dict[str, str] = {"X-Vault-Request": "true"}
@@ -150,7 +149,6 @@ class AsyncVaultClient:
                 transport = DefaultTransport(
                     ssl_context=ctx, pool_size=config.pool_size, timeout=config.timeout
                 )
-                self._owned_transport = transport
             if isinstance(transport, DefaultTransport):
                 self._send_fn = transport.request
             else:
@@ -182,7 +180,13 @@ class AsyncVaultClient:
 
     async def login(self, auth_method: AuthMethod) -> AuthResult:
         """Log in with an auth method object and use the token it returns."""
-        result = await auth_method.login(self)
+        previous, self._token_source = self._token_source, None  # a token file sets it again
+        try:
+            result = await auth_method.login(self)
+        except BaseException:
+            if self._token_source is None:
+                self._token_source = previous
+            raise
         self._token = result.client_token
         return result
 
