@@ -8,6 +8,7 @@ message naming the setting, never later on the first request.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import ssl
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ __all__ = [
     "ClientConfig",
     "RetryPolicy",
 ]
+
+logger = logging.getLogger("vault_async.client")
 
 DEFAULT_ADDR = "https://127.0.0.1:8200"
 DEFAULT_TIMEOUT = 60.0  # seconds, as the Vault CLI
@@ -109,6 +112,10 @@ class ClientConfig:
             return None
         ctx = ssl.create_default_context(cafile=self.ca_cert, capath=self.ca_path)
         if self.skip_verify:
+            logger.warning(
+                "vault_async.tls_verification_disabled",
+                extra={"addr": self.addr, "setting": "VAULT_SKIP_VERIFY"},
+            )
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         if self.client_cert is not None:
