@@ -14,7 +14,7 @@ from types import FrameType
 import uvicorn
 from sqlalchemy import text
 
-from .settings import SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
 
@@ -47,18 +47,17 @@ def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     """Placeholder restored by uvicorn after it handled a signal; the shutdown is ours."""
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(settings: Settings, host: str, port: int) -> None:
     """Open the runtime (fail fast with one line), serve, then shut down in order."""
     from .db import open_service_runtime
     from .main import create_app
 
-    settings = load_settings()
     async with open_service_runtime(settings) as runtime:
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         config = uvicorn.Config(
             create_app(settings, runtime=runtime), host=host, port=port,
-            log_level="info", timeout_graceful_shutdown=3, lifespan="on",
+            log_level=settings.log_level.lower(), timeout_graceful_shutdown=3, lifespan="on",
         )
         # uvicorn re-raises the signal it caught once it returns; make that a no-op so the
         # runtime below still closes the pool and revokes the leases and the token.
@@ -76,7 +75,9 @@ def _describe(error: BaseException) -> str:
 
 def run(host: str, port: int) -> int:
     try:
-        asyncio.run(serve(host, port))
+        settings = load_settings()
+        logging.getLogger().setLevel(settings.log_level)
+        asyncio.run(serve(settings, host, port))
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2

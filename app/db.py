@@ -105,5 +105,6 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         assume_role=settings.db_assume_role,
         latency=latency,
         ready_timeout=settings.vault_startup_timeout,
+        probe_interval=settings.vault_health_probe_interval,
         engine_options={"pool_size": 10, "max_overflow": 10, "pool_timeout": 10},
     )

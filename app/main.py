@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 
 from vault_async.fastapi import VaultRuntime, add_database_error_handlers, vault_lifespan
 
@@ -14,6 +17,13 @@ from .db import open_service_runtime
 from .settings import Settings, load_settings
 
 __all__ = ["app", "create_app"]
+
+
+async def validation_error(request: Request, error: Exception) -> Response:
+    """422 with the errors as ASCII JSON, so any input (even lone surrogates) can be echoed."""
+    errors = error.errors() if isinstance(error, RequestValidationError) else []
+    body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
 
 
 def create_app(
@@ -38,6 +48,7 @@ def create_app(
         lifespan = vault_lifespan(lambda: open_service_runtime(settings or load_settings()))
     application = FastAPI(title="vault-async reference service", lifespan=lifespan)
     add_database_error_handlers(application)
+    application.add_exception_handler(RequestValidationError, validation_error)
     application.include_router(health.router)
     application.include_router(users.router)
     return application

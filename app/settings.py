@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     vault_db_migration_role: str | None = None
     db_owner_role: str | None = None
     vault_startup_timeout: float = Field(default=30.0, gt=0)
+    vault_health_probe_interval: float = Field(default=10.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ Nothing here shows a password, a token or a full lease id.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any, Literal
 
@@ -17,6 +18,9 @@ from ._runtime import VaultRuntime
 __all__ = ["HealthStatus", "health_payload", "health_status", "metric_families"]
 
 HealthStatus = Literal["ok", "degraded", "failing"]
+
+FAILING_MARGIN = 0.5
+"""Seconds: a credential with less validity left than this cannot carry a request."""
 
 _STATE_FIELDS = (
     "kind",
@@ -43,7 +47,7 @@ def health_status(db: Any, token: Any, *, vault_recent: bool, plain: bool = Fals
     if db is None or not getattr(db, "ready", True):
         return "failing"
     ttl = getattr(db, "ttl_remaining", None)
-    if ttl is not None and ttl <= 0:
+    if ttl is not None and ttl <= FAILING_MARGIN:
         return "failing"
     troubled = [db] if token is None else [db, token]
     if not vault_recent or any(s.degraded or s.consecutive_failures > 0 for s in troubled):
@@ -77,6 +81,7 @@ def health_payload(runtime: VaultRuntime) -> tuple[HealthStatus, dict[str, Any]]
     body: dict[str, Any] = {
         "status": status,
         "mode": runtime.mode,
+        "process": {"pid": os.getpid()},
         "database": _state_view(db),
         "token": None if token is None else {
             "ttl_remaining": _jsonable(token.ttl_remaining),

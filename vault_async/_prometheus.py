@@ -74,6 +74,8 @@ class LatencyRecorder:
         self.sum = 0.0
         self.last_success: float | None = None
         """``time.monotonic()`` of the last request that got an HTTP response."""
+        self.last_failure: float | None = None
+        """``time.monotonic()`` of the last request that got no response (refused, timed out)."""
 
     def observe(self, seconds: float, *, answered: bool) -> None:
         self.total += 1
@@ -83,10 +85,16 @@ class LatencyRecorder:
                 self.counts[index] += 1
         if answered:
             self.last_success = time.monotonic()
+        else:
+            self.last_failure = time.monotonic()
 
     def mark_answered(self) -> None:
         """Note that Vault answered (for clients whose transport is not wrapped)."""
         self.last_success = time.monotonic()
+
+    def mark_failed(self) -> None:
+        """Note that Vault did not answer (for clients whose transport is not wrapped)."""
+        self.last_failure = time.monotonic()
 
     def family(self, name: str) -> MetricFamily:
         family = MetricFamily(name, "histogram", "Duration of Vault HTTP requests in seconds.")

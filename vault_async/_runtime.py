@@ -84,8 +84,9 @@ class VaultRuntime:
         return {} if self.manager is None else dict(self.manager.snapshot())
 
     def vault_answered_recently(self, now: float | None = None) -> bool:
-        last = self.latency.last_success
-        if last is None:
+        """Vault answered within ``recent_window`` seconds, and nothing failed since."""
+        last, failed = self.latency.last_success, self.latency.last_failure
+        if last is None or (failed is not None and failed > last):
             return False
         return (time.monotonic() if now is None else now) - last <= self.recent_window
 
@@ -125,16 +126,20 @@ async def _probe_vault(
     while True:
         last = latency.last_success
         if last is None or time.monotonic() - last >= interval:
-            with anyio.move_on_after(probe_timeout):
+            with anyio.move_on_after(probe_timeout) as scope:
                 try:
                     await client.sys.health()
                 except Exception as error:
+                    latency.mark_failed()
                     logger.info(
                         "vault_async.runtime.vault_probe_failed",
                         extra={"error_class": type(error).__name__},
                     )
                 else:
                     latency.mark_answered()
+            if scope.cancelled_caught:
+                latency.mark_failed()
+                logger.info("vault_async.runtime.vault_probe_timed_out")
         await anyio.sleep(interval / 2)
 
 
