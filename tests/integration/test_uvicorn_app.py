@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 import httpx
@@ -32,4 +33,18 @@ async def test_plain_uvicorn_runs_the_lifespan(migrated: DevStack) -> None:
     # uvicorn re-raises SIGTERM once its graceful shutdown (lifespan included) is done.
     assert service.returncode in (0, -15)
     assert "Application shutdown complete" in service.output()
+    assert not (set(await migrated.v_roles()) & during)
+
+
+async def test_sigint_shuts_down_like_sigterm(migrated: DevStack) -> None:
+    before = set(await migrated.v_roles())
+    service = ServiceProcess(migrated.env())
+    await asyncio.to_thread(service.start, 60)
+    try:
+        during = set(await migrated.v_roles()) - before
+        assert during
+    finally:
+        took = await asyncio.to_thread(service.stop, signal.SIGINT)
+    assert service.returncode == 0
+    assert took < 10
     assert not (set(await migrated.v_roles()) & during)
