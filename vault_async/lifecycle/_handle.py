@@ -31,10 +31,12 @@ class ManagedSecret:
         "_closed",
         "_expiring_generation",
         "_grace",
+        "_last_error",
         "_manager",
         "_natural",
         "_next_action",
         "_next_due",
+        "_retry_at",
         "_seq",
         "_subscribers",
         "consecutive_failures",
@@ -74,6 +76,10 @@ class ManagedSecret:
         self._seq = -1
         self._next_action: str | None = None
         self._next_due: float | None = None
+        # After a failed attempt: the error, and the instant before which
+        # force_rotate answers with it instead of calling Vault again.
+        self._last_error: Exception | None = None
+        self._retry_at: float | None = None
         self._closed = False
 
     @property
@@ -108,7 +114,8 @@ class ManagedSecret:
 
         Callers racing each other share one rotation: whoever finds the
         generation already moved on gets the fresh credential without asking
-        Vault again.
+        Vault again. After a failed attempt, calls made before the backoff delay
+        has passed raise that attempt's error without asking Vault again.
         """
         return await self._manager._force_rotate(self, reason)
 

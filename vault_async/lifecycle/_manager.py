@@ -16,6 +16,11 @@ longer extends it; on error back off (full jitter, capped by what is left of the
 lease); push the next deadline; sleep until the earliest one. Each due operation
 runs as a short-lived task (at most ``max_concurrency`` at a time); no task lives
 per lease, and nothing polls.
+
+Two rules keep a broken token or database from turning into a storm of calls: a
+403 on a call made with the managed token logs in again once (one login shared
+by every caller) and retries; and after a failed attempt, ``force_rotate`` does
+not call Vault again until the backoff delay has passed.
 """
 
 from __future__ import annotations
@@ -455,8 +460,8 @@ class LeaseManager:
                 with anyio.move_on_after(self.op_timeout):
                     await self._wait_ready(parent)
             async with self._locked(handle):
-                if handle._closed:
-                    return
+                if handle._closed or handle._seq != seq:
+                    return  # shut down, or re-planned (e.g. by force_rotate) while waiting
                 try:
                     if action == "renew":
                         await self._renew(handle)
@@ -493,13 +498,60 @@ class LeaseManager:
         with anyio.fail_after(self._call_timeout(handle)):
             return await fn()
 
+    async def _call_as_token(self, handle: ManagedSecret, fn: Callable[[], Awaitable[_T]]) -> _T:
+        """Call Vault with the managed token; on a 403 log in again once, then retry.
+
+        A 403 on a call made with the managed token means the token may be gone
+        (revoked from outside, expired): the token's state counts it and it logs
+        in again (one login shared by every caller), then the call is retried. Only
+        a refused login, or a 403 with the fresh token, fails this secret.
+        """
+        token = handle.parent
+        if token is None or token is handle:
+            return await self._call(handle, fn)
+        seen = token.generation
+        try:
+            return await self._call(handle, fn)
+        except exc_mod.Forbidden as exc:
+            await self._relogin(token, seen, handle, exc)
+        return await self._call(handle, fn)
+
+    async def _relogin(
+        self, token: ManagedSecret, seen: int, trigger: ManagedSecret, refused: Exception
+    ) -> None:
+        """Replace ``token`` unless someone did since generation ``seen``; else raise ``refused``.
+
+        Single-flight: callers queue on the token's lock and find the generation
+        moved on. A login that failed moments ago is not retried before its backoff.
+        """
+        async with self._locked(token):
+            if token.generation != seen:
+                return  # another caller logged in again already
+            if token._closed or self._backing_off(token, self.clock.now()):
+                raise refused
+            self._record_failure(token, "forbidden", refused)
+            await self._emit(
+                token, "failed", error_class=token.last_error_class, reason="forbidden"
+            )
+            try:
+                await self._replace(token, reason="forbidden")
+            except Exception as exc:
+                await self._on_failure(token, "rotate", exc)
+                raise refused from None
+        # Leases die with the token that created them: check the others now (a renew
+        # finds a revoked lease gone and replaces it; a valid one is merely extended).
+        now = self.clock.now()
+        for h in self._handles.values():
+            if h.parent is token and h is not trigger and h.current is not None and not h._closed:
+                self._push(now, "renew", h)
+
     async def _renew(self, handle: ManagedSecret) -> None:
         lease = handle.current
         renew = handle.source.renew
         if lease is None or renew is None:
             await self._replace(handle, reason="acquire")
             return
-        grant: Grant = await self._call(handle, lambda: renew(lease))
+        grant: Grant = await self._call_as_token(handle, lambda: renew(lease))
         now = self.clock.now()
         expires = now + grant.lease_duration if grant.lease_duration > 0 else math.inf
         capped = (
@@ -536,7 +588,7 @@ class LeaseManager:
     async def _replace(self, handle: ManagedSecret, reason: str) -> None:
         """Obtain a new credential, make it current, announce it, schedule the old one's revoke."""
         old = handle.current
-        grant = await self._call(handle, handle.source.acquire)
+        grant = await self._call_as_token(handle, handle.source.acquire)
         now = self.clock.now()
         if handle.kind == "database_static":
             # ttl 0 means Vault is rotating the password right now: re-read shortly.
@@ -636,6 +688,16 @@ class LeaseManager:
 
     def _succeeded(self, handle: ManagedSecret) -> None:
         handle.consecutive_failures = 0
+        handle._last_error = None
+        handle._retry_at = None
+
+    def _backing_off(self, handle: ManagedSecret, now: float) -> bool:
+        """True while the backoff delay after a failed attempt runs: do not call Vault."""
+        return (
+            handle._last_error is not None
+            and handle._retry_at is not None
+            and now < handle._retry_at
+        )
 
     async def _plan(self, handle: ManagedSecret, *, capped: bool) -> None:
         """Push the next action for a handle that just got a fresh or renewed credential."""
@@ -666,8 +728,8 @@ class LeaseManager:
             reason = "max_ttl" if lease.renewable else "not_renewable"
             await self._emit(handle, "expiring", reason=reason)
 
-    async def _on_failure(self, handle: ManagedSecret, action: Action, exc: Exception) -> None:
-        """Count, log and announce a failure, then schedule the retry."""
+    def _record_failure(self, handle: ManagedSecret, action: str, exc: Exception) -> None:
+        """Count and log a failure (no secret: the error class and status only)."""
         handle.consecutive_failures += 1
         handle.total_failures += 1
         handle.last_error_class = type(exc).__name__
@@ -681,12 +743,22 @@ class LeaseManager:
                 "consecutive_failures": handle.consecutive_failures,
             },
         )
-        await self._emit(handle, "failed", error_class=handle.last_error_class, reason=action)
+
+    async def _on_failure(self, handle: ManagedSecret, action: Action, exc: Exception) -> None:
+        """Count, log and announce a failure, then schedule the retry.
+
+        Until the retry is due, ``force_rotate`` answers with ``exc`` instead of
+        calling Vault (see ``_backing_off``).
+        """
+        self._record_failure(handle, action, exc)
         now = self.clock.now()
         lease = handle.current
+        handle._last_error = exc
         if action == "renew" and (
             _lease_gone(exc) or (handle.kind == "token" and _token_rejected(exc))
         ):
+            handle._retry_at = now
+            await self._emit(handle, "failed", error_class=handle.last_error_class, reason=action)
             self._push(now, "rotate", handle)  # revoked or unknown: replace right away
             return
         remaining = lease.expires_at - now if lease is not None else None
@@ -700,6 +772,8 @@ class LeaseManager:
             floor=self.backoff_floor,
             remaining=cap,
         )
+        handle._retry_at = now + delay
+        await self._emit(handle, "failed", error_class=handle.last_error_class, reason=action)
         next_action: Action = action
         # Keep renewing a valid lease (same credential, no pool swap once Vault is
         # back); only deep inside the grace period ask for a replacement instead.
@@ -729,6 +803,13 @@ class LeaseManager:
                 )
             ):
                 return current
+            if self._backing_off(handle, now) and handle._last_error is not None:
+                # The last attempt failed and its backoff runs: no new Vault call.
+                logger.debug(
+                    "lease.force_rotate_backing_off",
+                    extra={"secret": handle.name, "error_class": handle.last_error_class},
+                )
+                raise handle._last_error.with_traceback(None)
             try:
                 await self._replace(handle, reason=reason)
             except Exception as exc:
