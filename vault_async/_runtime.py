@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -216,7 +216,6 @@ async def open_runtime(
                 )
             await wait_first(db_handle, ready_timeout)
             db_secret = db_handle.name
-            stack.callback(_relogin_when_forbidden(token_handle, db_handle))
             source = db_handle
             engine = create_async_engine(url.set(username=None, password=None), **options)
         stack.push_async_callback(engine.dispose)
@@ -241,41 +240,6 @@ async def open_runtime(
             )
             stack.push_async_callback(_cancel, probe)
         yield runtime
-
-
-def _relogin_when_forbidden(token: ManagedSecret, db: ManagedSecret) -> Callable[[], None]:
-    """Log in again when Vault refuses the database request: the token was revoked.
-
-    Revoking a token from outside also revokes the leases it created, so the database
-    credential must be replaced, and that needs a token Vault still accepts.
-    Returns the function that stops following.
-    """
-    pending: set[asyncio.Task[Any]] = set()
-
-    async def relogin() -> None:
-        try:
-            await token.force_rotate("database request forbidden")
-        except Exception as error:
-            logger.warning(
-                "vault_async.runtime.relogin_failed",
-                extra={"error_class": type(error).__name__},
-            )
-
-    def on_event(event: Any) -> None:
-        if event.kind != "failed" or event.error_class != "Forbidden" or pending:
-            return
-        task = asyncio.get_running_loop().create_task(relogin())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    unsubscribe = db.subscribe(on_event)
-
-    def stop() -> None:
-        unsubscribe()
-        for task in pending:
-            task.cancel()
-
-    return stop
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
