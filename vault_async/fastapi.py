@@ -15,7 +15,12 @@ Usage::
     add_database_error_handlers(app)
 
     @app.get("/things")
-    async def things(session: Annotated[AsyncSession, Depends(get_session)]) -> list[str]: ...
+    async def things(session: SessionDep) -> list[str]: ...
+
+``SessionDep`` is ``Annotated[AsyncSession, Depends(get_session, scope="function")]``: the
+session commits before the response is sent. Plain ``Depends(get_session)`` works too, but
+FastAPI then runs the commit after the response has gone out, so a failed commit would be a
+write the client was told succeeded.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +42,7 @@ from .sqlalchemy import is_login_rejected, is_server_unavailable
 
 __all__ = [
     "HealthStatus",
+    "SessionDep",
     "StartupError",
     "VaultRuntime",
     "add_database_error_handlers",
@@ -140,6 +147,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+"""An ``AsyncSession`` per request that commits before the response is sent."""
 
 
 def vault_lifespan(
