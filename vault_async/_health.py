@@ -1,4 +1,4 @@
-"""What /healthz and /metrics report, computed from a :class:`VaultRuntime`.
+"""What /healthz reports, computed from a :class:`VaultRuntime`.
 
 Status: ``failing`` when no valid database credential is held, ``degraded`` when the
 credential is valid but Vault has not answered recently or renewals fail, ``ok`` otherwise.
@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ._prometheus import MetricFamily
-from ._runtime import VaultRuntime
+if TYPE_CHECKING:
+    from ._runtime import VaultRuntime
 
-__all__ = ["HealthStatus", "health_payload", "health_status", "metric_families"]
+__all__ = ["HealthStatus", "health_payload", "health_status"]
 
 HealthStatus = Literal["ok", "degraded", "failing"]
 
@@ -102,38 +102,3 @@ def health_payload(runtime: VaultRuntime) -> tuple[HealthStatus, dict[str, Any]]
     }
     return status, body
 
-
-def metric_families(runtime: VaultRuntime) -> list[MetricFamily]:
-    """Renewals, rotations, failures, ttl remaining per secret, and Vault latency."""
-    renewals = MetricFamily("vault_async_renewals_total", "counter", "Successful renewals.")
-    rotations = MetricFamily("vault_async_rotations_total", "counter", "Credential rotations.")
-    failures = MetricFamily(
-        "vault_async_failures_total", "counter", "Failed renewals or acquisitions."
-    )
-    consecutive = MetricFamily(
-        "vault_async_consecutive_failures", "gauge", "Failures since the last success."
-    )
-    ttl = MetricFamily("vault_async_ttl_remaining_seconds", "gauge", "Seconds of validity left.")
-    for name, state in sorted(runtime.snapshot().items()):
-        labels = {"secret": str(name), "kind": str(state.kind)}
-        renewals.add(state.renewals, **labels)
-        rotations.add(state.rotations, **labels)
-        failures.add(getattr(state, "total_failures", state.consecutive_failures), **labels)
-        consecutive.add(state.consecutive_failures, **labels)
-        if state.ttl_remaining is not None:
-            ttl.add(state.ttl_remaining, **labels)
-    stats = runtime.binding.stats
-    swaps = MetricFamily("vault_async_pool_swaps_total", "counter", "Pool swaps on rotation.")
-    retries = MetricFamily(
-        "vault_async_login_retries_total", "counter", "Connects retried after a rejected login."
-    )
-    return [
-        renewals,
-        rotations,
-        failures,
-        consecutive,
-        ttl,
-        swaps.add(stats.pool_swaps),
-        retries.add(stats.login_retries),
-        runtime.latency.family("vault_async_vault_request_duration_seconds"),
-    ]

@@ -1,92 +1,62 @@
-"""Prometheus text exposition for the lease engine's state, and a Vault latency recorder.
+"""Prometheus metrics of a :class:`VaultRuntime`, through ``prometheus_client``.
 
-Kept dependency-free: the format is a few lines per metric
-(https://prometheus.io/docs/instrumenting/exposition_formats/).
+Each runtime has its own ``CollectorRegistry`` (never the process-wide default one, so two
+runtimes in one process do not clash): a collector that reads the lease engine's snapshot
+at scrape time, and a histogram of Vault request latency. Labels name secrets by their
+mount path (``database/app``), never by lease id; no value is a password or a token.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-__all__ = ["LatencyRecorder", "LatencyTransport", "MetricFamily", "render"]
+if TYPE_CHECKING:
+    from ._runtime import VaultRuntime
 
+__all__ = [
+    "LatencyRecorder",
+    "LatencyTransport",
+    "RuntimeCollector",
+    "metric_families",
+    "runtime_registry",
+]
+
+LATENCY_METRIC = "vault_async_vault_request_duration_seconds"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-@dataclass
-class MetricFamily:
-    """One metric: name, type, help, and samples as (labels, value)."""
-
-    name: str
-    kind: str
-    help: str
-    samples: list[tuple[Mapping[str, str], float]] = field(default_factory=list)
-
-    def add(self, value: float, **labels: str) -> MetricFamily:
-        self.samples.append((labels, value))
-        return self
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _format_value(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-def _format_labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{key}="{_escape(val)}"' for key, val in sorted(labels.items()))
-    return "{" + inner + "}"
-
-
-def render(families: Iterable[MetricFamily]) -> str:
-    """The text exposition format (version 0.0.4) of ``families``."""
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} {family.kind}")
-        for labels, value in family.samples:
-            suffix = labels.get("__suffix__", "")
-            shown = {k: v for k, v in labels.items() if k != "__suffix__"}
-            lines.append(f"{family.name}{suffix}{_format_labels(shown)} {_format_value(value)}")
-    return "\n".join(lines) + "\n"
+_SECRET_LABELS = ("kind", "secret")
 
 
 class LatencyRecorder:
-    """A histogram of Vault request durations, in seconds."""
+    """A histogram of Vault request durations, in seconds, and when Vault last answered.
+
+    The histogram is not registered anywhere; each runtime registers it on its own registry.
+    """
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.total = 0
-        self.sum = 0.0
+        self.histogram = Histogram(
+            LATENCY_METRIC,
+            "Duration of Vault HTTP requests in seconds.",
+            buckets=buckets,
+            registry=None,
+        )
         self.last_success: float | None = None
         """``time.monotonic()`` of the last request that got an HTTP response."""
         self.last_failure: float | None = None
         """``time.monotonic()`` of the last request that got no response (refused, timed out)."""
 
     def observe(self, seconds: float, *, answered: bool) -> None:
-        self.total += 1
-        self.sum += seconds
-        for index, bound in enumerate(self.buckets):
-            if seconds <= bound:
-                self.counts[index] += 1
+        """Record one request's duration and whether Vault answered it."""
+        self.histogram.observe(seconds)
         if answered:
-            self.last_success = time.monotonic()
+            self.mark_answered()
         else:
-            self.last_failure = time.monotonic()
+            self.mark_failed()
 
     def mark_answered(self) -> None:
         """Note that Vault answered (for clients whose transport is not wrapped)."""
@@ -95,15 +65,6 @@ class LatencyRecorder:
     def mark_failed(self) -> None:
         """Note that Vault did not answer (for clients whose transport is not wrapped)."""
         self.last_failure = time.monotonic()
-
-    def family(self, name: str) -> MetricFamily:
-        family = MetricFamily(name, "histogram", "Duration of Vault HTTP requests in seconds.")
-        for bound, count in zip(self.buckets, self.counts, strict=True):
-            family.add(count, __suffix__="_bucket", le=_format_value(bound))
-        family.add(self.total, __suffix__="_bucket", le="+Inf")
-        family.add(self.sum, __suffix__="_sum")
-        family.add(self.total, __suffix__="_count")
-        return family
 
 
 class LatencyTransport(httpx.AsyncBaseTransport):
@@ -132,3 +93,72 @@ class LatencyTransport(httpx.AsyncBaseTransport):
 
     async def __aexit__(self, *args: Any) -> None:
         await self._inner.__aexit__(*args)
+
+
+def metric_families(runtime: VaultRuntime) -> list[Metric]:
+    """Renewals, rotations, failures, ttl remaining per secret; pool swaps and login retries.
+
+    Counters are named without ``_total``: ``prometheus_client`` adds it
+    (``vault_async_renewals_total``).
+    """
+    renewals = CounterMetricFamily(
+        "vault_async_renewals", "Successful renewals.", labels=_SECRET_LABELS
+    )
+    rotations = CounterMetricFamily(
+        "vault_async_rotations", "Credential rotations.", labels=_SECRET_LABELS
+    )
+    failures = CounterMetricFamily(
+        "vault_async_failures", "Failed renewals or acquisitions.", labels=_SECRET_LABELS
+    )
+    consecutive = GaugeMetricFamily(
+        "vault_async_consecutive_failures",
+        "Failures since the last success.",
+        labels=_SECRET_LABELS,
+    )
+    ttl = GaugeMetricFamily(
+        "vault_async_ttl_remaining_seconds", "Seconds of validity left.", labels=_SECRET_LABELS
+    )
+    for name, state in sorted(runtime.snapshot().items()):
+        labels = [str(state.kind), str(name)]
+        renewals.add_metric(labels, state.renewals)
+        rotations.add_metric(labels, state.rotations)
+        failures.add_metric(
+            labels, getattr(state, "total_failures", state.consecutive_failures)
+        )
+        consecutive.add_metric(labels, state.consecutive_failures)
+        if state.ttl_remaining is not None:
+            ttl.add_metric(labels, state.ttl_remaining)
+    stats = runtime.binding.stats
+    return [
+        renewals,
+        rotations,
+        failures,
+        consecutive,
+        ttl,
+        CounterMetricFamily(
+            "vault_async_pool_swaps", "Pool swaps on rotation.", value=stats.pool_swaps
+        ),
+        CounterMetricFamily(
+            "vault_async_login_retries",
+            "Connects retried after a rejected login.",
+            value=stats.login_retries,
+        ),
+    ]
+
+
+class RuntimeCollector:
+    """A ``prometheus_client`` collector: :func:`metric_families` read at scrape time."""
+
+    def __init__(self, runtime: VaultRuntime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        yield from metric_families(self._runtime)
+
+
+def runtime_registry(runtime: VaultRuntime) -> CollectorRegistry:
+    """A registry of the runtime's own: its lease engine's state and its Vault latency."""
+    registry = CollectorRegistry()
+    registry.register(RuntimeCollector(runtime))
+    registry.register(runtime.latency.histogram)
+    return registry

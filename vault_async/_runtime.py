@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
+from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from ._prometheus import LatencyRecorder
+from ._prometheus import LatencyRecorder, runtime_registry
 from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind_credentials
 
 if TYPE_CHECKING:
@@ -74,6 +75,11 @@ class VaultRuntime:
     db_secret: str | None = None
     token_secret: str | None = None
     recent_window: float = VAULT_RECENT_WINDOW
+    registry: CollectorRegistry = field(init=False, repr=False, compare=False)
+    """What /metrics shows: this runtime's own registry, not the process-wide default."""
+
+    def __post_init__(self) -> None:
+        self.registry = runtime_registry(self)
 
     @property
     def mode(self) -> Literal["vault", "plain"]:

@@ -31,12 +31,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ._health import HealthStatus, health_payload, health_status, metric_families
-from ._prometheus import render
+from ._health import HealthStatus, health_payload, health_status
+from ._prometheus import metric_families
 from ._runtime import StartupError, VaultRuntime, open_runtime
 from .sqlalchemy import is_login_rejected, is_server_unavailable
 
@@ -75,13 +76,13 @@ def health_router(path: str = "/healthz") -> APIRouter:
 
 
 def metrics_router(path: str = "/metrics") -> APIRouter:
-    """``GET /metrics`` in the Prometheus text format."""
+    """``GET /metrics``: the runtime's registry in the Prometheus text format."""
     router = APIRouter()
 
     @router.get(path, include_in_schema=False)
-    async def metrics(request: Request) -> PlainTextResponse:
-        text = render(metric_families(get_runtime(request)))
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    async def metrics(request: Request) -> Response:
+        body = generate_latest(get_runtime(request).registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router
 

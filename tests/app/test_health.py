@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from vault_async._prometheus import LatencyRecorder
@@ -124,21 +126,86 @@ async def test_healthz_shows_no_secret_and_no_lease_id(
     assert "AbCdEfGh" not in text
 
 
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a /metrics body, parsed by prometheus_client: (name, labels) -> value."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def secret(name: str, kind: str) -> frozenset[tuple[str, str]]:
+    return frozenset({("secret", name), ("kind", kind)})
+
+
+DB = secret("database/app", "database_dynamic")
+NO_LABELS: frozenset[tuple[str, str]] = frozenset()
+
+
 async def test_metrics_exposition(
     served: tuple[httpx.AsyncClient, FakeManager, LatencyRecorder],
 ) -> None:
-    client, _, latency = served
+    client, manager, latency = served
     latency.observe(0.02, answered=True)
     latency.observe(3.0, answered=False)
+    manager.states["database/app"] = state(rotations=5, renewals=11, consecutive_failures=2)
     response = await client.get("/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = response.text.splitlines()
-    assert 'vault_async_rotations_total{kind="database_dynamic",secret="database/app"} 2' in lines
-    assert 'vault_async_renewals_total{kind="database_dynamic",secret="database/app"} 7' in lines
-    assert 'vault_async_failures_total{kind="database_dynamic",secret="database/app"} 1' in lines
-    assert 'vault_async_ttl_remaining_seconds{kind="token",secret="auth/token"} 3000' in lines
-    assert 'vault_async_vault_request_duration_seconds_bucket{le="0.025"} 1' in lines
-    assert 'vault_async_vault_request_duration_seconds_bucket{le="+Inf"} 2' in lines
-    assert "vault_async_vault_request_duration_seconds_count 2" in lines
-    assert "# TYPE vault_async_vault_request_duration_seconds histogram" in lines
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert "# TYPE vault_async_vault_request_duration_seconds histogram" in response.text
+    assert "# TYPE vault_async_renewals_total counter" in response.text
+    got = samples(response.text)
+    health = (await client.get("/healthz")).json()
+    assert got["vault_async_rotations_total", DB] == health["database"]["rotations"] == 5
+    assert got["vault_async_renewals_total", DB] == health["database"]["renewals"] == 11
+    assert got["vault_async_consecutive_failures", DB] == 2
+    assert got["vault_async_failures_total", DB] == 1
+    assert got["vault_async_ttl_remaining_seconds", DB] == health["database"]["ttl_remaining"]
+    assert got["vault_async_ttl_remaining_seconds", secret("auth/token", "token")] == 3000
+    assert got["vault_async_pool_swaps_total", NO_LABELS] == health["pool"]["swaps"]
+    assert got["vault_async_login_retries_total", NO_LABELS] == health["pool"]["login_retries"]
+    bucket = "vault_async_vault_request_duration_seconds_bucket"
+    assert got[bucket, frozenset({("le", "0.025")})] == 1
+    assert got[bucket, frozenset({("le", "+Inf")})] == 2
+    assert got["vault_async_vault_request_duration_seconds_count", NO_LABELS] == 2
+    assert got["vault_async_vault_request_duration_seconds_sum", NO_LABELS] == pytest.approx(3.02)
+
+
+async def test_metrics_of_a_secret_without_ttl_and_of_plain_mode(
+    served: tuple[httpx.AsyncClient, FakeManager, LatencyRecorder],
+) -> None:
+    client, manager, _ = served
+    manager.states["database/app"] = state(ready=False, ttl_remaining=None)
+    got = samples((await client.get("/metrics")).text)
+    assert ("vault_async_ttl_remaining_seconds", DB) not in got
+    assert got["vault_async_rotations_total", DB] == 2
+    manager.states.clear()
+    got = samples((await client.get("/metrics")).text)
+    assert not [name for name, labels in got if labels & {("secret", "database/app")}]
+    assert got["vault_async_pool_swaps_total", NO_LABELS] == 0
+
+
+def test_each_runtime_has_its_own_registry() -> None:
+    """Two runtimes in one process: no clash, and nothing lands in the default registry."""
+    engine = create_async_engine("postgresql+asyncpg://127.0.0.1:9/app")
+    runtimes = [
+        VaultRuntime(
+            engine=engine, sessionmaker=async_sessionmaker(engine),
+            binding=bind_credentials(engine, StaticCredentials("u", PASSWORD)),
+            manager=FakeManager(),
+        )
+        for _ in range(2)
+    ]
+    runtimes[0].latency.observe(0.02, answered=True)
+    counts = [
+        samples(generate_latest(r.registry).decode())[
+            "vault_async_vault_request_duration_seconds_count", NO_LABELS
+        ]
+        for r in runtimes
+    ]
+    assert counts == [1, 0]
+    assert REGISTRY.get_sample_value("vault_async_vault_request_duration_seconds_count") is None
+    assert REGISTRY.get_sample_value("vault_async_rotations_total", dict(DB)) is None
+    for runtime in runtimes:
+        runtime.binding.detach()

@@ -8,6 +8,8 @@ import sys
 
 import httpx
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.service import ServiceProcess
 from vault_async.devstack import DevStack
@@ -26,6 +28,19 @@ async def test_plain_uvicorn_runs_the_lifespan(migrated: DevStack) -> None:
             health = (await client.get("/healthz")).json()
             assert health["status"] == "ok"
             assert (await client.get("/users", params={"limit": 1})).status_code == 200
+            metrics = await client.get("/metrics")
+            after = (await client.get("/healthz")).json()
+        assert metrics.headers["content-type"] == CONTENT_TYPE_LATEST
+        families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+        kind = health["database"]["kind"]
+        for family, field in (("vault_async_rotations", "rotations"),
+                              ("vault_async_renewals", "renewals")):
+            [value] = [s.value for s in families[family].samples
+                       if s.name == family + "_total" and s.labels["kind"] == kind]
+            assert health["database"][field] <= value <= after["database"][field], family
+        [answered] = [s.value for s in families["vault_async_vault_request_duration_seconds"]
+                      .samples if s.name.endswith("_count")]
+        assert answered > 0, "requests to Vault go through the latency histogram"
         during = set(await migrated.v_roles()) - before
         assert during
     finally:
