@@ -16,6 +16,9 @@ from .settings import Settings
 
 __all__ = ["Base", "build_auth", "build_client", "open_service_runtime"]
 
+ENGINE_OPTIONS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
+"""The same pool in every mode, so plain and Vault modes compare like with like."""
+
 SHUTDOWN_TIMEOUT = 5.0
 """Seconds the lease engine may spend revoking at shutdown (SIGTERM-to-exit stays < 10 s)."""
 
@@ -90,7 +93,9 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
     if not settings.vault_mode:
-        return open_runtime(settings.database_url, latency=latency)
+        return open_runtime(
+            settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
+        )
     from vault_async.lifecycle import LeaseManager
 
     client = build_client(settings, latency)
@@ -106,5 +111,5 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         latency=latency,
         ready_timeout=settings.vault_startup_timeout,
         probe_interval=settings.vault_health_probe_interval,
-        engine_options={"pool_size": 10, "max_overflow": 10, "pool_timeout": 10},
+        engine_options=dict(ENGINE_OPTIONS),
     )
