@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,35 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.load import LoadResult, run_load
+from tests.support.modes import service_modes
 from tests.support.service import ServiceProcess, run_migrations
 from vault_async.devstack import DevStack
-
-PLAIN_USER = "bench_plain"
-
-
-async def create_plain_user(stack: DevStack, password: str) -> None:
-    conn = await stack.admin_connect()
-    try:
-        await conn.execute(
-            f"CREATE ROLE {PLAIN_USER} LOGIN PASSWORD $pw${password}$pw$ IN ROLE {stack.group_role}"
-        )
-    finally:
-        await conn.close()
-
-
-def mode_envs(stack: DevStack, plain_password: str) -> dict[str, dict[str, str]]:
-    base = stack.env()
-    stack.create_dynamic_role("bench-long", "1h", "24h")
-    stack.create_dynamic_role("bench-rotating", "5s", "15s")
-    plain_url = (
-        f"postgresql+asyncpg://{PLAIN_USER}:{plain_password}@{stack.pg_host}:{stack.pg_port}/"
-        f"{stack.database}"
-    )
-    return {
-        "plain": {"DATABASE_URL": plain_url},
-        "vault": base | {"VAULT_DB_ROLE": "bench-long"},
-        "rotating": base | {"VAULT_DB_ROLE": "bench-rotating"},
-    }
 
 
 def merge(parts: list[LoadResult]) -> LoadResult:
@@ -102,9 +75,7 @@ def main() -> int:
     seconds, rounds = (3.0, 1) if args.quick else (args.seconds, args.rounds)
 
     with DevStack() as stack, ExitStack() as running:
-        password = secrets.token_urlsafe(16)
-        asyncio.run(create_plain_user(stack, password))
-        envs = mode_envs(stack, password)
+        envs = service_modes(stack)
         run_migrations(envs["vault"])
         services = {mode: running.enter_context(ServiceProcess(env)) for mode, env in envs.items()}
         failed = False

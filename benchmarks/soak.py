@@ -2,11 +2,14 @@
 
     python benchmarks/soak.py --minutes 10 [--quick]
 
-The reference service in rotating mode (default_ttl 5 s / max_ttl 15 s: a new login every
-10-15 s) under steady load at concurrency 16. Every interval it prints the service's resident
-memory, its open PostgreSQL connections, the `v-` roles present in pg_roles and the errors so
-far. Targets: memory growth under 5 % after warm-up, live `v-` roles never more than two
-generations (at most 2 at once), zero errors.
+Two copies of the reference service run side by side under the same steady load
+(concurrency 16 each): `rotating` (default_ttl 5 s / max_ttl 15 s: a new login every
+10-15 s) and `plain` (a fixed login), the baseline measured in the same run. Every interval
+it prints each one's resident memory, the rotating service's open PostgreSQL connections,
+its `v-` roles present in pg_roles, and the requests and errors so far.
+Targets: rotating memory growth under 5 % after warm-up (printed next to plain's growth, so
+what the interpreter and allocator do anyway is visible), live `v-` roles never more than
+two generations (at most 2 at once), zero errors.
 """
 
 from __future__ import annotations
@@ -15,57 +18,74 @@ import argparse
 import asyncio
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.load import run_load
+from tests.support.load import LoadResult, run_load
+from tests.support.modes import ROTATING_ROLE, service_modes
 from tests.support.service import ServiceProcess, run_migrations
 from vault_async.devstack import DevStack
 
-ROLE = "soak"
+MODES = ("plain", "rotating")
 
 
-async def sample(stack: DevStack, pid: int) -> tuple[float, int, int]:
-    """(resident MiB, open connections of the service's logins, live v- roles of this role)."""
-    rss = psutil.Process(pid).memory_info().rss / 2**20
+def rss_mib(service: ServiceProcess) -> float:
+    return float(psutil.Process(service.pid).memory_info().rss) / 2**20
+
+
+async def rotating_logins(stack: DevStack) -> tuple[int, int]:
+    """(open connections of the rotating service's logins, its live v- roles)."""
     conn = await stack.admin_connect()
     try:
         connections = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE $1", f"v-%-{ROLE}-%"
+            "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE $1",
+            f"v-%-{ROTATING_ROLE}-%",
         )
     finally:
         await conn.close()
-    roles = [r for r in await stack.v_roles() if f"-{ROLE}-" in r]
-    return rss, int(connections), len(roles)
+    roles = [r for r in await stack.v_roles() if f"-{ROTATING_ROLE}-" in r]
+    return int(connections), len(roles)
 
 
-async def soak(stack: DevStack, service: ServiceProcess, warmup: float, total: float,
-               interval: float) -> int:
-    await run_load(service.base_url, concurrency=16, duration=warmup)
-    base_rss, _, _ = await sample(stack, service.pid)
-    print(f"after {warmup:.0f} s warm-up: rss {base_rss:.1f} MiB")
-    print(f"{'t (s)':>7} {'rss MiB':>8} {'conns':>5} {'v-roles':>7} {'req':>7} {'errors':>6}")
+async def load_all(services: dict[str, ServiceProcess], seconds: float) -> list[LoadResult]:
+    return await asyncio.gather(*(
+        run_load(service.base_url, concurrency=16, duration=seconds)
+        for service in services.values()
+    ))
+
+
+async def soak(stack: DevStack, services: dict[str, ServiceProcess], warmup: float,
+               total: float, interval: float) -> int:
+    await load_all(services, warmup)
+    base = {mode: rss_mib(service) for mode, service in services.items()}
+    print(f"after {warmup:.0f} s warm-up: rss plain {base['plain']:.1f} MiB, "
+          f"rotating {base['rotating']:.1f} MiB")
+    print(f"{'t (s)':>7} {'plain MiB':>9} {'rot. MiB':>9} {'conns':>5} {'v-roles':>7} "
+          f"{'req':>8} {'errors':>6}")
     started = time.monotonic()
-    requests = errors = 0
-    max_roles = 0
-    rss = base_rss
+    requests = errors = max_roles = 0
+    rss = dict(base)
     while time.monotonic() - started < total:
-        result = await run_load(service.base_url, concurrency=16, duration=interval)
-        requests += result.requests
-        errors += result.errors
-        rss, conns, roles = await sample(stack, service.pid)
+        for result in await load_all(services, interval):
+            requests += result.requests
+            errors += result.errors
+        rss = {mode: rss_mib(service) for mode, service in services.items()}
+        conns, roles = await rotating_logins(stack)
         max_roles = max(max_roles, roles)
-        print(f"{time.monotonic() - started:7.0f} {rss:8.1f} {conns:5d} {roles:7d} "
-              f"{requests:7d} {errors:6d}", flush=True)
-    _, health = service.healthz()
-    growth = (rss - base_rss) / base_rss
-    rotations = health["database"]["rotations"]
-    verdict = "met" if growth < 0.05 else "MISSED"
-    print(f"\nmemory growth after warm-up: {growth:+.1%} (target < 5 %: {verdict})")
-    print(f"most live v- roles at once: {max_roles} (target <= 2); rotations: {rotations}")
+        print(f"{time.monotonic() - started:7.0f} {rss['plain']:9.1f} {rss['rotating']:9.1f} "
+              f"{conns:5d} {roles:7d} {requests:8d} {errors:6d}", flush=True)
+    _, health = services["rotating"].healthz()
+    growth = {mode: (rss[mode] - base[mode]) / base[mode] for mode in MODES}
+    verdict = "met" if growth["rotating"] < 0.05 else "MISSED"
+    print(f"\nmemory growth after warm-up: rotating {growth['rotating']:+.1%} "
+          f"(target < 5 %: {verdict}), plain {growth['plain']:+.1%}, "
+          f"rotating minus plain {growth['rotating'] - growth['plain']:+.1%}")
+    print(f"most live v- roles at once: {max_roles} (target <= 2); "
+          f"rotations: {health['database']['rotations']}")
     print(f"requests: {requests}, errors: {errors} (target 0)")
     # Failed requests and leaked logins are correctness failures; memory is reported above.
     return 0 if errors == 0 and max_roles <= 2 else 1
@@ -79,11 +99,11 @@ def main() -> int:
     total = 30.0 if args.quick else args.minutes * 60
     warmup = 10.0 if args.quick else 60.0
     interval = 5.0 if args.quick else 30.0
-    with DevStack() as stack:
-        stack.create_dynamic_role(ROLE, "5s", "15s")
-        run_migrations(stack.env())
-        with ServiceProcess(stack.env() | {"VAULT_DB_ROLE": ROLE}) as service:
-            return asyncio.run(soak(stack, service, warmup, total, interval))
+    with DevStack() as stack, ExitStack() as running:
+        envs = service_modes(stack)
+        run_migrations(envs["rotating"])
+        services = {mode: running.enter_context(ServiceProcess(envs[mode])) for mode in MODES}
+        return asyncio.run(soak(stack, services, warmup, total, interval))
 
 
 if __name__ == "__main__":
