@@ -337,3 +337,67 @@ async def test_connection_refused_is_connection_error() -> None:
     async with AsyncVaultClient(config=config) as client:
         with pytest.raises(VaultConnectionError, match="ClientConnectorError"):
             await client.secrets.database.generate_credentials("app")
+
+
+async def test_token_lookup_and_revoke_by_accessor(root_client: AsyncVaultClient) -> None:
+    child = await root_client.auth.token.create(policies=["default"], ttl="10m")
+    info = await root_client.auth.token.lookup_accessor(child.accessor)
+    assert info.accessor == child.accessor
+    assert 0 < info.ttl <= 600
+    assert "default" in info.policies
+    await root_client.auth.token.revoke_accessor(child.accessor)
+    with pytest.raises(InvalidRequest):
+        await root_client.auth.token.lookup_accessor(child.accessor)
+    async with AsyncVaultClient(
+        config=ClientConfig(addr=root_client.config.addr, token=child.client_token)
+    ) as revoked:
+        with pytest.raises(Forbidden):
+            await revoked.auth.token.lookup_self()
+
+
+async def _logs_in(devstack: DevStack, user: str, password: str) -> bool:
+    try:
+        conn = await asyncpg.connect(
+            host=devstack.pg_host, port=devstack.pg_port, user=user, password=password,
+            database=devstack.database, timeout=10,
+        )
+    except asyncpg.InvalidPasswordError:
+        return False
+    await conn.close()
+    return True
+
+
+async def test_database_role_read_and_static_rotation(
+    devstack: DevStack, root_client: AsyncVaultClient
+) -> None:
+    db = root_client.secrets.database
+    role = await db.read_role(devstack.dynamic_role)
+    assert role["db_name"]
+    assert role["creation_statements"]
+    with pytest.raises(InvalidPath):
+        await db.read_role("no-such-role")
+
+    before = await db.get_static_credentials(devstack.static_role)
+    await db.rotate_static_role_credentials(devstack.static_role)
+    after = await db.get_static_credentials(devstack.static_role)
+    assert after.data["username"] == before.data["username"]
+    assert after.data["password"] != before.data["password"]
+    assert after.data["last_vault_rotation"] != before.data["last_vault_rotation"]
+    assert not await _logs_in(devstack, before.data["username"], before.data["password"])
+    assert await _logs_in(devstack, after.data["username"], after.data["password"])
+
+
+async def test_seal_and_unseal() -> None:
+    # Its own dev stack: a sealed server would fail every other test sharing one.
+    with DevStack() as stack:
+        async with AsyncVaultClient(config=ClientConfig(addr=stack.vault_addr)) as client:
+            assert not (await client.sys.seal_status()).sealed
+            stack.vault_call("PUT", "sys/seal")
+            sealed = await client.sys.seal_status()
+            assert sealed.sealed
+            assert (await client.sys.health()).sealed
+            with pytest.raises(InvalidRequest):
+                await client.sys.unseal("not-a-key")
+            unsealed = await client.sys.unseal(stack.unseal_key())
+            assert not unsealed.sealed
+            assert not (await client.sys.health()).sealed

@@ -108,6 +108,13 @@ class OpenBaoServer:
         data: dict[str, Any] = response.json()
         return data
 
+    def unseal_key(self) -> str:
+        """The dev server's single unseal key, as it printed it at start-up."""
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("Unseal Key:"):
+                return line.partition(":")[2].strip()
+        raise DevStackError("read the unseal key", "OpenBao printed no 'Unseal Key:' line", "")
+
     def stop(self) -> None:
         if self._http is not None:
             self._http.close()

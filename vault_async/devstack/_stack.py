@@ -196,6 +196,10 @@ class DevStack:
         """A root-token API call, for tests and tooling that set things up."""
         return self._started_bao().call(method, path, f"{method} {path}", body)
 
+    def unseal_key(self) -> str:
+        """The dev server's unseal key (for tests that seal it and unseal it again)."""
+        return self._started_bao().unseal_key()
+
     def create_dynamic_role(
         self, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False
     ) -> None:
