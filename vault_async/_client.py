@@ -27,11 +27,23 @@ import aiohttp
 import httpx
 
 from ._config import ClientConfig, RetryPolicy
-from ._exceptions import MalformedResponse, RateLimited, VaultError, error_for_status
+from ._exceptions import (
+    InvalidPath,
+    MalformedResponse,
+    RateLimited,
+    VaultError,
+    error_for_status,
+)
 from ._models import AuthResult
-from ._parse import Body, decode_body, error_messages
+from ._parse import Body, data_section, decode_body, error_messages, string_list
 from ._retry import backoff_delay, parse_retry_after, retryable_status
-from ._transport import DefaultTransport, RawResponse, map_transport_error, send_via_httpx
+from ._transport import (
+    DefaultTransport,
+    RawResponse,
+    default_transport,
+    map_transport_error,
+    send_via_httpx,
+)
 from .auth import AuthApi
 from .secrets import SecretsApi
 from .sys import SysApi
@@ -144,11 +156,7 @@ class AsyncVaultClient:
         if self._send_fn is None:
             transport = self._transport
             if transport is None:
-                config = self.config
-                ctx = self._ssl_override if self._ssl_override is not None else config.ssl_context()
-                transport = DefaultTransport(
-                    ssl_context=ctx, pool_size=config.pool_size, timeout=config.timeout
-                )
+                transport = default_transport(self.config, self._ssl_override)
             if isinstance(transport, DefaultTransport):
                 self._send_fn = transport.request
             else:
@@ -222,6 +230,14 @@ class AsyncVaultClient:
         )
         return body
 
+    async def list_keys(self, path: str) -> tuple[str, ...]:
+        """LIST ``/v1/<path>``: the keys under it, empty when nothing is there (404)."""
+        try:
+            body = await self.request("GET", path, params={"list": "true"}, idempotent=True)
+        except InvalidPath:
+            return ()
+        return string_list(data_section(body), "keys")
+
     async def request_response(
         self,
         method: str,
@@ -281,22 +297,19 @@ class AsyncVaultClient:
         url = self._base_url + path
         if params:
             url += "?" + urlencode(params)
-        policy = self.config.retry
-        deadline = self._clock() + policy.deadline
+        deadline = self._clock() + self.config.retry.deadline
         attempt = 0
         while True:
             try:
                 response = await send(method, url, headers, content)
             except _TRANSPORT_ERRORS as exc:
                 failure = map_transport_error(exc, method=method, path=path)
-                retry = idempotent or failure.unsent
-                if retry and attempt < policy.max_retries:
-                    delay = backoff_delay(attempt, policy, self._rng)
-                    if self._clock() + delay < deadline:
-                        self._log_retry(method, path, attempt, delay, type(failure.error).__name__)
-                        attempt += 1
-                        await self._sleep(delay)
-                        continue
+                reason = type(failure.error).__name__
+                if (idempotent or failure.unsent) and await self._wait_to_retry(
+                    attempt, deadline, method, path, reason
+                ):
+                    attempt += 1
+                    continue
                 raise failure.error from exc
             status = response.status
             if status < 300 or status in ok_statuses:
@@ -309,18 +322,44 @@ class AsyncVaultClient:
                         extra={"vault_method": method, "vault_path": path, "vault_status": status},
                     )
                 return response
-            if idempotent and retryable_status(status) and attempt < policy.max_retries:
-                delay = backoff_delay(attempt, policy, self._rng)
-                if status == 429:
-                    after = parse_retry_after(response.headers.get("Retry-After"))
-                    if after is not None:
-                        delay = after
-                if self._clock() + delay < deadline:
-                    self._log_retry(method, path, attempt, delay, f"status {status}")
+            if idempotent and retryable_status(status):
+                retry_after = (
+                    parse_retry_after(response.headers.get("Retry-After"))
+                    if status == 429
+                    else None
+                )
+                if await self._wait_to_retry(
+                    attempt, deadline, method, path, f"status {status}", retry_after
+                ):
                     attempt += 1
-                    await self._sleep(delay)
                     continue
             raise self._status_error(response, method, path, body, use_token)
+
+    async def _wait_to_retry(
+        self,
+        attempt: int,
+        deadline: float,
+        method: str,
+        path: str,
+        reason: str,
+        retry_after: float | None = None,
+    ) -> bool:
+        """Sleep before retry ``attempt + 1`` and return True, or False when none is left.
+
+        The delay is full-jitter backoff, or Vault's ``Retry-After`` when it sent one; a
+        retry that would start past ``deadline`` is not made.
+        """
+        policy = self.config.retry
+        if attempt >= policy.max_retries:
+            return False
+        delay = backoff_delay(attempt, policy, self._rng)
+        if retry_after is not None:
+            delay = retry_after
+        if self._clock() + delay >= deadline:
+            return False
+        self._log_retry(method, path, attempt, delay, reason)
+        await self._sleep(delay)
+        return True
 
     def _status_error(
         self,

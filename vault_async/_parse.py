@@ -44,7 +44,8 @@ def error_messages(body: Body) -> tuple[str, ...]:
     return tuple(e if isinstance(e, str) else "<non-string error>" for e in errors)
 
 
-def _int(body: Mapping[str, Any], key: str) -> int:
+def int_field(body: Mapping[str, Any], key: str) -> int:
+    """A numeric field that may be absent (0)."""
     value = body.get(key)
     if value is None:
         return 0
@@ -55,7 +56,8 @@ def _int(body: Mapping[str, Any], key: str) -> int:
     return int(value)
 
 
-def _str(body: Mapping[str, Any], key: str) -> str:
+def string_field(body: Mapping[str, Any], key: str) -> str:
+    """A string field that may be absent (empty)."""
     value = body.get(key)
     if value is None:
         return ""
@@ -65,10 +67,11 @@ def _str(body: Mapping[str, Any], key: str) -> str:
 
 
 def _opt_str(body: Mapping[str, Any], key: str) -> str | None:
-    return _str(body, key) or None
+    return string_field(body, key) or None
 
 
-def _bool(body: Mapping[str, Any], key: str) -> bool:
+def bool_field(body: Mapping[str, Any], key: str) -> bool:
+    """A boolean field that may be absent (False)."""
     value = body.get(key)
     if value is None:
         return False
@@ -77,7 +80,8 @@ def _bool(body: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def _strs(body: Mapping[str, Any], key: str) -> tuple[str, ...]:
+def string_list(body: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A list of strings that may be absent (empty)."""
     value = body.get(key)
     if value is None:
         return ()
@@ -86,7 +90,8 @@ def _strs(body: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _map(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def optional_map(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested object that may be absent or null (empty)."""
     value = body.get(key)
     if value is None:
         return EMPTY
@@ -105,32 +110,32 @@ def _section(body: Body, key: str) -> Body:
 def to_secret(body: Body, *, data: Mapping[str, Any] | None = None) -> Secret:
     """A Secret from a standard response (``data`` overrides the body's ``data``)."""
     return Secret(
-        lease_id=_str(body, "lease_id"),
-        lease_duration=_int(body, "lease_duration"),
-        renewable=_bool(body, "renewable"),
-        data=_map(body, "data") if data is None else MappingProxyType(dict(data)),
-        warnings=_strs(body, "warnings"),
-        request_id=_str(body, "request_id"),
+        lease_id=string_field(body, "lease_id"),
+        lease_duration=int_field(body, "lease_duration"),
+        renewable=bool_field(body, "renewable"),
+        data=optional_map(body, "data") if data is None else MappingProxyType(dict(data)),
+        warnings=string_list(body, "warnings"),
+        request_id=string_field(body, "request_id"),
     )
 
 
 def to_auth(body: Body) -> AuthResult:
     """An AuthResult from a login or renew response (its ``auth`` section)."""
     auth = _section(body, "auth")
-    token = _str(auth, "client_token")
+    token = string_field(auth, "client_token")
     if not token:
         raise MalformedResponse("auth response carries no client_token")
     return AuthResult(
         client_token=token,
-        accessor=_str(auth, "accessor"),
-        lease_duration=_int(auth, "lease_duration"),
-        renewable=_bool(auth, "renewable"),
-        policies=_strs(auth, "policies"),
-        token_policies=_strs(auth, "token_policies"),
-        metadata=_map(auth, "metadata"),
-        entity_id=_str(auth, "entity_id"),
-        orphan=_bool(auth, "orphan"),
-        token_type=_str(auth, "token_type"),
+        accessor=string_field(auth, "accessor"),
+        lease_duration=int_field(auth, "lease_duration"),
+        renewable=bool_field(auth, "renewable"),
+        policies=string_list(auth, "policies"),
+        token_policies=string_list(auth, "token_policies"),
+        metadata=optional_map(auth, "metadata"),
+        entity_id=string_field(auth, "entity_id"),
+        orphan=bool_field(auth, "orphan"),
+        token_type=string_field(auth, "token_type"),
     )
 
 
@@ -138,64 +143,39 @@ def to_token_info(body: Body) -> TokenInfo:
     """A TokenInfo from a token lookup response (the token id is dropped)."""
     data = _section(body, "data")
     return TokenInfo(
-        accessor=_str(data, "accessor"),
-        ttl=_int(data, "ttl"),
-        creation_ttl=_int(data, "creation_ttl"),
-        explicit_max_ttl=_int(data, "explicit_max_ttl"),
-        renewable=_bool(data, "renewable"),
-        policies=_strs(data, "policies"),
-        display_name=_str(data, "display_name"),
-        entity_id=_str(data, "entity_id"),
+        accessor=string_field(data, "accessor"),
+        ttl=int_field(data, "ttl"),
+        creation_ttl=int_field(data, "creation_ttl"),
+        explicit_max_ttl=int_field(data, "explicit_max_ttl"),
+        renewable=bool_field(data, "renewable"),
+        policies=string_list(data, "policies"),
+        display_name=string_field(data, "display_name"),
+        entity_id=string_field(data, "entity_id"),
         expire_time=_opt_str(data, "expire_time"),
         issue_time=_opt_str(data, "issue_time"),
-        num_uses=_int(data, "num_uses"),
-        orphan=_bool(data, "orphan"),
-        path=_str(data, "path"),
-        type=_str(data, "type"),
-        meta=_map(data, "meta"),
+        num_uses=int_field(data, "num_uses"),
+        orphan=bool_field(data, "orphan"),
+        path=string_field(data, "path"),
+        type=string_field(data, "type"),
+        meta=optional_map(data, "meta"),
     )
 
 
 def to_wrap_info(body: Body) -> WrapInfo:
     """The ``wrap_info`` section of a response-wrapped answer."""
     info = _section(body, "wrap_info")
-    token = _str(info, "token")
+    token = string_field(info, "token")
     if not token:
         raise MalformedResponse("wrap_info carries no token")
     return WrapInfo(
         token=token,
-        accessor=_str(info, "accessor"),
-        ttl=_int(info, "ttl"),
-        creation_time=_str(info, "creation_time"),
-        creation_path=_str(info, "creation_path"),
+        accessor=string_field(info, "accessor"),
+        ttl=int_field(info, "ttl"),
+        creation_time=string_field(info, "creation_time"),
+        creation_path=string_field(info, "creation_path"),
     )
 
 
 def data_section(body: Body) -> Body:
     """The ``data`` object of a response (malformed if absent)."""
     return _section(body, "data")
-
-
-def optional_map(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """A nested object that may be absent or null."""
-    return _map(body, key)
-
-
-def string_list(body: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    """A list of strings that may be absent."""
-    return _strs(body, key)
-
-
-def string_field(body: Mapping[str, Any], key: str) -> str:
-    """A string field that may be absent."""
-    return _str(body, key)
-
-
-def int_field(body: Mapping[str, Any], key: str) -> int:
-    """A numeric field that may be absent."""
-    return _int(body, key)
-
-
-def bool_field(body: Mapping[str, Any], key: str) -> bool:
-    """A boolean field that may be absent."""
-    return _bool(body, key)

@@ -131,10 +131,14 @@ async def send_via_httpx(
     return RawResponse(response.status_code, response.headers, body, response.reason_phrase)
 
 
-def default_transport(config: ClientConfig) -> DefaultTransport:
-    """The default transport for a configuration."""
+def default_transport(
+    config: ClientConfig, ssl_context: ssl.SSLContext | None = None
+) -> DefaultTransport:
+    """The default transport for a configuration (``ssl_context`` overrides its TLS)."""
     return DefaultTransport(
-        ssl_context=config.ssl_context(), pool_size=config.pool_size, timeout=config.timeout
+        ssl_context=ssl_context if ssl_context is not None else config.ssl_context(),
+        pool_size=config.pool_size,
+        timeout=config.timeout,
     )
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -139,16 +139,21 @@ def quote_role(name: str, dialect: Dialect) -> str:
     return dialect.identifier_preparer.quote_identifier(name)
 
 
-def _has_sqlstate(error: BaseException, states: frozenset[str]) -> bool:
-    """True when ``error`` or an exception it wraps carries one of ``states``."""
+def _sqlstates(error: BaseException) -> Iterator[str]:
+    """The SQLSTATEs carried by ``error`` and the exceptions it wraps, outermost first."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if getattr(current, "sqlstate", None) in states:
-            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str):
+            yield state
         current = current.__cause__ or getattr(current, "orig", None)
-    return False
+
+
+def _has_sqlstate(error: BaseException, states: frozenset[str]) -> bool:
+    """True when ``error`` or an exception it wraps carries one of ``states``."""
+    return any(state in states for state in _sqlstates(error))
 
 
 TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
@@ -157,15 +162,7 @@ TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
 
 def is_server_unavailable(error: BaseException) -> bool:
     """True for SQLSTATEs that mean the server or the connection, not the statement, failed."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str) and state.startswith(TRANSIENT_SQLSTATE_CLASSES):
-            return True
-        current = current.__cause__ or getattr(current, "orig", None)
-    return False
+    return any(state.startswith(TRANSIENT_SQLSTATE_CLASSES) for state in _sqlstates(error))
 
 
 def is_login_rejected(error: BaseException) -> bool:

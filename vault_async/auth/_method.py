@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._exceptions import InvalidConfig
 from .._models import AuthResult
 from .._parse import to_auth
-from .._paths import name, subpath
+from .._paths import subpath
 
 if TYPE_CHECKING:
     from .._client import AsyncVaultClient
@@ -31,11 +31,6 @@ async def login_request(
     path = f"auth/{subpath(mount_point, 'mount_point')}/{route}"
     body = await client.request("POST", path, json=payload, idempotent=False, token=None)
     return to_auth(body)
-
-
-def login_path_segment(value: str, what: str) -> str:
-    """A quoted path segment (usernames go into the login path)."""
-    return name(value, what)
 
 
 def read_secret_file(path: str | Path, what: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._models import AuthResult
-from ._method import login_path_segment, login_request
+from .._paths import name
+from ._method import login_request
 
 if TYPE_CHECKING:
     from .._client import AsyncVaultClient
@@ -30,7 +31,7 @@ class UserpassAuth:
 
     async def login(self, client: AsyncVaultClient) -> AuthResult:
         """The username is quoted into the path; the password goes in the body."""
-        route = "login/" + login_path_segment(self.username, "username")
+        route = "login/" + name(self.username, "username")
         return await login_request(client, self.mount_point, route, {"password": self._password})
 
 

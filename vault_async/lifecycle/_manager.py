@@ -723,9 +723,12 @@ class LeaseManager:
             handle._natural, handle._grace, self.rotation_lead, self.min_rotation_lead
         )
         self._push(max(now, lease.expires_at - lead), "rotate", handle)
+        await self._announce_expiring(handle, "max_ttl" if lease.renewable else "not_renewable")
+
+    async def _announce_expiring(self, handle: ManagedSecret, reason: str) -> None:
+        """Emit "expiring" once per generation: the credential in force will not be renewed."""
         if handle._expiring_generation != handle.generation:
             handle._expiring_generation = handle.generation
-            reason = "max_ttl" if lease.renewable else "not_renewable"
             await self._emit(handle, "expiring", reason=reason)
 
     def _record_failure(self, handle: ManagedSecret, action: str, exc: Exception) -> None:
@@ -779,9 +782,7 @@ class LeaseManager:
         # back); only deep inside the grace period ask for a replacement instead.
         if action == "renew" and (remaining is None or remaining - delay <= handle._grace / 2.0):
             next_action = "rotate"
-            if handle._expiring_generation != handle.generation:
-                handle._expiring_generation = handle.generation
-                await self._emit(handle, "expiring", reason="renewals_failing")
+            await self._announce_expiring(handle, "renewals_failing")
         self._push(now + delay, next_action, handle)
 
     async def _force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:

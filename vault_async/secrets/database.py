@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import InvalidPath
 from .._models import Secret
-from .._parse import data_section, optional_map, string_list, to_secret
+from .._parse import optional_map, to_secret
 from .._paths import name, subpath
 
 if TYPE_CHECKING:
@@ -44,11 +43,11 @@ class DatabaseApi:
 
     async def list_roles(self, mount_point: str = DEFAULT_MOUNT_POINT) -> tuple[str, ...]:
         """LIST <mount>/roles (empty when there are none)."""
-        return await self._list(f"{subpath(mount_point, 'mount_point')}/roles")
+        return await self._client.list_keys(f"{subpath(mount_point, 'mount_point')}/roles")
 
     async def list_static_roles(self, mount_point: str = DEFAULT_MOUNT_POINT) -> tuple[str, ...]:
         """LIST <mount>/static-roles (empty when there are none)."""
-        return await self._list(f"{subpath(mount_point, 'mount_point')}/static-roles")
+        return await self._client.list_keys(f"{subpath(mount_point, 'mount_point')}/static-roles")
 
     async def read_role(
         self, name_: str, mount_point: str = DEFAULT_MOUNT_POINT
@@ -64,10 +63,3 @@ class DatabaseApi:
         """POST <mount>/rotate-role/<name>: rotate a static role's password now."""
         path = f"{subpath(mount_point, 'mount_point')}/rotate-role/{name(name_, 'role name')}"
         await self._client.request("POST", path, idempotent=False)
-
-    async def _list(self, path: str) -> tuple[str, ...]:
-        try:
-            body = await self._client.request("GET", path, params={"list": "true"}, idempotent=True)
-        except InvalidPath:
-            return ()
-        return string_list(data_section(body), "keys")

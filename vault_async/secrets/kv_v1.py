@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import InvalidPath
 from .._models import Secret
-from .._parse import data_section, string_list, to_secret
+from .._parse import to_secret
 from .._paths import subpath
 
 if TYPE_CHECKING:
@@ -50,11 +49,7 @@ class KvV1Api:
         full = subpath(mount_point, "mount_point") + (
             "/" + subpath(path) if path.strip("/") else ""
         )
-        try:
-            body = await self._client.request("GET", full, params={"list": "true"}, idempotent=True)
-        except InvalidPath:
-            return ()
-        return string_list(data_section(body), "keys")
+        return await self._client.list_keys(full)
 
 
 def _path(mount_point: str, path: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import InvalidPath, MalformedResponse
+from .._exceptions import MalformedResponse
 from .._models import EMPTY, Secret
 from .._parse import (
     bool_field,
@@ -15,7 +16,6 @@ from .._parse import (
     int_field,
     optional_map,
     string_field,
-    string_list,
     to_secret,
 )
 from .._paths import subpath
@@ -85,15 +85,7 @@ class KvV2Api:
         if inner is not None and not isinstance(inner, dict):
             raise MalformedResponse("KV v2 data is not an object")
         secret = to_secret(body, data=inner or {})
-        return Secret(
-            lease_id=secret.lease_id,
-            lease_duration=secret.lease_duration,
-            renewable=secret.renewable,
-            data=secret.data,
-            warnings=secret.warnings,
-            request_id=secret.request_id,
-            metadata=optional_map(outer, "metadata"),
-        )
+        return dataclasses.replace(secret, metadata=optional_map(outer, "metadata"))
 
     async def create_or_update_secret(
         self,
@@ -106,11 +98,8 @@ class KvV2Api:
 
         A conflict raises :class:`~vault_async.InvalidRequest` (Vault answers 400).
         """
-        payload: dict[str, Any] = {"data": dict(secret)}
-        if cas is not None:
-            payload["options"] = {"cas": int(cas)}
         body = await self._client.request(
-            "POST", _route(mount_point, "data", path), json=payload, idempotent=False
+            "POST", _route(mount_point, "data", path), json=_write(secret, cas), idempotent=False
         )
         return _version(data_section(body))
 
@@ -122,13 +111,10 @@ class KvV2Api:
         mount_point: str = DEFAULT_MOUNT_POINT,
     ) -> KvVersion:
         """PATCH <mount>/data/<path> (JSON merge patch of the latest version)."""
-        payload: dict[str, Any] = {"data": dict(secret)}
-        if cas is not None:
-            payload["options"] = {"cas": int(cas)}
         body = await self._client.request(
             "PATCH",
             _route(mount_point, "data", path),
-            json=payload,
+            json=_write(secret, cas),
             idempotent=False,
             content_type="application/merge-patch+json",
         )
@@ -165,13 +151,7 @@ class KvV2Api:
         route = f"{subpath(mount_point, 'mount_point')}/metadata"
         if path.strip("/"):
             route += "/" + subpath(path)
-        try:
-            body = await self._client.request(
-                "GET", route, params={"list": "true"}, idempotent=True
-            )
-        except InvalidPath:
-            return ()
-        return string_list(data_section(body), "keys")
+        return await self._client.list_keys(route)
 
     async def read_metadata(self, path: str, mount_point: str = DEFAULT_MOUNT_POINT) -> KvMetadata:
         """GET <mount>/metadata/<path>: settings and every version."""
@@ -236,6 +216,14 @@ class KvV2Api:
         await self._client.request(
             method, _route(mount_point, action, path), json={"versions": numbers}, idempotent=True
         )
+
+
+def _write(secret: Mapping[str, Any], cas: int | None) -> dict[str, Any]:
+    """The body of a write or patch: the data, and the check-and-set version if given."""
+    payload: dict[str, Any] = {"data": dict(secret)}
+    if cas is not None:
+        payload["options"] = {"cas": int(cas)}
+    return payload
 
 
 def _version_number(key: object) -> int | None:
