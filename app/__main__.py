@@ -93,11 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not args.dev:
-        try:
-            load_settings()
-        except SettingsError as error:
-            print(f"configuration error: {error}", file=sys.stderr)
-            return 2
         return run(args.host, args.port)
     from vault_async.devstack import DevStack
 

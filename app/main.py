@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import nullcontext
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -34,16 +33,9 @@ def create_app(
     Without it, the lifespan reads the settings (from the environment unless given) and
     opens the runtime itself, so ``uvicorn app.main:app`` works too.
     """
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
     if runtime is not None:
         given = runtime
-
-        @asynccontextmanager
-        async def attach(app: FastAPI) -> AsyncIterator[None]:
-            app.state.vault_runtime = given
-            yield
-
-        lifespan = attach
+        lifespan = vault_lifespan(lambda: nullcontext(given))
     else:
         lifespan = vault_lifespan(lambda: open_service_runtime(settings or load_settings()))
     application = FastAPI(title="vault-async reference service", lifespan=lifespan)

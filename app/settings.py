@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() is the one reader of the environment, so that a mapping can stand
+        # in for it; pydantic-settings' own source would merge os.environ back in.
+        return (init_settings,)
 
     vault_addr: str | None = None
     vault_namespace: str | None = None
@@ -69,11 +82,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        vault_mode = self.vault_db_role or self.vault_db_static_role
         if self.vault_db_role and self.vault_db_static_role:
             raise ValueError("VAULT_DB_ROLE and VAULT_DB_STATIC_ROLE are exclusive; set one")
         url = make_url(self.database_url)
-        if vault_mode:
+        if self.vault_mode:
             if url.username or url.password:
                 raise ValueError(
                     "DATABASE_URL must not carry a user or password when Vault supplies them"

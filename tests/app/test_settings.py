@@ -35,6 +35,15 @@ def test_plain_mode_uses_url_credentials() -> None:
     assert not settings.vault_mode
 
 
+def test_a_given_mapping_is_the_whole_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process environment must not leak into settings read from a mapping.
+    monkeypatch.setenv("VAULT_DB_STATIC_ROLE", "from-the-shell")
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")
+    settings = load_settings({"DATABASE_URL": "postgresql+asyncpg://me:pw@127.0.0.1/app"})
+    assert settings.vault_db_static_role is None
+    assert settings.log_level == "INFO"
+
+
 def test_token_mode_is_the_default_method() -> None:
     env = {"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": "hvs.x", "DATABASE_URL": URL,
            "VAULT_DB_STATIC_ROLE": "app-static"}

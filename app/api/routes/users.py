@@ -59,7 +59,8 @@ async def create_user(body: UserCreate, session: SessionDep) -> UserOut:
         await session.flush()
     except IntegrityError:
         raise HTTPException(status.HTTP_409_CONFLICT, "username already exists") from None
-    await session.refresh(user)
+    # The flush's INSERT ... RETURNING already loaded id and created_at (SQLAlchemy 2's
+    # eager_defaults="auto"): no second round trip.
     return UserOut.model_validate(user)
 
 
