@@ -111,10 +111,7 @@ async def _connect(pg: PostgresCluster, database: str) -> asyncpg.Connection:
     last: Exception | None = None
     for _ in range(100):
         try:
-            return await asyncpg.connect(
-                host="127.0.0.1", port=pg.port, user=pg.superuser,
-                password=pg.superuser_password, database=database, timeout=5,
-            )
+            return await pg.connect(database, timeout=5)
         except (OSError, asyncpg.CannotConnectNowError) as exc:
             last = exc
             await asyncio.sleep(0.1)

@@ -8,6 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import asyncpg
+
 from ._errors import DevStackError
 from ._processes import RunAs, ServerProcess, port_accepts, world_readable_copy
 
@@ -99,6 +101,13 @@ class PostgresCluster:
         )
         self.process.wait_until(
             lambda: port_accepts(self.port), timeout=timeout, step="start PostgreSQL"
+        )
+
+    async def connect(self, database: str, timeout: float = 10.0) -> asyncpg.Connection:  # noqa: ASYNC109
+        """A superuser connection over TCP on 127.0.0.1."""
+        return await asyncpg.connect(
+            host="127.0.0.1", port=self.port, user=self.superuser,
+            password=self.superuser_password, database=database, timeout=timeout,
         )
 
     def stop(self) -> None:

@@ -76,7 +76,6 @@ class RunAs:
 
     uid: int | None = None
     gid: int | None = None
-    name: str | None = None
 
     @classmethod
     def for_postgres(cls) -> RunAs:
@@ -91,7 +90,7 @@ class RunAs:
                 "choose an unprivileged user for PostgreSQL",
                 f"running as root and user {name!r} does not exist (set {UNPRIVILEGED_USER_ENV})",
             ) from exc
-        return cls(uid=entry.pw_uid, gid=entry.pw_gid, name=name)
+        return cls(uid=entry.pw_uid, gid=entry.pw_gid)
 
     def give(self, path: Path) -> None:
         """Hand a file or directory to this user."""

@@ -38,14 +38,11 @@ class DevStack:
     approle_role = cfg.APPROLE_ROLE
     database = cfg.DATABASE
     db_mount = cfg.DB_MOUNT
-    db_connection = cfg.DB_CONNECTION
     dynamic_role = cfg.DYNAMIC_ROLE
     migrator_role = cfg.MIGRATOR_ROLE
     static_role = cfg.STATIC_ROLE
     owner_role = cfg.OWNER_ROLE
     group_role = cfg.GROUP_ROLE
-    kv_mount = cfg.KV_MOUNT
-    transit_mount = cfg.TRANSIT_MOUNT
     transit_key = cfg.TRANSIT_KEY
     pg_host = "127.0.0.1"
 
@@ -216,10 +213,7 @@ class DevStack:
 
     async def admin_connect(self, database: str | None = None) -> asyncpg.Connection:
         """A superuser connection, for tests that inspect or disturb the database."""
-        return await asyncpg.connect(
-            host=self.pg_host, port=self.pg_port, user=self.pg_superuser,
-            password=self.pg_superuser_password, database=database or self.database, timeout=10,
-        )
+        return await self._started_pg().connect(database or self.database)
 
     async def v_roles(self) -> list[str]:
         """Names of the Vault-made (`v-…`) roles that exist now."""
