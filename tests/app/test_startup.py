@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.service import ROOT
 from vault_async.devstack import DevStack
-
-ROOT = Path(__file__).resolve().parents[2]
+from vault_async.devstack._processes import free_port
 
 
 def run_app(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -24,12 +22,6 @@ def run_app(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedPro
     )
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_missing_setting_names_it() -> None:
     result = run_app({"VAULT_DB_ROLE": "app", "VAULT_ADDR": "http://127.0.0.1:1"})
     assert result.returncode == 2
@@ -38,7 +30,7 @@ def test_missing_setting_names_it() -> None:
 
 def test_unreachable_vault_fails_with_one_line() -> None:
     env = {
-        "VAULT_ADDR": f"http://127.0.0.1:{closed_port()}",
+        "VAULT_ADDR": f"http://127.0.0.1:{free_port()}",
         "VAULT_AUTH_METHOD": "approle",
         "VAULT_ROLE_ID": "r",
         "VAULT_SECRET_ID": "not-a-real-secret-id",

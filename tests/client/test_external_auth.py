@@ -8,7 +8,6 @@ of tokens it knows, so the login path through OpenBao is the real one.
 
 from __future__ import annotations
 
-import datetime
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,11 +17,11 @@ from typing import Any
 import jwt
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from tests.client._util import enable_auth, unique
+from tests.support.certs import self_signed_pem
 from vault_async import (
     AsyncVaultClient,
     ClientConfig,
@@ -40,10 +39,6 @@ NAMESPACE = "payments"
 SERVICE_ACCOUNT = "api"
 
 
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 @pytest.fixture(scope="module")
 def signing_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -55,32 +50,16 @@ def _public_pem(key: rsa.RSAPrivateKey) -> str:
     ).decode()
 
 
-def _self_signed_pem(key: rsa.RSAPrivateKey) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-kubernetes-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def _sign(key: rsa.RSAPrivateKey, claims: dict[str, Any]) -> str:
     now = int(time.time())
     return jwt.encode({"iat": now, "nbf": now, "exp": now + 300} | claims, key, "RS256")
 
 
-async def _enable(client: AsyncVaultClient, mount: str, kind: str) -> None:
-    await client.request("POST", f"sys/auth/{mount}", json={"type": kind}, idempotent=False)
-
-
 async def test_jwt_login_on_custom_mount(
     root_client: AsyncVaultClient, signing_key: rsa.RSAPrivateKey, tmp_path: Path
 ) -> None:
-    mount = _unique("jwt")
-    await _enable(root_client, mount, "jwt")
+    mount = unique("jwt")
+    await enable_auth(root_client, mount, "jwt")
     await root_client.request(
         "POST", f"auth/{mount}/config",
         json={"jwt_validation_pubkeys": [_public_pem(signing_key)]}, idempotent=True,
@@ -165,13 +144,13 @@ async def test_kubernetes_login_with_service_account_file(
     tmp_path: Path,
 ) -> None:
     reviewer, host = token_reviewer
-    mount = _unique("k8s")
-    await _enable(root_client, mount, "kubernetes")
+    mount = unique("k8s")
+    await enable_auth(root_client, mount, "kubernetes")
     await root_client.request(
         "POST", f"auth/{mount}/config",
         # Plain http on loopback, but OpenBao insists on a CA outside a pod: any will do.
         json={"kubernetes_host": host, "disable_local_ca_jwt": True,
-              "kubernetes_ca_cert": _self_signed_pem(signing_key)},
+              "kubernetes_ca_cert": self_signed_pem(signing_key, "test-kubernetes-ca")},
         idempotent=True,
     )
     await root_client.request(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.client._util import enable_auth, unique
+from tests.support.postgres import can_login
 from vault_async import (
     AppRoleAuth,
     AsyncVaultClient,
@@ -20,12 +21,9 @@ from vault_async import (
 )
 from vault_async._parse import to_wrap_info
 from vault_async.devstack import DevStack
+from vault_async.devstack._processes import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 async def test_health_and_seal_status(root_client: AsyncVaultClient) -> None:
@@ -113,10 +111,8 @@ async def test_token_auth_from_file(
 
 
 async def test_userpass_on_custom_mount(root_client: AsyncVaultClient) -> None:
-    mount = _unique("up")
-    await root_client.request(
-        "POST", f"sys/auth/{mount}", json={"type": "userpass"}, idempotent=False
-    )
+    mount = unique("up")
+    await enable_auth(root_client, mount, "userpass")
     await root_client.request(
         "POST",
         f"auth/{mount}/users/alice",
@@ -132,7 +128,7 @@ async def test_userpass_on_custom_mount(root_client: AsyncVaultClient) -> None:
 
 async def test_kv_v2_full_cycle(app_client: AsyncVaultClient) -> None:
     kv = app_client.secrets.kv_v2
-    path = _unique("it/app") + "/config"
+    path = unique("it/app") + "/config"
     v1 = await kv.create_or_update_secret(path, {"user": "a", "pass": "p1"}, cas=0)
     assert v1.version == 1
     with pytest.raises(InvalidRequest, match="check-and-set"):
@@ -148,7 +144,7 @@ async def test_kv_v2_full_cycle(app_client: AsyncVaultClient) -> None:
     assert dict(old.data) == {"user": "a", "pass": "p1"}
     listing = await kv.list_secrets(path.rsplit("/", 1)[0])
     assert listing == ("config",)
-    assert await kv.list_secrets(_unique("nothing-here")) == ()
+    assert await kv.list_secrets(unique("nothing-here")) == ()
 
     await kv.delete_latest_version(path)
     with pytest.raises(InvalidPath):
@@ -162,7 +158,7 @@ async def test_kv_v2_full_cycle(app_client: AsyncVaultClient) -> None:
 
 async def test_kv_v2_metadata_and_destroy(root_client: AsyncVaultClient) -> None:
     kv = root_client.secrets.kv_v2
-    path = _unique("meta")
+    path = unique("meta")
     await kv.create_or_update_secret(path, {"a": "1"})
     await kv.create_or_update_secret(path, {"a": "2"})
     await kv.update_metadata(path, max_versions=5, custom_metadata={"owner": "team"})
@@ -179,7 +175,7 @@ async def test_kv_v2_metadata_and_destroy(root_client: AsyncVaultClient) -> None
 
 
 async def test_kv_v1(root_client: AsyncVaultClient) -> None:
-    mount = _unique("kv1")
+    mount = unique("kv1")
     await root_client.request(
         "POST",
         f"sys/mounts/{mount}",
@@ -199,7 +195,7 @@ async def test_transit_encrypt_rotate_rewrap(
     devstack: DevStack, app_client: AsyncVaultClient, root_client: AsyncVaultClient
 ) -> None:
     transit = app_client.secrets.transit
-    key = _unique("key")
+    key = unique("key")
     await root_client.secrets.transit.create_key(key)
     plaintext = b"\x00\xffcard 4111-1111"
     ciphertext = await transit.encrypt(key, plaintext)
@@ -322,15 +318,10 @@ async def test_default_transport_serves_plain_httpx(devstack: DevStack) -> None:
 
 
 async def test_connection_refused_is_connection_error() -> None:
-    import socket
-
     from vault_async import RetryPolicy, VaultConnectionError
 
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     config = ClientConfig(
-        addr=f"http://127.0.0.1:{port}",
+        addr=f"http://127.0.0.1:{free_port()}",  # a port nobody listens on
         token="t",
         retry=RetryPolicy(max_retries=1, backoff_max=0.01, backoff_initial=0.01),
     )
@@ -355,18 +346,6 @@ async def test_token_lookup_and_revoke_by_accessor(root_client: AsyncVaultClient
             await revoked.auth.token.lookup_self()
 
 
-async def _logs_in(devstack: DevStack, user: str, password: str) -> bool:
-    try:
-        conn = await asyncpg.connect(
-            host=devstack.pg_host, port=devstack.pg_port, user=user, password=password,
-            database=devstack.database, timeout=10,
-        )
-    except asyncpg.InvalidPasswordError:
-        return False
-    await conn.close()
-    return True
-
-
 async def test_database_role_read_and_static_rotation(
     devstack: DevStack, root_client: AsyncVaultClient
 ) -> None:
@@ -383,8 +362,8 @@ async def test_database_role_read_and_static_rotation(
     assert after.data["username"] == before.data["username"]
     assert after.data["password"] != before.data["password"]
     assert after.data["last_vault_rotation"] != before.data["last_vault_rotation"]
-    assert not await _logs_in(devstack, before.data["username"], before.data["password"])
-    assert await _logs_in(devstack, after.data["username"], after.data["password"])
+    assert not await can_login(devstack, before.data["username"], before.data["password"])
+    assert await can_login(devstack, after.data["username"], after.data["password"])
 
 
 async def test_seal_and_unseal() -> None:

@@ -203,7 +203,7 @@ async def test_lazy_open_and_close(router: respx.MockRouter, vtime: VirtualTime)
     assert "closed" in repr(client)
 
 
-async def test_any_httpx_transport_is_accepted(vtime: VirtualTime) -> None:
+async def test_any_httpx_transport_is_accepted() -> None:
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -18,7 +18,6 @@ from vault_async.lifecycle import Grant, Lease, LeaseManager, SecretSource, Virt
 @dataclass
 class FakeLease:
     lease_id: str
-    issued_at: float
     expires_at: float
     max_expires_at: float
     password: str
@@ -85,7 +84,6 @@ class FakeVault:
         n = next(self._ids)
         lease = FakeLease(
             f"database/creds/app/lease{n:06d}",
-            now,
             now + self.ttl,
             now + self.max_ttl,
             f"pw-{n}",

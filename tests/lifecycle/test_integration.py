@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 
+from tests.support.postgres import can_login
 from vault_async import AppRoleAuth, AsyncVaultClient
 from vault_async.devstack import DevStack
 from vault_async.lifecycle import Lease, LeaseEvent, LeaseManager, ManagedSecret
@@ -25,23 +25,9 @@ PAUSE_ROLE = "lifecycle-pause"  # 10 s leases, so a short SIGSTOP fits inside on
 TOKEN_ROLE = "lifecycle-token"  # AppRole whose tokens hit their max TTL after 10 s
 
 
-async def can_login(stack: DevStack, lease: Lease) -> bool:
+async def lease_logs_in(stack: DevStack, lease: Lease) -> bool:
     """True when PostgreSQL accepts the lease's username and password right now."""
-    try:
-        conn = await asyncpg.connect(
-            host=stack.pg_host,
-            port=stack.pg_port,
-            database=stack.database,
-            user=lease.data["username"],
-            password=lease.data["password"],
-            timeout=5,
-        )
-    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError):
-        return False
-    try:
-        return await conn.fetchval("SELECT 1") == 1
-    finally:
-        await conn.close()
+    return await can_login(stack, lease.data["username"], lease.data["password"], connect_timeout=5)
 
 
 async def wait_until(
@@ -86,21 +72,8 @@ def track(handle: ManagedSecret) -> tuple[list[LeaseEvent], set[str]]:
 def roles(devstack: DevStack) -> dict[str, str]:
     devstack.create_dynamic_role(SHORT_ROLE, "4s", "12s")
     devstack.create_dynamic_role(PAUSE_ROLE, "10s", "120s")
-    policy = devstack.vault_call(
-        "GET", f"auth/{devstack.approle_mount}/role/{devstack.approle_role}"
-    )["data"]["token_policies"]
-    devstack.vault_call(
-        "POST",
-        f"auth/{devstack.approle_mount}/role/{TOKEN_ROLE}",
-        {"token_policies": policy, "token_ttl": "6s", "token_max_ttl": "10s"},
-    )
-    role_id = devstack.vault_call(
-        "GET", f"auth/{devstack.approle_mount}/role/{TOKEN_ROLE}/role-id"
-    )["data"]["role_id"]
-    secret_id = devstack.vault_call(
-        "POST", f"auth/{devstack.approle_mount}/role/{TOKEN_ROLE}/secret-id"
-    )["data"]["secret_id"]
-    return {"role_id": role_id, "secret_id": secret_id}
+    token_role = devstack.create_approle_role(TOKEN_ROLE, token_ttl="6s", token_max_ttl="10s")
+    return {"role_id": token_role.role_id, "secret_id": token_role.secret_id}
 
 
 async def rotation_scenario(stack: DevStack, results: dict[str, Any]) -> None:
@@ -127,7 +100,7 @@ async def rotation_scenario(stack: DevStack, results: dict[str, Any]) -> None:
             current = creds.current
             assert current is not None
             probes += 1
-            if not await can_login(stack, current):
+            if not await lease_logs_in(stack, current):
                 failures += 1
             await anyio.sleep(0.25)
         # Every replaced credential whose drain is long over is gone from pg_roles.
@@ -163,8 +136,8 @@ async def revoked_outside_scenario(stack: DevStack, results: dict[str, Any]) -> 
         results["revoked"] = {
             "kinds": kinds,
             "generation": creds.generation,
-            "new_login_ok": await can_login(stack, creds.current),
-            "old_login_ok": await can_login(stack, lease),
+            "new_login_ok": await lease_logs_in(stack, creds.current),
+            "old_login_ok": await lease_logs_in(stack, lease),
             "users": set(users),
         }
 
@@ -186,7 +159,7 @@ async def token_scenario(stack: DevStack, ids: dict[str, str], results: dict[str
         assert creds.current is not None
         results["token"] = {
             "token_generation": token.generation,
-            "login_ok": await can_login(stack, creds.current),
+            "login_ok": await lease_logs_in(stack, creds.current),
             "degraded": mgr.snapshot()[creds.name].degraded,
             "users": set(users),
         }
@@ -248,7 +221,7 @@ async def test_paused_vault_keeps_credential_and_recovers(
             assert state.last_error_class is not None
             assert creds.current is not None
             assert creds.current.lease_id == lease.lease_id  # kept, not dropped
-            assert await can_login(devstack, creds.current)  # and still accepted
+            assert await lease_logs_in(devstack, creds.current)  # and still accepted
         finally:
             devstack.resume_vault()
         await wait_until(creds, lambda: creds.renewals > renewals, within=10)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.certs import self_signed_pem
 from vault_async import AsyncVaultClient, ClientConfig, VaultConnectionError, VaultError
 from vault_async.devstack import DevStack
 
@@ -23,14 +23,12 @@ def tls_stack() -> Iterator[DevStack]:
         yield stack
 
 
-@pytest.fixture(scope="module")
-def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The CA of a second TLS dev stack: a real CA, but not the one that signed our server."""
-    with DevStack(tls=True) as other:
-        assert other.ca_cert is not None
-        copy = tmp_path_factory.mktemp("ca") / "other-ca.pem"
-        shutil.copy(other.ca_cert, copy)
-    return copy
+@pytest.fixture
+def other_ca(tmp_path: Path) -> Path:
+    """A well-formed CA certificate, but not the one that signed our server."""
+    path = tmp_path / "other-ca.pem"
+    path.write_text(self_signed_pem(common_name="other-test-ca"))
+    return path
 
 
 async def test_verified_with_vault_cacert(
