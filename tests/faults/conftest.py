@@ -1,14 +1,11 @@
-"""Fault tests disturb their servers (SIGSTOP, restarts, revocations): each module gets its own."""
+"""Fault tests disturb their servers (SIGSTOP, restarts, revocations): each module gets its own
+migrated dev stack from the module-scoped `stack` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.support.service import run_migrations
-from vault_async.devstack import DevStack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -18,11 +15,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here in item.path.parents:
             item.add_marker(pytest.mark.integration)
             item.add_marker(pytest.mark.slow)
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    """A dev stack of this module's own, migrated."""
-    with DevStack() as own:
-        run_migrations(own.env())
-        yield own

@@ -6,17 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from tests.support.service import run_migrations
 from vault_async.devstack import DevStack
-
-
-@pytest.fixture(scope="session")
-def migrated(devstack: DevStack) -> DevStack:
-    """The dev stack with `alembic upgrade head` applied (idempotent)."""
-    run_migrations(devstack.env())
-    return devstack
 
 
 class FakeSource:

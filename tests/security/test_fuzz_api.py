@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.service import ServiceProcess, run_migrations
+from tests.support.service import ServiceProcess
 from vault_async.devstack import DevStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-async def test_schemathesis_finds_no_server_error(devstack: DevStack) -> None:
-    run_migrations(devstack.env())
+async def test_schemathesis_finds_no_server_error(migrated: DevStack) -> None:
     st = shutil.which("st") or str(Path(sys.executable).with_name("st"))
-    with ServiceProcess(devstack.env()) as service:
+    with ServiceProcess(migrated.env()) as service:
         result = await asyncio.to_thread(
             subprocess.run,
             [

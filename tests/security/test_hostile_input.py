@@ -5,24 +5,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
-from tests.support.service import ROOT, ServiceProcess, run_migrations, service_environ
+from tests.support.service import ROOT, ServiceProcess, service_environ
 from vault_async.devstack import DevStack
 
 pytestmark = pytest.mark.integration
 
 INJECTED_OWNER = 'app_owner"; CREATE TABLE pwned (x int); --'
 INJECTED_ASSUME = 'app_rw"; SET search_path TO pg_catalog; --'
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    with DevStack() as own:
-        run_migrations(own.env())
-        yield own
 
 
 async def table_exists(stack: DevStack, name: str) -> bool:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.load import run_load
-from tests.support.service import ServiceProcess, run_migrations
+from tests.support.service import ServiceProcess, migrated_devstack
 from vault_async.devstack import DevStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,8 +53,7 @@ def issued_secrets(audit_log: Path) -> tuple[set[str], set[str]]:
 
 @pytest.fixture(scope="module")
 def audited() -> Iterator[DevStack]:
-    with DevStack(audit_log=True) as stack:
-        run_migrations(stack.env())
+    with migrated_devstack(audit_log=True) as stack:
         yield stack
 
 

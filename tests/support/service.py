@@ -8,12 +8,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from vault_async.devstack import DevStack
 from vault_async.devstack._processes import free_port, log_tail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +37,14 @@ def run_migrations(env: dict[str, str], timeout: float = 60) -> None:
     )
     if result.returncode != 0:
         raise RuntimeError(f"alembic upgrade head failed:\n{result.stdout}\n{result.stderr}")
+
+
+@contextmanager
+def migrated_devstack(**options: Any) -> Iterator[DevStack]:
+    """A dev stack of its own (``DevStack(**options)``) with the migrations applied."""
+    with DevStack(**options) as stack:
+        run_migrations(stack.env())
+        yield stack
 
 
 class ServiceProcess:
