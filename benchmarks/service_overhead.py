@@ -51,17 +51,22 @@ def measure(
     Interleaving the modes spreads whatever drifts during a run (the table growing, the
     machine's other load) evenly over all three, instead of charging it to the last one.
     """
-    for service in services.values():  # warm-up: connections open, code paths hot
-        asyncio.run(run_load(service.base_url, concurrency=concurrency, duration=1))
+    # Warm-up (connections open, code paths hot) also seeds the users later turns read.
+    known = {
+        mode: asyncio.run(run_load(service.base_url, concurrency=concurrency, duration=1)).ids
+        for mode, service in services.items()
+    }
     parts: dict[str, list[LoadResult]] = {mode: [] for mode in services}
     under_load = dict.fromkeys(services, 0)
     for round_no in range(rounds):
         for mode, service in services.items():
             before = rotations_of(service)
-            parts[mode].append(asyncio.run(run_load(
+            turn = asyncio.run(run_load(
                 service.base_url, concurrency=concurrency, duration=seconds / rounds,
-                seed=concurrency * 100 + round_no,
-            )))
+                seed=concurrency * 100 + round_no, ids=known[mode],
+            ))
+            parts[mode].append(turn)
+            known[mode] = turn.ids
             under_load[mode] += rotations_of(service) - before
     return {mode: (merge(parts[mode]), under_load[mode]) for mode in services}
 

@@ -52,16 +52,23 @@ async def rotating_logins(stack: DevStack) -> tuple[int, int]:
     return int(connections), len(roles)
 
 
-async def load_all(services: dict[str, ServiceProcess], seconds: float) -> list[LoadResult]:
-    return await asyncio.gather(*(
-        run_load(service.base_url, concurrency=16, duration=seconds)
-        for service in services.values()
+async def load_all(
+    services: dict[str, ServiceProcess], seconds: float, known: dict[str, list[int]]
+) -> list[LoadResult]:
+    """Load every service at once; ``known`` (user ids per mode) is read and updated."""
+    results = await asyncio.gather(*(
+        run_load(service.base_url, concurrency=16, duration=seconds, ids=known.get(mode))
+        for mode, service in services.items()
     ))
+    for mode, result in zip(services, results, strict=True):
+        known[mode] = result.ids
+    return results
 
 
 async def soak(stack: DevStack, services: dict[str, ServiceProcess], warmup: float,
                total: float, interval: float) -> int:
-    await load_all(services, warmup)
+    known: dict[str, list[int]] = {}
+    await load_all(services, warmup, known)
     base = {mode: rss_mib(service) for mode, service in services.items()}
     print(f"after {warmup:.0f} s warm-up: rss plain {base['plain']:.1f} MiB, "
           f"rotating {base['rotating']:.1f} MiB")
@@ -74,7 +81,7 @@ async def soak(stack: DevStack, services: dict[str, ServiceProcess], warmup: flo
     while time.monotonic() - started < total:
         if halfway is None and time.monotonic() - started >= total / 2:
             halfway = dict(rss)
-        for result in await load_all(services, interval):
+        for result in await load_all(services, interval, known):
             requests += result.requests
             errors += result.errors
         rss = {mode: rss_mib(service) for mode, service in services.items()}

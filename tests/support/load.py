@@ -34,6 +34,8 @@ class LoadResult:
 
     duration: float
     outcomes: list[Outcome] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    """Ids of users known to exist at the end: pass them to the next run, which reads them."""
 
     @property
     def requests(self) -> int:
@@ -116,11 +118,13 @@ async def run_load(
     write_ratio: float = 0.2,
     seed: int = 0,
     request_timeout: float = 10.0,
+    ids: list[int] | None = None,
 ) -> LoadResult:
     """Run `concurrency` workers for `duration` seconds mixing GET /users/{id} and POST /users.
 
     A request counts as failed unless it answers the expected status (200 for a read, 201 for
-    a write). The run is bounded: it stops at the deadline whatever the server does.
+    a write). The run is bounded: it stops at the deadline whatever the server does. Reads pick
+    from `ids` (a previous run's `result.ids`); without them the run first creates 20 users.
 
     The client is aiohttp rather than httpx: measured against this service at concurrency 64,
     an httpx client saturated its own CPU at about a quarter of the service's throughput, so
@@ -130,15 +134,15 @@ async def run_load(
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=request_timeout)
     async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as session:
-        ids = await _seed(session, 20)
+        known = list(ids) if ids else await _seed(session, 20)
         started = time.monotonic()
         deadline = started + duration
-        result = LoadResult(duration=duration)
+        result = LoadResult(duration=duration, ids=known)
 
         async def worker() -> None:
             while time.monotonic() < deadline:
                 t0 = time.monotonic()
-                ok, detail = await _one_request(session, rng, ids, write_ratio)
+                ok, detail = await _one_request(session, rng, known, write_ratio)
                 result.outcomes.append(Outcome(t0, time.monotonic() - t0, ok, detail))
 
         await asyncio.wait_for(
