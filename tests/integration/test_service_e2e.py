@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,8 @@ def error_lines(output: str) -> list[str]:
 
 
 async def run_service_under_load(
-    stack: DevStack, role: str, *, seconds: float, disturb: Any = None
+    stack: DevStack, role: str, *, seconds: float,
+    disturb: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> tuple[Any, HealthLog, float, int | None, str]:
     env = stack.env() | {"VAULT_DB_ROLE": role}
     service = ServiceProcess(env)
@@ -88,7 +90,7 @@ async def run_service_under_load(
     stop = asyncio.Event()
     try:
         sampler = asyncio.create_task(sample_health(service.base_url, log, stop))
-        disturber = asyncio.create_task(disturb(service)) if disturb else None
+        disturber = asyncio.create_task(disturb()) if disturb else None
         result = await run_load(
             service.base_url, concurrency=CONCURRENCY, duration=seconds, seed=5
         )
@@ -122,7 +124,7 @@ async def test_rotations_under_load_fail_no_request(migrated: DevStack) -> None:
 async def test_lease_revoked_from_outside_during_load(migrated: DevStack) -> None:
     migrated.create_dynamic_role("outside", "1h", "2h")
 
-    async def revoke_all(service: ServiceProcess) -> None:
+    async def revoke_all() -> None:
         await asyncio.sleep(5)
         prefix = f"{migrated.db_mount}/creds/outside"
         await asyncio.to_thread(migrated.vault_call, "PUT", f"sys/leases/revoke-prefix/{prefix}")
