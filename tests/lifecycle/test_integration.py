@@ -21,7 +21,12 @@ from vault_async.lifecycle import Lease, LeaseEvent, LeaseManager, ManagedSecret
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SHORT_ROLE = "lifecycle-short"  # 4 s leases, 12 s max TTL
-PAUSE_ROLE = "lifecycle-pause"  # 10 s leases, so a short SIGSTOP fits inside one
+# 20 s leases. The renewal comes with 6-7 s left, its call times out after a third
+# of that, and the first retry (<= 1 s later) still lands with > 2.5 s left, which is
+# beyond half the grace period (< 2 s): the manager retries the renewal, it does not
+# rotate. With 10 s leases the retry could fall inside the grace period (a rotation,
+# a new lease) for some draws of the grace and the jitter.
+PAUSE_ROLE = "lifecycle-pause"
 TOKEN_ROLE = "lifecycle-token"  # AppRole whose tokens hit their max TTL after 10 s
 
 
@@ -71,7 +76,7 @@ def track(handle: ManagedSecret) -> tuple[list[LeaseEvent], set[str]]:
 @pytest.fixture(scope="module")
 def roles(devstack: DevStack) -> dict[str, str]:
     devstack.create_dynamic_role(SHORT_ROLE, "4s", "12s")
-    devstack.create_dynamic_role(PAUSE_ROLE, "10s", "120s")
+    devstack.create_dynamic_role(PAUSE_ROLE, "20s", "120s")
     token_role = devstack.create_approle_role(TOKEN_ROLE, token_ttl="6s", token_max_ttl="10s")
     return {"role_id": token_role.role_id, "secret_id": token_role.secret_id}
 
