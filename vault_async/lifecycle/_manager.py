@@ -34,7 +34,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -527,7 +527,7 @@ class LeaseManager:
         async with self._locked(token):
             if token.generation != seen:
                 return  # another caller logged in again already
-            if token._closed or self._backing_off(token, self.clock.now()):
+            if token._closed or self._backoff_error(token, self.clock.now()) is not None:
                 raise refused
             self._record_failure(token, "forbidden", refused)
             await self._emit(
@@ -541,8 +541,8 @@ class LeaseManager:
         # Leases die with the token that created them: check the others now (a renew
         # finds a revoked lease gone and replaces it; a valid one is merely extended).
         now = self.clock.now()
-        for h in self._handles.values():
-            if h.parent is token and h is not trigger and h.current is not None and not h._closed:
+        for h in self._dependents(token):
+            if h is not trigger:
                 self._push(now, "renew", h)
 
     async def _renew(self, handle: ManagedSecret) -> None:
@@ -652,9 +652,7 @@ class LeaseManager:
         """The token was replaced: leases it created die with it, so replace them in time."""
         if math.isinf(old.expires_at):
             return
-        for h in self._handles.values():
-            if h.parent is not token or h.current is None or h._closed:
-                continue
+        for h in self._dependents(token):
             lead = timing.rotation_lead(
                 h._natural, h._grace, self.rotation_lead, self.min_rotation_lead
             )
@@ -662,6 +660,12 @@ class LeaseManager:
             due = now + self.rng.random() * spread
             if h._next_due is None or due < h._next_due:
                 self._push(due, "rotate", h)
+
+    def _dependents(self, token: ManagedSecret) -> Iterator[ManagedSecret]:
+        """The open handles holding a credential obtained with ``token`` (they die with it)."""
+        for h in self._handles.values():
+            if h.parent is token and h.current is not None and not h._closed:
+                yield h
 
     async def _revoke_one(self, handle: ManagedSecret, lease: Lease, *, final: bool) -> None:
         revoke = handle.source.revoke
@@ -691,13 +695,11 @@ class LeaseManager:
         handle._last_error = None
         handle._retry_at = None
 
-    def _backing_off(self, handle: ManagedSecret, now: float) -> bool:
-        """True while the backoff delay after a failed attempt runs: do not call Vault."""
-        return (
-            handle._last_error is not None
-            and handle._retry_at is not None
-            and now < handle._retry_at
-        )
+    def _backoff_error(self, handle: ManagedSecret, now: float) -> Exception | None:
+        """The last attempt's error while its backoff delay runs (do not call Vault), else None."""
+        if handle._retry_at is not None and now < handle._retry_at:
+            return handle._last_error
+        return None
 
     async def _plan(self, handle: ManagedSecret, *, capped: bool) -> None:
         """Push the next action for a handle that just got a fresh or renewed credential."""
@@ -751,7 +753,7 @@ class LeaseManager:
         """Count, log and announce a failure, then schedule the retry.
 
         Until the retry is due, ``force_rotate`` answers with ``exc`` instead of
-        calling Vault (see ``_backing_off``).
+        calling Vault (see ``_backoff_error``).
         """
         self._record_failure(handle, action, exc)
         now = self.clock.now()
@@ -804,13 +806,14 @@ class LeaseManager:
                 )
             ):
                 return current
-            if self._backing_off(handle, now) and handle._last_error is not None:
+            error = self._backoff_error(handle, now)
+            if error is not None:
                 # The last attempt failed and its backoff runs: no new Vault call.
                 logger.debug(
                     "lease.force_rotate_backing_off",
                     extra={"secret": handle.name, "error_class": handle.last_error_class},
                 )
-                raise handle._last_error.with_traceback(None)
+                raise error.with_traceback(None)
             try:
                 await self._replace(handle, reason=reason)
             except Exception as exc:
