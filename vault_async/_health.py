@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ._runtime import VaultRuntime
+    from .lifecycle import SecretState
 
 __all__ = ["HealthStatus", "health_payload", "health_status"]
 
@@ -37,17 +38,22 @@ _STATE_FIELDS = (
 )
 
 
-def health_status(db: Any, token: Any, *, vault_recent: bool, plain: bool = False) -> HealthStatus:
+def health_status(
+    db: SecretState | None,
+    token: SecretState | None,
+    *,
+    vault_recent: bool,
+    plain: bool = False,
+) -> HealthStatus:
     """ok, degraded (credential still valid but Vault or renewals fail) or failing (none valid).
 
-    ``db`` and ``token`` are the lease engine's ``SecretState`` objects (or None).
+    ``db`` and ``token`` are the lease engine's states of those secrets (or None).
     """
     if plain:
         return "ok"
-    if db is None or not getattr(db, "ready", True):
+    if db is None or not db.ready:
         return "failing"
-    ttl = getattr(db, "ttl_remaining", None)
-    if ttl is not None and ttl <= FAILING_MARGIN:
+    if db.ttl_remaining is not None and db.ttl_remaining <= FAILING_MARGIN:
         return "failing"
     troubled = [db] if token is None else [db, token]
     if not vault_recent or any(s.degraded or s.consecutive_failures > 0 for s in troubled):
@@ -63,10 +69,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _state_view(state: Any) -> dict[str, Any] | None:
+def _state_view(state: SecretState | None) -> dict[str, Any] | None:
     if state is None:
         return None
-    return {name: _jsonable(getattr(state, name, None)) for name in _STATE_FIELDS}
+    return {name: _jsonable(getattr(state, name)) for name in _STATE_FIELDS}
 
 
 def health_payload(runtime: VaultRuntime) -> tuple[HealthStatus, dict[str, Any]]:

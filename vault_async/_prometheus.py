@@ -122,9 +122,7 @@ def metric_families(runtime: VaultRuntime) -> list[Metric]:
         labels = [str(state.kind), str(name)]
         renewals.add_metric(labels, state.renewals)
         rotations.add_metric(labels, state.rotations)
-        failures.add_metric(
-            labels, getattr(state, "total_failures", state.consecutive_failures)
-        )
+        failures.add_metric(labels, state.total_failures)
         consecutive.add_metric(labels, state.consecutive_failures)
         if state.ttl_remaining is not None:
             ttl.add_metric(labels, state.ttl_remaining)

@@ -43,7 +43,7 @@ from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind
 
 if TYPE_CHECKING:
     from ._client import AsyncVaultClient
-    from .lifecycle import Lease, LeaseManager, ManagedSecret
+    from .lifecycle import Lease, LeaseManager, ManagedSecret, SecretState
 
 __all__ = ["StartupError", "VaultRuntime", "open_runtime", "wait_first"]
 
@@ -59,7 +59,7 @@ VAULT_RECENT_WINDOW = 30.0
 class StateSource(Protocol):
     """What the runtime reads from the lease engine (``LeaseManager`` satisfies it)."""
 
-    def snapshot(self) -> Mapping[str, Any]: ...
+    def snapshot(self) -> Mapping[str, SecretState]: ...
 
 
 @dataclass
@@ -85,7 +85,7 @@ class VaultRuntime:
     def mode(self) -> Literal["vault", "plain"]:
         return "plain" if self.manager is None else "vault"
 
-    def snapshot(self) -> Mapping[str, Any]:
+    def snapshot(self) -> Mapping[str, SecretState]:
         """The lease engine's state per managed secret (empty in plain mode)."""
         return {} if self.manager is None else dict(self.manager.snapshot())
 
