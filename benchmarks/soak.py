@@ -40,14 +40,11 @@ def rss_mib(service: ServiceProcess) -> float:
 
 async def rotating_logins(stack: DevStack) -> tuple[int, int]:
     """(open connections of the rotating service's logins, its live v- roles)."""
-    conn = await stack.admin_connect()
-    try:
+    async with stack.admin_connection() as conn:
         connections = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE $1",
             f"v-%-{ROTATING_ROLE}-%",
         )
-    finally:
-        await conn.close()
     roles = [r for r in await stack.v_roles() if f"-{ROTATING_ROLE}-" in r]
     return int(connections), len(roles)
 

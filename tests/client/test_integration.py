@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from tests.client._util import enable_auth, unique
-from tests.support.postgres import can_login
+from tests.support.postgres import can_login, connected_as
 from vault_async import (
     AppRoleAuth,
     AsyncVaultClient,
@@ -237,18 +236,8 @@ async def test_database_dynamic_credentials_and_leases(
     assert secret.lease_duration > 0
     assert set(secret.data) == {"username", "password"}
     assert secret.data["password"] not in repr(secret)
-    conn = await asyncpg.connect(
-        host=devstack.pg_host,
-        port=devstack.pg_port,
-        user=secret.data["username"],
-        password=secret.data["password"],
-        database=devstack.database,
-        timeout=10,
-    )
-    try:
+    async with connected_as(devstack, secret.data["username"], secret.data["password"]) as conn:
         assert await conn.fetchval("SELECT current_user") == secret.data["username"]
-    finally:
-        await conn.close()
     info = await app_client.sys.leases.lookup(secret.lease_id)
     assert info.lease_id == secret.lease_id
     assert 0 < info.ttl <= secret.lease_duration

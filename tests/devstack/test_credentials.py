@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.postgres import can_login
+from tests.support.postgres import can_login, connected_as
 from vault_async.devstack import DevStack
 
 pytestmark = pytest.mark.integration
@@ -37,14 +37,8 @@ async def approle_token(stack: DevStack) -> str:
 
 async def login(stack: DevStack, user: str, password: str) -> str:
     """Log in and return PostgreSQL's `current_user` (refusals raise; see `can_login`)."""
-    conn = await asyncpg.connect(
-        host=stack.pg_host, port=stack.pg_port, user=user, password=password,
-        database=stack.database, timeout=10,
-    )
-    try:
+    async with connected_as(stack, user, password) as conn:
         who: str = await conn.fetchval("SELECT current_user")
-    finally:
-        await conn.close()
     return who
 
 
@@ -80,13 +74,10 @@ async def test_credentials_past_valid_until_no_longer_log_in(devstack: DevStack)
     user, password = secret["data"]["username"], secret["data"]["password"]
     assert await login(devstack, user, password) == user
 
-    conn = await devstack.admin_connect()
-    try:
+    async with devstack.admin_connection() as conn:
         valid_until = await conn.fetchval(
             "SELECT extract(epoch FROM rolvaliduntil) FROM pg_roles WHERE rolname = $1", user
         )
-    finally:
-        await conn.close()
     assert valid_until is not None
     assert abs(float(valid_until) - (time.time() + 2)) < 5
 
@@ -110,38 +101,23 @@ async def test_roles_split_owner_and_service_rights(devstack: DevStack) -> None:
     mig = (await vault(devstack, "GET", "database/creds/migrator", token)).json()["data"]
     app = (await vault(devstack, "GET", "database/creds/app", token)).json()["data"]
 
-    conn = await asyncpg.connect(
-        host=devstack.pg_host, port=devstack.pg_port, user=mig["username"],
-        password=mig["password"], database=devstack.database,
-    )
-    try:
+    async with connected_as(devstack, mig["username"], mig["password"]) as conn:
         await conn.execute('SET ROLE "app_owner"')
         await conn.execute("CREATE TABLE devstack_probe (id serial PRIMARY KEY, v text)")
         owner = await conn.fetchval(
             "SELECT tableowner FROM pg_tables WHERE tablename = 'devstack_probe'"
         )
         assert owner == "app_owner"
-    finally:
-        await conn.close()
 
-    conn = await asyncpg.connect(
-        host=devstack.pg_host, port=devstack.pg_port, user=app["username"],
-        password=app["password"], database=devstack.database,
-    )
-    try:
+    async with connected_as(devstack, app["username"], app["password"]) as conn:
         await conn.execute("INSERT INTO devstack_probe (v) VALUES ('x')")
         assert await conn.fetchval("SELECT count(*) FROM devstack_probe") == 1
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CREATE TABLE not_allowed (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute('SET ROLE "app_owner"')
-    finally:
-        await conn.close()
-    admin = await devstack.admin_connect()
-    try:
+    async with devstack.admin_connection() as admin:
         await admin.execute("DROP TABLE devstack_probe")
-    finally:
-        await admin.close()
 
 
 async def test_extra_approle_role_has_its_own_token_ttls(devstack: DevStack) -> None:

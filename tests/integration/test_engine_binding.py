@@ -19,13 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 async def backends_of(stack: DevStack, username: str) -> int:
-    conn = await stack.admin_connect()
-    try:
+    async with stack.admin_connection() as conn:
         count: int = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", username
         )
-    finally:
-        await conn.close()
     return count
 
 
@@ -151,11 +148,8 @@ async def test_hostile_role_name_stays_an_identifier(
     try:
         with pytest.raises(DBAPIError, match="does not exist"):
             await session_user(engine)
-        conn = await migrated.admin_connect()
-        try:
+        async with migrated.admin_connection() as conn:
             assert await conn.fetchval("SELECT to_regclass('public.pwned')") is None
-        finally:
-            await conn.close()
     finally:
         binding.detach()
         migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from tests.support.postgres import connected_as
 from tests.support.service import run_migrations
 from vault_async.devstack import DevStack
 
@@ -14,8 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_users_table_is_owned_by_the_owner_role(migrated: DevStack) -> None:
-    conn = await migrated.admin_connect()
-    try:
+    async with migrated.admin_connection() as conn:
         owners = dict(
             await conn.fetch(
                 "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"
@@ -25,8 +25,6 @@ async def test_users_table_is_owned_by_the_owner_role(migrated: DevStack) -> Non
             "SELECT sequenceowner FROM pg_sequences WHERE schemaname = 'public'"
         )
         version = await conn.fetchval("SELECT version_num FROM alembic_version")
-    finally:
-        await conn.close()
     assert owners["users"] == migrated.owner_role
     assert owners["alembic_version"] == migrated.owner_role
     assert {row["sequenceowner"] for row in sequences} == {migrated.owner_role}
@@ -41,11 +39,7 @@ async def test_migration_leaves_no_vault_user_behind(migrated: DevStack) -> None
 
 async def test_service_user_reads_and_writes_but_cannot_create(migrated: DevStack) -> None:
     username, password, lease_id = vault_creds(migrated)
-    conn = await asyncpg.connect(
-        host=migrated.pg_host, port=migrated.pg_port, user=username, password=password,
-        database=migrated.database, timeout=10,
-    )
-    try:
+    async with connected_as(migrated, username, password) as conn:
         new_id = await conn.fetchval(
             "INSERT INTO users (username, email) VALUES ($1, $2) RETURNING id",
             f"mig-{username[-12:]}", "m@x.test",
@@ -55,6 +49,4 @@ async def test_service_user_reads_and_writes_but_cannot_create(migrated: DevStac
             await conn.execute("CREATE TABLE intruder (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("DROP TABLE users")
-    finally:
-        await conn.close()
         migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_id})

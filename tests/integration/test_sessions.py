@@ -56,11 +56,8 @@ async def runtime(migrated: DevStack) -> AsyncIterator[VaultRuntime]:
 
 
 async def exists(stack: DevStack, name: str) -> bool:
-    conn = await stack.admin_connect()
-    try:
+    async with stack.admin_connection() as conn:
         return bool(await conn.fetchval("SELECT count(*) FROM users WHERE username = $1", name))
-    finally:
-        await conn.close()
 
 
 async def test_commit_on_success_rollback_on_error(

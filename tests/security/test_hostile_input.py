@@ -18,13 +18,10 @@ INJECTED_ASSUME = 'app_rw"; SET search_path TO pg_catalog; --'
 
 
 async def table_exists(stack: DevStack, name: str) -> bool:
-    conn = await stack.admin_connect()
-    try:
+    async with stack.admin_connection() as conn:
         found: bool = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE tablename = $1)", name
         )
-    finally:
-        await conn.close()
     return found
 
 

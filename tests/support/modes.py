@@ -18,13 +18,10 @@ ROTATING_ROLE = "rotating"  # at most 8 characters: Vault truncates it in the lo
 
 
 async def _create_plain_user(stack: DevStack, password: str) -> None:
-    conn = await stack.admin_connect()
-    try:
+    async with stack.admin_connection() as conn:
         await conn.execute(
             f"CREATE ROLE {PLAIN_USER} LOGIN PASSWORD $pw${password}$pw$ IN ROLE {stack.group_role}"
         )
-    finally:
-        await conn.close()
 
 
 def service_modes(stack: DevStack) -> dict[str, dict[str, str]]:

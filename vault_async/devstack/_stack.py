@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -211,17 +213,21 @@ class DevStack:
             self._started_bao(), name, token_ttl=token_ttl, token_max_ttl=token_max_ttl
         )
 
-    async def admin_connect(self, database: str | None = None) -> asyncpg.Connection:
-        """A superuser connection, for tests that inspect or disturb the database."""
-        return await self._started_pg().connect(database or self.database)
+    @contextlib.asynccontextmanager
+    async def admin_connection(
+        self, database: str | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A superuser connection (closed on exit), for tests that inspect or disturb the data."""
+        conn = await self._started_pg().connect(database or self.database)
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     async def v_roles(self) -> list[str]:
         """Names of the Vault-made (`v-…`) roles that exist now."""
-        conn = await self.admin_connect()
-        try:
+        async with self.admin_connection() as conn:
             rows = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")
-        finally:
-            await conn.close()
         return sorted(r["rolname"] for r in rows)
 
     def pause_vault(self) -> None:
