@@ -96,13 +96,13 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         return open_runtime(
             settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
         )
-    from vault_async.lifecycle import LeaseManager
+    from vault_async.lifecycle import LeaseConfig, LeaseManager
 
     client = build_client(settings, latency)
     return open_runtime(
         settings.database_url,
         client=client,
-        manager=LeaseManager(client, shutdown_timeout=SHUTDOWN_TIMEOUT),
+        manager=LeaseManager(client, LeaseConfig(shutdown_timeout=SHUTDOWN_TIMEOUT)),
         auth=build_auth(settings),
         db_role=settings.vault_db_role,
         db_static_role=settings.vault_db_static_role,

@@ -30,7 +30,7 @@ import tracemalloc
 import httpx
 
 from vault_async import AsyncVaultClient
-from vault_async.lifecycle import LeaseManager, ManagedSecret, VirtualClock
+from vault_async.lifecycle import LeaseConfig, LeaseManager, ManagedSecret, VirtualClock
 
 
 def fake_vault(ttl: int) -> tuple[httpx.MockTransport, dict[str, int]]:
@@ -93,7 +93,9 @@ async def measure_memory_and_cpu(n: int, virtual_minutes: float) -> dict[str, fl
     transport, counts = fake_vault(ttl=60)
     async with (
         client_with(transport) as client,
-        LeaseManager(client, clock=clock, rng=random.Random(1), revoke_on_shutdown=True) as mgr,
+        LeaseManager(
+            client, LeaseConfig(revoke_on_shutdown=True), clock=clock, rng=random.Random(1)
+        ) as mgr,
     ):
         # Warm up one lease so that imports and caches are not billed to the 10,000.
         warm = mgr.manage_database_credentials(client, role="app", name="warm-up")

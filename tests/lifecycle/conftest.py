@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from vault_async._exceptions import Forbidden, InvalidRequest, VaultConnectionError
-from vault_async.lifecycle import Grant, Lease, LeaseManager, SecretSource, VirtualClock
+from vault_async.lifecycle import (
+    Grant,
+    Lease,
+    LeaseConfig,
+    LeaseManager,
+    SecretSource,
+    VirtualClock,
+)
 
 
 @dataclass
@@ -130,7 +137,11 @@ class FakeClient:
         self.vault = vault
         self.token: str | None = None
         self.auth = SimpleNamespace(
-            token=SimpleNamespace(renew_self=self._renew_self, revoke_self=self._revoke_self)
+            token=SimpleNamespace(
+                renew_self=self._renew_self,
+                revoke_self=self._revoke_self,
+                lookup_self=self._lookup_self,
+            )
         )
         self.secrets = SimpleNamespace(
             database=SimpleNamespace(
@@ -138,6 +149,24 @@ class FakeClient:
             )
         )
         self.sys = SimpleNamespace(leases=SimpleNamespace(renew=self._renew, revoke=self._revoke))
+
+    def set_token(self, token: str | None) -> None:
+        self.token = token
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Only token revocation by token goes through the raw request path."""
+        assert (method, path) == ("POST", "auth/token/revoke-self"), path
+        self.vault._check("revoke_self")
+        accessor = kwargs["token"].removeprefix("s.token-")
+        self.vault.tokens[accessor].revoked = True
+        return {}
+
+    async def _lookup_self(self) -> SimpleNamespace:
+        self.vault._check("lookup_self")
+        self._require_token()
+        assert self.token is not None
+        tok = self.vault.tokens[self.token]
+        return SimpleNamespace(accessor=tok.accessor, expire_time="soon", ttl=0)
 
     def _require_token(self) -> None:
         if self.token is not None and not self.vault.token_valid(self.token):
@@ -154,11 +183,12 @@ class FakeClient:
         )
         self.token = accessor
         return SimpleNamespace(
-            client_token="s.secret-token-value",
+            client_token=f"s.token-{accessor}",
             accessor=accessor,
             lease_duration=int(v.token_ttl),
             renewable=v.token_renewable,
             policies=["app"],
+            token_type="service",
         )
 
     async def _renew_self(self, increment: int | None = None) -> SimpleNamespace:
@@ -172,11 +202,12 @@ class FakeClient:
         now = v.clock.now()
         tok.expires_at = min(now + v.token_ttl, tok.max_expires_at)
         return SimpleNamespace(
-            client_token="s.secret-token-value",
+            client_token=f"s.token-{tok.accessor}",
             accessor=tok.accessor,
             lease_duration=int(tok.expires_at - now),
             renewable=True,
             policies=["app"],
+            token_type="service",
         )
 
     async def _revoke_self(self) -> None:
@@ -250,5 +281,7 @@ def fake_vault(clock: VirtualClock) -> FakeVault:
 
 @pytest.fixture
 async def manager(clock: VirtualClock, rng: random.Random) -> AsyncIterator[LeaseManager]:
-    async with LeaseManager(clock=clock, rng=rng, drain_period=5.0, shutdown_timeout=5.0) as mgr:
+    async with LeaseManager(
+        None, LeaseConfig(drain_period=5.0, shutdown_timeout=5.0), clock=clock, rng=rng
+    ) as mgr:
         yield mgr

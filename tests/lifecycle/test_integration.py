@@ -16,7 +16,7 @@ import pytest
 from tests.support.postgres import can_login
 from vault_async import AppRoleAuth, AsyncVaultClient
 from vault_async.devstack import DevStack
-from vault_async.lifecycle import Lease, LeaseEvent, LeaseManager, ManagedSecret
+from vault_async.lifecycle import Lease, LeaseConfig, LeaseEvent, LeaseManager, ManagedSecret
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,7 +84,10 @@ def roles(devstack: DevStack) -> dict[str, str]:
 async def rotation_scenario(stack: DevStack, results: dict[str, Any]) -> None:
     """Over 40 s of 4 s leases capped at 12 s: rotations, a working login at every probe."""
     drain = 2.0
-    async with client_for(stack) as client, LeaseManager(client, drain_period=drain) as mgr:
+    async with (
+        client_for(stack) as client,
+        LeaseManager(client, LeaseConfig(drain_period=drain)) as mgr,
+    ):
         mgr.manage_token(client, approle(stack))
         creds = mgr.manage_database_credentials(role=SHORT_ROLE, mount=stack.db_mount)
         events, users = track(creds)
@@ -126,7 +129,10 @@ async def rotation_scenario(stack: DevStack, results: dict[str, Any]) -> None:
 
 async def revoked_outside_scenario(stack: DevStack, results: dict[str, Any]) -> None:
     """A lease revoked with sys/leases/revoke is replaced as soon as a renewal finds it gone."""
-    async with client_for(stack) as client, LeaseManager(client, drain_period=1.0) as mgr:
+    async with (
+        client_for(stack) as client,
+        LeaseManager(client, LeaseConfig(drain_period=1.0)) as mgr,
+    ):
         mgr.manage_token(client, approle(stack))
         creds = mgr.manage_database_credentials(role=SHORT_ROLE, mount=stack.db_mount)
         events, users = track(creds)
@@ -150,7 +156,10 @@ async def revoked_outside_scenario(stack: DevStack, results: dict[str, Any]) -> 
 async def token_scenario(stack: DevStack, ids: dict[str, str], results: dict[str, Any]) -> None:
     """A token capped at 10 s is replaced by a new AppRole login; the lease keeps going."""
     auth = AppRoleAuth(ids["role_id"], ids["secret_id"], mount_point=stack.approle_mount)
-    async with client_for(stack) as client, LeaseManager(client, drain_period=1.0) as mgr:
+    async with (
+        client_for(stack) as client,
+        LeaseManager(client, LeaseConfig(drain_period=1.0)) as mgr,
+    ):
         token = mgr.manage_token(client, auth)
         creds = mgr.manage_database_credentials(role=SHORT_ROLE, mount=stack.db_mount)
         _, users = track(creds)

@@ -218,7 +218,7 @@ async def test_force_rotate_after_a_failure_waits_for_the_backoff(
     # Without the backoff this would be 600 calls; full jitter growing from 1 s
     # allows a handful. Never two attempts closer than the floor.
     assert 3 <= len(attempts) <= 15, attempts
-    assert all(g >= manager.backoff_floor for g in gaps), gaps
+    assert all(g >= manager.config.backoff_floor for g in gaps), gaps
     assert handle.consecutive_failures == len(attempts)
     assert max(gaps) > 2.0  # the delay grew with the failures
 

@@ -10,7 +10,8 @@ import random
 import anyio
 import pytest
 
-from vault_async.lifecycle import LeaseEvent, LeaseManager, VirtualClock
+from vault_async.lifecycle import LeaseConfig, LeaseEvent, LeaseManager, VirtualClock
+from vault_async.lifecycle._renewer import Renewer
 
 from .conftest import FakeClient, FakeVault
 
@@ -73,7 +74,10 @@ async def test_backoff_grows_capped_by_lease_and_keeps_credential(
 ) -> None:
     fake_vault.ttl, fake_vault.max_ttl = 600.0, 100_000.0
     async with LeaseManager(
-        clock=clock, rng=random.Random(3), backoff_base=1.0, backoff_max=300.0, backoff_floor=0.5
+        None,
+        LeaseConfig(backoff_base=1.0, backoff_max=300.0, backoff_floor=0.5),
+        clock=clock,
+        rng=random.Random(3),
     ) as mgr:
         handle = mgr.manage(fake_vault.source())
         lease = await handle.wait_ready(timeout=5)
@@ -113,20 +117,20 @@ async def test_lease_revoked_outside_is_replaced_at_next_renewal(
     renew_at = fake_vault.times("renew")[0]
     acquire_at = fake_vault.times("acquire")[-1]
     assert handle.generation == 2
-    assert 0.0 <= acquire_at - renew_at <= manager.backoff_floor
+    assert 0.0 <= acquire_at - renew_at <= manager.config.backoff_floor
     assert handle.current is not None
     assert fake_vault.valid(handle.current.lease_id)
 
 
 async def test_ten_thousand_leases_on_one_task(clock: VirtualClock) -> None:
     vault = FakeVault(clock, ttl=60.0, max_ttl=100_000.0)
-    before = len(asyncio.all_tasks())
+    before = asyncio.all_tasks()
     async with LeaseManager(clock=clock, rng=random.Random(5)) as mgr:
         handles = [mgr.manage(vault.source(f"lease-{i}")) for i in range(10_000)]
         await clock.advance(1.0)
         assert all(h.ready for h in handles)
         await clock.advance(120.0)
-        assert len(asyncio.all_tasks()) - before == 1  # the scheduler, nothing per lease
+        assert len(asyncio.all_tasks() - before) == 1  # the scheduler, nothing per lease
         assert sum(h.renewals for h in handles) >= 20_000
         assert all(vault.valid(h.current.lease_id) for h in handles if h.current)
     assert all(lease.revoked for lease in vault.leases.values())
@@ -136,10 +140,12 @@ async def test_shutdown_revokes_current_and_draining(
     clock: VirtualClock, fake_vault: FakeVault
 ) -> None:
     fake_vault.ttl, fake_vault.max_ttl = 60.0, 90.0
-    async with LeaseManager(clock=clock, rng=random.Random(2), drain_period=1000.0) as mgr:
+    async with LeaseManager(
+        None, LeaseConfig(drain_period=1000.0), clock=clock, rng=random.Random(2)
+    ) as mgr:
         handle = mgr.manage(fake_vault.source())
         await handle.wait_ready(timeout=5)
-        await clock.advance(85.0)
+        await clock.advance(80.0)
         assert handle.rotations == 1
         assert sum(not lease.revoked for lease in fake_vault.leases.values()) == 2
     assert fake_vault.leases
@@ -147,7 +153,7 @@ async def test_shutdown_revokes_current_and_draining(
 
 
 async def test_no_revocation_when_disabled(clock: VirtualClock, fake_vault: FakeVault) -> None:
-    async with LeaseManager(clock=clock, revoke_on_shutdown=False) as mgr:
+    async with LeaseManager(None, LeaseConfig(revoke_on_shutdown=False), clock=clock) as mgr:
         await mgr.manage(fake_vault.source()).wait_ready(timeout=5)
     assert not any(lease.revoked for lease in fake_vault.leases.values())
 
@@ -301,7 +307,9 @@ async def test_token_kept_when_only_leases_are_revoked(
     clock: VirtualClock, fake_vault: FakeVault
 ) -> None:
     client = FakeClient(fake_vault)
-    async with LeaseManager(client, clock=clock, revoke_token_on_shutdown=False) as mgr:
+    async with LeaseManager(
+        client, LeaseConfig(revoke_token_on_shutdown=False), clock=clock
+    ) as mgr:
         mgr.manage_token(auth_method=object())
         await mgr.manage_database_credentials(role="app").wait_ready(timeout=5)
     assert all(lease.revoked for lease in fake_vault.leases.values())
@@ -309,21 +317,24 @@ async def test_token_kept_when_only_leases_are_revoked(
 
 
 async def test_internal_error_is_logged_and_the_loop_survives(
-    clock: VirtualClock, fake_vault: FakeVault, caplog: pytest.LogCaptureFixture
+    clock: VirtualClock,
+    fake_vault: FakeVault,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="vault_async.lifecycle")
-    async with LeaseManager(clock=clock, backoff_max=10.0) as mgr:
+    async with LeaseManager(None, LeaseConfig(backoff_max=10.0), clock=clock) as mgr:
         fake_vault.down = True
 
         async def broken(*args: object) -> None:
             raise RuntimeError("a bug in the failure path")
 
-        mgr._on_failure = broken  # type: ignore[method-assign]
+        monkeypatch.setattr(Renewer, "fail", broken)
         handle = mgr.manage(fake_vault.source())
         await clock.advance(1.0)
         assert "lease.internal_error" in [r.getMessage() for r in caplog.records]
-        assert mgr.snapshot()[handle.name].next_action == "acquire"
-        del mgr._on_failure
+        assert mgr.snapshot()[handle.name].next_action == "rotate"
+        monkeypatch.undo()
         fake_vault.down = False
         await clock.advance(10.0)
         assert handle.ready

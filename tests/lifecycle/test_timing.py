@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from vault_async.lifecycle import _timing as timing
+from vault_async.lifecycle import _policy as timing
 
 
 def test_grace_is_ten_to_twenty_percent() -> None:

@@ -4,8 +4,10 @@ Public names only; the work happens in the private modules.
 """
 
 from ._clock import Clock, SystemClock, VirtualClock
-from ._handle import EventCallback, ManagedSecret
-from ._manager import DEFAULT_DRAIN_PERIOD, LeaseManager
+from ._config import DEFAULT_DRAIN_PERIOD, LeaseConfig
+from ._events import EventCallback
+from ._handle import ManagedSecret
+from ._manager import LeaseManager
 from ._models import EventKind, Grant, Lease, LeaseEvent, SecretKind, SecretState
 from ._sources import SecretSource, database_dynamic, database_static, token_login
 
@@ -16,6 +18,7 @@ __all__ = [
     "EventKind",
     "Grant",
     "Lease",
+    "LeaseConfig",
     "LeaseEvent",
     "LeaseManager",
     "ManagedSecret",

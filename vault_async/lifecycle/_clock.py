@@ -90,9 +90,12 @@ class VirtualClock:
         yields with ``sleep(0)`` instead, so virtual time costs no wall time.
         """
         me = asyncio.current_task()
+        # Callbacks waiting in the loop's ready queue (a shielded future being resolved,
+        # say) mean a task is about to run even though it still looks blocked.
+        ready = getattr(asyncio.get_running_loop(), "_ready", ())
         for _ in range(max_rounds):
             await asyncio.sleep(0)
-            if all(task is me or _blocked(task) for task in asyncio.all_tasks()):
+            if not ready and all(task is me or _blocked(task) for task in asyncio.all_tasks()):
                 return
 
     async def advance(self, seconds: float) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "Action",
     "EventKind",
     "Grant",
     "Lease",
@@ -23,6 +24,7 @@ __all__ = [
 
 SecretKind = Literal["database_dynamic", "database_static", "token"]
 EventKind = Literal["renewed", "rotated", "expiring", "failed", "revoked"]
+Action = Literal["renew", "rotate"]
 
 
 def lease_id_suffix(lease_id: str, keep: int = 6) -> str:
@@ -38,12 +40,22 @@ def _summarise(data: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What a source hands back from acquire or renew, before the engine timestamps it."""
+    """What a source hands back from acquire or renew, before the engine timestamps it.
+
+    ``identity`` says which credential this is (a lease id, an accessor, a digest of a
+    static role's username and password): a new grant with the same identity is the
+    same credential again, not a rotation. ``expires`` is False only for a credential
+    Vault says never expires. ``revocable`` is False for what cannot be revoked (a
+    batch token, a token handed to the service).
+    """
 
     lease_id: str
     lease_duration: float
     renewable: bool
     data: Mapping[str, Any] = field(default_factory=dict)
+    identity: str = ""
+    expires: bool = True
+    revocable: bool = True
 
     def __repr__(self) -> str:
         return (
@@ -63,6 +75,10 @@ class Lease:
     data: Mapping[str, Any]
     obtained_at: float
     expires_at: float
+    identity: str = ""
+    revocable: bool = True
+    owner: int = 0
+    """Generation of the managed token that obtained it (0: none); it dies with that token."""
 
     def remaining(self, now: float) -> float:
         """Seconds of validity left at ``now`` (negative once expired)."""
@@ -73,7 +89,7 @@ class Lease:
             f"Lease(lease_id=…{lease_id_suffix(self.lease_id)!s}, "
             f"lease_duration={self.lease_duration!r}, renewable={self.renewable!r}, "
             f"data={_summarise(self.data)}, obtained_at={self.obtained_at!r}, "
-            f"expires_at={self.expires_at!r})"
+            f"expires_at={self.expires_at!r}, owner={self.owner!r})"
         )
 
 

@@ -1,24 +1,29 @@
-"""Secret sources: the acquire / renew / revoke calls the scheduler drives.
+"""Secret sources: the acquire / renew / revoke calls the engine drives.
 
-The scheduler never looks at a client. A source is three callables plus a few
-facts about them, in the spirit of Vault's ``LifetimeWatcher`` which takes the
-renew call as a function. The adapters below build sources for the async
-client's database engine and for the client's own token.
-
-The client is typed ``Any`` on purpose: the adapters only need a handful of
-methods and should work with the real client, a wrapper or a test fake alike.
+The engine never looks at a client. A source is a few callables plus facts about
+them, in the spirit of Vault's ``LifetimeWatcher``, which takes the renew call as a
+function. The adapters below build sources for the async client's database engine
+and for the client's own token.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import _exceptions as errors
 from ._models import Grant, Lease, SecretKind
+
+if TYPE_CHECKING:
+    from .._client import AsyncVaultClient
+    from .._models import AuthResult, Secret
+    from ..auth import AuthMethod
 
 __all__ = [
     "AcquireFn",
+    "CheckFn",
     "RenewFn",
     "RevokeFn",
     "SecretSource",
@@ -30,6 +35,7 @@ __all__ = [
 AcquireFn = Callable[[], Awaitable[Grant]]
 RenewFn = Callable[[Lease], Awaitable[Grant]]
 RevokeFn = Callable[[Lease], Awaitable[None]]
+CheckFn = Callable[[], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +44,10 @@ class SecretSource:
 
     ``renew`` is None for secrets that cannot be extended (a static-role password
     is re-read instead). ``revoke`` is None when there is nothing to give back.
-    ``revoke_replaced`` says whether a lease that was rotated away is revoked
-    after the drain period (False for tokens: revoking a token also revokes every
-    lease it created). ``client_key`` groups the sources riding on one client
-    token, so leases follow when that token is replaced.
+    ``revoke_replaced`` says whether a lease that was rotated away is revoked once
+    drained. ``client_key`` groups the sources riding on one client token, so leases
+    follow when that token is replaced. ``check`` (tokens only) answers whether
+    Vault still accepts the token, when a call made with it was refused.
     """
 
     kind: SecretKind
@@ -51,18 +57,30 @@ class SecretSource:
     revoke: RevokeFn | None = None
     revoke_replaced: bool = True
     client_key: int | None = None
+    check: CheckFn | None = None
 
 
-def _grant_from_secret(secret: Any, data: Mapping[str, Any] | None = None) -> Grant:
+def _digest(*parts: str) -> str:
+    """A stable identity for values that must not be kept twice in clear."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _grant_from_secret(secret: Secret, data: Mapping[str, Any] | None = None) -> Grant:
+    lease_id = str(secret.lease_id or "")
+    duration = float(secret.lease_duration or 0)
     return Grant(
-        lease_id=str(secret.lease_id or ""),
-        lease_duration=float(secret.lease_duration or 0),
+        lease_id=lease_id,
+        lease_duration=duration,
         renewable=bool(secret.renewable),
         data=dict(secret.data or {}) if data is None else data,
+        identity=lease_id,
+        expires=duration > 0,
     )
 
 
-def database_dynamic(client: Any, role: str, mount: str = "database") -> SecretSource:
+def database_dynamic(
+    client: AsyncVaultClient, role: str, mount: str = "database"
+) -> SecretSource:
     """A dynamic database role: ``{mount}/creds/{role}``, renewed through ``sys/leases``."""
 
     async def acquire() -> Grant:
@@ -72,9 +90,10 @@ def database_dynamic(client: Any, role: str, mount: str = "database") -> SecretS
     async def renew(lease: Lease) -> Grant:
         secret = await client.sys.leases.renew(lease.lease_id)
         grant = _grant_from_secret(secret, data=lease.data)
-        if not grant.lease_id:
-            grant = Grant(lease.lease_id, grant.lease_duration, grant.renewable, lease.data)
-        return grant
+        return Grant(
+            lease.lease_id, grant.lease_duration, grant.renewable, lease.data,
+            identity=lease.identity, expires=grant.expires,
+        )
 
     async def revoke(lease: Lease) -> None:
         if lease.lease_id:
@@ -90,18 +109,25 @@ def database_dynamic(client: Any, role: str, mount: str = "database") -> SecretS
     )
 
 
-def database_static(client: Any, role: str, mount: str = "database") -> SecretSource:
+def database_static(
+    client: AsyncVaultClient, role: str, mount: str = "database"
+) -> SecretSource:
     """A static database role: ``{mount}/static-creds/{role}``, re-read after each rotation.
 
     There is no lease: the response's ``ttl`` (seconds until Vault rotates the
-    password) plays the lease duration, and the credential is not renewable.
+    password) plays the lease duration, and the credential is not renewable. Only a
+    changed username or password is a rotation: a re-read of the same one is not.
     """
 
     async def acquire() -> Grant:
         secret = await client.secrets.database.get_static_credentials(role, mount_point=mount)
         data = dict(secret.data or {})
         return Grant(
-            lease_id="", lease_duration=float(data.get("ttl") or 0), renewable=False, data=data
+            lease_id="",
+            lease_duration=float(data.get("ttl") or 0),
+            renewable=False,
+            data=data,
+            identity=_digest(str(data.get("username", "")), str(data.get("password", ""))),
         )
 
     return SecretSource(
@@ -112,31 +138,62 @@ def database_static(client: Any, role: str, mount: str = "database") -> SecretSo
     )
 
 
-def token_login(client: Any, auth_method: Any, name: str = "auth/token") -> SecretSource:
-    """The client's own token: log in with ``auth_method``, renew-self, revoke-self.
+def token_login(
+    client: AsyncVaultClient, auth_method: AuthMethod, name: str = "auth/token"
+) -> SecretSource:
+    """The client's own token: log in with ``auth_method``, renew-self, revoke.
 
-    A replaced token is not revoked: that would revoke the database leases it
-    created while they drain. It expires on its own.
+    A token handed to the service (``TokenAuth``) is the operator's: renewed, never
+    revoked; looking it up again is no rotation. A batch token is neither renewed
+    nor revoked (Vault cannot). A replaced token is revoked by the engine only once
+    no lease obtained with it is left (revoking a token revokes its leases).
     """
+    from ..auth import TokenAuth
 
-    def grant_from_auth(auth: Any) -> Grant:
-        accessor = str(getattr(auth, "accessor", "") or "")
-        policies = list(getattr(auth, "policies", None) or [])
+    given = isinstance(auth_method, TokenAuth)
+    issued: dict[str, str] = {}  # identity -> token, for the tokens this source may revoke
+
+    async def grant_from_auth(auth: AuthResult) -> Grant:
+        batch = auth.token_type == "batch"
+        duration = float(auth.lease_duration or 0)
+        expires = duration > 0
+        if not expires and given:
+            # ttl 0 means "never" only for a token without an expiry time; a given
+            # token whose ttl rounded down to 0 is about to expire, not immortal.
+            expires = (await client.auth.token.lookup_self()).expire_time is not None
+        identity = auth.accessor or _digest(auth.client_token)
+        if not (given or batch):
+            issued[identity] = auth.client_token
         return Grant(
-            lease_id=accessor,
-            lease_duration=float(auth.lease_duration or 0),
-            renewable=bool(auth.renewable),
-            data={"accessor": accessor, "policies": policies},
+            lease_id=auth.accessor,
+            lease_duration=duration,
+            renewable=bool(auth.renewable) and not batch,
+            data={"accessor": auth.accessor, "policies": list(auth.policies)},
+            identity=identity,
+            expires=expires,
+            revocable=not (given or batch),
         )
 
     async def acquire() -> Grant:
-        return grant_from_auth(await client.login(auth_method))
+        return await grant_from_auth(await client.login(auth_method))
 
     async def renew(lease: Lease) -> Grant:
-        return grant_from_auth(await client.auth.token.renew_self())
+        return await grant_from_auth(await client.auth.token.renew_self())
 
     async def revoke(lease: Lease) -> None:
-        await client.auth.token.revoke_self()
+        token = issued.pop(lease.identity, None)
+        if token is None:
+            return
+        await client.request("POST", "auth/token/revoke-self", idempotent=True, token=token)
+        if client.token == token:
+            client.set_token(None)
+
+    async def check() -> bool:
+        try:
+            await client.auth.token.lookup_self()
+        except errors.Forbidden:
+            return False
+        return True
 
     return SecretSource(
         kind="token",
@@ -144,6 +201,7 @@ def token_login(client: Any, auth_method: Any, name: str = "auth/token") -> Secr
         acquire=acquire,
         renew=renew,
         revoke=revoke,
-        revoke_replaced=False,
+        revoke_replaced=False,  # the token guard revokes it, once its leases are gone
         client_key=id(client),
+        check=check,
     )

@@ -1,0 +1,68 @@
+"""``LeaseConfig``: every tunable of the lease engine in one frozen value object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_DRAIN_PERIOD", "LeaseConfig"]
+
+DEFAULT_DRAIN_PERIOD = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseConfig:
+    """How the lease engine times its work; the defaults suit a service.
+
+    Attributes:
+        revoke_on_shutdown: revoke the leases and the login token it created on exit.
+        revoke_token_on_shutdown: override for the token alone (default: as above).
+        drain_period: for a handle no connection pool reports its connections to, seconds a
+            replaced lease stays valid before it is revoked. A pool binding that reports
+            its checked-out connections (``ManagedSecret.track_use``) instead has the old
+            lease revoked as soon as its last connection is returned.
+        revoke_lead: a replaced lease still in use is revoked this long before it expires.
+        rotation_lead: seconds before expiry a replacement is obtained (default: the grace).
+        min_rotation_lead: lower bound of that lead when the lease is long enough.
+        backoff_base / backoff_max / backoff_floor: retry timing after an error.
+        op_timeout: upper bound on one Vault call (also capped by the lease left).
+        shutdown_timeout: bound on the whole exit, revocations included.
+        max_concurrency: Vault calls in flight at once.
+        static_reread_delay: a static role's password is re-read this long after its rotation.
+        min_force_interval: ``force_rotate`` calls closer than this share one rotation.
+        relogin_interval: at most one login per this many seconds when a token is refused.
+    """
+
+    revoke_on_shutdown: bool = True
+    revoke_token_on_shutdown: bool | None = None
+    drain_period: float = DEFAULT_DRAIN_PERIOD
+    revoke_lead: float = 5.0
+    rotation_lead: float | None = None
+    min_rotation_lead: float = 30.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    backoff_floor: float = 0.25
+    op_timeout: float = 30.0
+    shutdown_timeout: float = 10.0
+    max_concurrency: int = 32
+    static_reread_delay: float = 1.0
+    min_force_interval: float = 1.0
+    relogin_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.drain_period < 0 or self.revoke_lead < 0:
+            raise ValueError("LeaseConfig: drain_period and revoke_lead must be >= 0")
+        if self.shutdown_timeout <= 0 or self.op_timeout <= 0:
+            raise ValueError("LeaseConfig: shutdown_timeout and op_timeout must be > 0")
+        if self.max_concurrency < 1:
+            raise ValueError("LeaseConfig: max_concurrency must be >= 1")
+        if not 0 < self.backoff_floor <= self.backoff_max or self.backoff_base <= 0:
+            raise ValueError("LeaseConfig: need 0 < backoff_floor <= backoff_max, backoff_base > 0")
+        if self.relogin_interval < 0 or self.min_force_interval < 0:
+            raise ValueError("LeaseConfig: relogin_interval and min_force_interval must be >= 0")
+
+    @property
+    def revokes_token(self) -> bool:
+        """Whether the login token is revoked on exit."""
+        if self.revoke_token_on_shutdown is None:
+            return self.revoke_on_shutdown
+        return self.revoke_token_on_shutdown

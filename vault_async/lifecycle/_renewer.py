@@ -1,0 +1,247 @@
+"""The renewer: one step for one secret, top to bottom.
+
+Like ``doRenewWithOptions`` in Vault's ``api/lifetime_watcher.go``: renew (or obtain
+a new credential when renewing cannot help), record the result, announce it, plan
+the next step with the policy; on error count it, back off as the policy says, and
+plan the retry. Calls that create something in Vault (a login, a credential) are
+shielded from the caller's cancellation: what Vault issued is always recorded, and
+revoked if the engine has shut down meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable
+
+import anyio
+
+from .. import _exceptions as errors
+from . import _policy as policy
+from ._core import Core
+from ._drain import Drain
+from ._handle import ManagedSecret
+from ._models import Grant, Lease, lease_id_suffix
+from ._policy import Step
+from ._tokens import TokenGuard
+
+__all__ = ["Renewer"]
+
+logger = logging.getLogger("vault_async.lifecycle")
+
+
+def _gone(handle: ManagedSecret, step: Step, exc: Exception) -> bool:
+    """A renew answered that Vault no longer knows the credential (replace it at once)."""
+    if step.action != "renew":
+        return False
+    if isinstance(exc, errors.InvalidRequest | errors.InvalidPath):
+        return True  # 400/404: the lease was revoked or never existed
+    return handle.kind == "token" and isinstance(exc, errors.Forbidden)
+
+
+class Renewer:
+    """Performs the steps the scheduler hands it, and ``force_rotate``."""
+
+    __slots__ = ("_core", "_ready", "drain", "guard")
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self.guard = TokenGuard(core, self.replace, self.fail)
+        self.drain = Drain(core, self.guard.release)
+        self._ready: anyio.Event | None = None
+
+    # -- the scheduled step ----------------------------------------------------------------
+
+    async def run(self, handle: ManagedSecret, step: Step) -> None:
+        """Perform ``step`` for ``handle`` (skipped if re-planned while it waited)."""
+        await self._wait_for_token(handle)
+        async with handle.lock():
+            if handle.closed or self._core.queue.planned(handle) is not None:
+                return  # shut down, or re-planned (e.g. by force_rotate) while waiting
+            try:
+                if step.action == "renew" and self._renewable(handle):
+                    await self.renew(handle)
+                else:
+                    await self.replace(handle, "acquire" if handle.current is None else "rotate")
+            except Exception as exc:
+                await self.fail(handle, step, exc)
+
+    async def renew(self, handle: ManagedSecret) -> None:
+        """Extend the credential in force."""
+        lease, renew = handle.current, handle.source.renew
+        assert lease is not None
+        assert renew is not None
+        grant, _ = await self.guard.call(handle, lambda: self._bounded(handle, renew(lease)))
+        capped = handle.extend(grant, now=self._core.clock.now(), rng=self._core.rng)
+        logger.debug(
+            "lease.renewed",
+            extra={
+                "secret": handle.name,
+                "lease": lease_id_suffix(lease.lease_id),
+                "ttl": grant.lease_duration,
+                "capped": capped,
+            },
+        )
+        await self._core.emit(handle, "renewed")
+        await self._plan(handle)
+
+    async def replace(self, handle: ManagedSecret, reason: str) -> None:
+        """Obtain a new credential, make it current, announce it, drain the old one."""
+        core = self._core
+        first = handle.current is None
+        with anyio.CancelScope(shield=True):
+            with anyio.fail_after(core.config.op_timeout):
+                grant, owner = await self.guard.call(handle, handle.source.acquire)
+            now = core.clock.now()
+            if handle.kind == "token":
+                handle.last_login_at = now
+            new, old = handle.install(grant, now=now, owner=owner, rng=core.rng)
+            if handle.closed:
+                # The engine shut down while Vault was issuing it: nothing will use it.
+                await self.drain.revoke(handle, new, final=True)
+                return
+        self._notify_ready()
+        if first:
+            logger.info(
+                "lease.acquired",
+                extra={
+                    "secret": handle.name,
+                    "lease": lease_id_suffix(new.lease_id),
+                    "ttl": grant.lease_duration,
+                },
+            )
+        elif old is not None:
+            await self._rotated(handle, old, new, reason)
+        await self._plan(handle)
+
+    async def _rotated(self, handle: ManagedSecret, old: Lease, new: Lease, reason: str) -> None:
+        logger.info(
+            "lease.rotated",
+            extra={
+                "secret": handle.name,
+                "generation": handle.generation,
+                "lease": lease_id_suffix(new.lease_id),
+                "reason": reason,
+            },
+        )
+        # Subscribers (a pool binding) swap to the new credential before the drain counts
+        # the old one's connections.
+        await self._core.emit(handle, "rotated", reason=reason)
+        self.drain.retire(handle, old, handle.generation - 1)
+        if handle.kind == "token":
+            self.guard.superseded(handle, old, handle.generation - 1)
+
+    async def fail(self, handle: ManagedSecret, step: Step, exc: Exception) -> None:
+        """Count, log and announce a failure, then plan the retry."""
+        core = self._core
+        now = core.clock.now()
+        gone = _gone(handle, step, exc)
+        if gone:
+            handle.invalidate(now)
+        retry = policy.after_failure(
+            step.action,
+            handle.current,
+            gone=gone,
+            required=step.required,
+            attempt=handle.consecutive_failures + 1,
+            grace=handle.grace,
+            now=now,
+            config=core.config,
+            rng=core.rng,
+        )
+        handle.failed(exc, retry.due)
+        logger.warning(
+            "lease.failed",
+            extra={
+                "secret": handle.name,
+                "action": step.action,
+                "error_class": handle.last_error_class,
+                "status": getattr(exc, "status", None),
+                "consecutive_failures": handle.consecutive_failures,
+            },
+        )
+        await core.emit(handle, "failed", error_class=handle.last_error_class, reason=step.action)
+        core.plan(handle, retry)
+        if retry.expiring is not None and handle.announce_expiring():
+            await core.emit(handle, "expiring", reason=retry.expiring)
+
+    # -- asked by a caller ------------------------------------------------------------------
+
+    async def force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
+        """Replace the credential unless someone just did; honour the backoff of a failure."""
+        generation = handle.generation
+        core = self._core
+        async with handle.lock():
+            now = core.clock.now()
+            current = handle.current
+            since = handle.last_rotation if handle.last_rotation is not None else (
+                current.obtained_at if current is not None else -math.inf
+            )
+            if current is not None and (
+                handle.generation != generation or now - since < core.config.min_force_interval
+            ):
+                return current
+            error = handle.backoff_error(now)
+            if error is not None:
+                logger.debug(
+                    "lease.force_rotate_backing_off",
+                    extra={"secret": handle.name, "error_class": handle.last_error_class},
+                )
+                raise error.with_traceback(None)
+            try:
+                await self.replace(handle, reason)
+            except Exception as exc:
+                await self.fail(handle, Step("rotate", now), exc)
+                raise
+        assert handle.current is not None
+        return handle.current
+
+    # -- waiting for credentials ---------------------------------------------------------------
+
+    async def wait_ready(self, handle: ManagedSecret) -> None:
+        """Wait until ``handle`` holds a credential that has not expired."""
+        while handle.current is None or handle.current.expires_at <= self._core.clock.now():
+            if self._ready is None:
+                self._ready = anyio.Event()
+            await self._ready.wait()
+
+    def _notify_ready(self) -> None:
+        if self._ready is not None:
+            self._ready.set()
+            self._ready = None
+
+    async def _wait_for_token(self, handle: ManagedSecret) -> None:
+        """A secret obtained with a managed token waits (bounded) for a valid token."""
+        token = handle.parent
+        if token is not None and token is not handle:
+            with anyio.move_on_after(self._core.config.op_timeout):
+                await self.wait_ready(token)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _renewable(self, handle: ManagedSecret) -> bool:
+        lease = handle.current
+        return (
+            lease is not None
+            and handle.source.renew is not None
+            and math.isinf(self._core.owner_expires_at(handle, lease))
+        )
+
+    async def _bounded(self, handle: ManagedSecret, call: Awaitable[Grant]) -> Grant:
+        """Bound a renewal by ``op_timeout`` and by a third of the lease left.
+
+        A hung Vault (SIGSTOP, a black-holed route) must not eat the whole remaining
+        lease: a third leaves time for backoff and a retry or two.
+        """
+        lease = handle.current
+        limit = self._core.config.op_timeout
+        if lease is not None and not math.isinf(lease.expires_at):
+            limit = min(limit, max(1.0, (lease.expires_at - self._core.clock.now()) / 3.0))
+        with anyio.fail_after(limit):
+            return await call
+
+    async def _plan(self, handle: ManagedSecret) -> None:
+        step = self._core.next_step(handle)
+        self._core.plan(handle, step)
+        if step is not None and step.expiring is not None and handle.announce_expiring():
+            await self._core.emit(handle, "expiring", reason=step.expiring)
