@@ -47,7 +47,11 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class AuthResult:
-    """A token obtained by a login or a renewal, with its lease."""
+    """A token obtained by a login or a renewal, with its lease.
+
+    ``lease_duration`` is the token's TTL in seconds when Vault answered; ``token_type``
+    is Vault's "service" or "batch" ("" if it did not say).
+    """
 
     client_token: str = field(repr=False)
     accessor: str = ""
@@ -60,10 +64,19 @@ class AuthResult:
     orphan: bool = False
     token_type: str = ""
 
+    @property
+    def is_batch(self) -> bool:
+        """A batch token: it cannot be renewed or revoked, and it has no accessor."""
+        return self.token_type == "batch"
+
 
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
-    """What ``auth/token/lookup-self`` reports about a token (the token itself is left out)."""
+    """What ``auth/token/lookup-self`` reports about a token (the token itself is left out).
+
+    ``ttl`` is the seconds left when Vault answered, ``expire_time`` Vault's RFC 3339 time
+    (None for a token that never expires), ``type`` "service" or "batch".
+    """
 
     accessor: str = ""
     ttl: int = 0
@@ -80,6 +93,16 @@ class TokenInfo:
     path: str = ""
     type: str = ""
     meta: Mapping[str, Any] = field(default_factory=lambda: EMPTY, repr=False)
+
+    @property
+    def token_type(self) -> str:
+        """``type`` under the name :class:`AuthResult` uses: "service" or "batch"."""
+        return self.type
+
+    @property
+    def is_batch(self) -> bool:
+        """A batch token: it cannot be renewed or revoked, and it has no accessor."""
+        return self.type == "batch"
 
     def __getitem__(self, key: str) -> Any:
         """Dict-style access, e.g. ``info["ttl"]``."""
