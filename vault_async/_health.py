@@ -1,6 +1,6 @@
 """What /healthz reports, computed from a :class:`VaultRuntime`.
 
-Status: ``failing`` when no valid database credential is held, ``degraded`` when the
+Status: ``failing`` when no valid database credential or token is held, ``degraded`` when the
 credential is valid but Vault has not answered recently or renewals fail, ``ok`` otherwise.
 Nothing here shows a password, a token or a full lease id.
 """
@@ -53,8 +53,11 @@ def health_status(
         return "ok"
     if db is None or not db.ready:
         return "failing"
-    if db.ttl_remaining is not None and db.ttl_remaining <= FAILING_MARGIN:
-        return "failing"
+    if any(
+        s is not None and s.ttl_remaining is not None and s.ttl_remaining <= FAILING_MARGIN
+        for s in (db, token)
+    ):
+        return "failing"  # an expired token cannot renew or replace anything
     troubled = [db] if token is None else [db, token]
     if not vault_recent or any(s.degraded or s.consecutive_failures > 0 for s in troubled):
         return "degraded"

@@ -81,8 +81,12 @@ def should_stop_renewing(remaining: float, sleep: float, grace: float) -> bool:
 
 
 def is_capped(new_duration: float, natural_duration: float) -> bool:
-    """True when a renewal gave less than the lease's natural duration (max TTL reached)."""
-    return new_duration < natural_duration
+    """True when a renewal gave less than the lease's natural duration (max TTL reached).
+
+    A second of slack: Vault reports whole seconds, and a TTL computed from two
+    instants may round down by one without any cap being involved.
+    """
+    return new_duration + 1.0 < natural_duration
 
 
 def rotation_lead(
