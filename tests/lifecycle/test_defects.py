@@ -262,6 +262,9 @@ async def test_given_token_looked_up_again_is_not_a_rotation(clock: VirtualClock
         state = mgr.snapshot()[token.name]
         assert state.ttl_remaining == 0.0
         db_state = mgr.snapshot()[creds.name]
+        # The database lease died with the token: its own TTL does not count any more.
+        assert db_state.ttl_remaining == 0.0
+        assert db_state.degraded
         assert health_status(db_state, state, vault_recent=True) == "failing"
     assert not vault.times("revoke_self")  # the operator's token is never revoked
 

@@ -279,6 +279,8 @@ async def test_given_token_reread_is_no_rotation_and_expiry_fails_health(
             db_state, token_state, vault_recent=runtime.vault_answered_recently()
         )
         assert status == "failing", (status, db_state, token_state)
+        assert db_state.ttl_remaining == 0, db_state  # the lease died with the token
+        assert db_state.degraded
 
 
 # -- defect 9: a static role read again with the same password ------------------------------------

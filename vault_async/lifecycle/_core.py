@@ -52,6 +52,10 @@ class Core:
             return math.inf
         return token.owner_expires_at(lease.owner)
 
+    def expires_at(self, handle: ManagedSecret, lease: Lease) -> float:
+        """When ``lease`` stops working: its own expiry, or its token's if that comes first."""
+        return min(lease.expires_at, self.owner_expires_at(handle, lease))
+
     def next_step(self, handle: ManagedSecret) -> policy.Step | None:
         """The policy's next step for ``handle`` in its present state."""
         lease = handle.current

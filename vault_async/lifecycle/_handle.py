@@ -11,19 +11,33 @@ import dataclasses
 import math
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
 from . import _policy as policy
-from ._events import EventCallback
+from ._clock import Clock
+from ._events import EventBus, EventCallback
 from ._models import Grant, Lease, SecretKind
 from ._sources import SecretSource
 
-if TYPE_CHECKING:
-    from ._manager import LeaseManager
+__all__ = ["Engine", "ManagedSecret"]
 
-__all__ = ["ManagedSecret"]
+
+class Engine(Protocol):
+    """What a handle asks of the engine that manages it (``LeaseManager`` is one)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+    async def wait_ready(self, handle: ManagedSecret) -> None: ...
+
+    async def force_rotate(self, handle: ManagedSecret, reason: str) -> Lease: ...
+
+    def released(self, handle: ManagedSecret, generation: int) -> None: ...
 
 
 class ManagedSecret:
@@ -63,7 +77,7 @@ class ManagedSecret:
         "total_failures",
     )
 
-    def __init__(self, manager: LeaseManager, source: SecretSource, name: str) -> None:
+    def __init__(self, manager: Engine, source: SecretSource, name: str) -> None:
         self._manager = manager
         self.source = source
         self.name = name

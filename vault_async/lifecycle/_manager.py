@@ -234,14 +234,16 @@ class LeaseManager:
         out: dict[str, SecretState] = {}
         for name, h in core.handles.items():
             lease = h.current
-            finite = lease is not None and not math.isinf(lease.expires_at)
+            # A lease dies with the token that obtained it, whatever its own TTL says.
+            expires = math.inf if lease is None else core.expires_at(h, lease)
+            finite = not math.isinf(expires)
             step = core.queue.planned(h)
             out[name] = SecretState(
                 name=name,
                 kind=h.kind,
                 ready=lease is not None,
-                ttl_remaining=max(0.0, lease.expires_at - now) if lease and finite else None,
-                expires_at=_utc(lease.expires_at + wall_offset) if lease and finite else None,
+                ttl_remaining=max(0.0, expires - now) if finite else None,
+                expires_at=_utc(expires + wall_offset) if finite else None,
                 renewable=bool(lease and lease.renewable),
                 last_renewal=_utc(h.last_renewal + wall_offset) if h.last_renewal else None,
                 generation=h.generation,
@@ -250,7 +252,7 @@ class LeaseManager:
                 consecutive_failures=h.consecutive_failures,
                 total_failures=h.total_failures,
                 last_error_class=h.last_error_class,
-                degraded=h.degraded(now),
+                degraded=h.degraded(now) or expires <= now,
                 next_action=None if step is None else step.action,
                 next_action_in=None if step is None else max(0.0, step.due - now),
                 lease_id_suffix=lease_id_suffix(lease.lease_id) if lease else "",
@@ -260,8 +262,7 @@ class LeaseManager:
     @property
     def degraded(self) -> bool:
         """True when any managed secret is degraded."""
-        now = self._core.clock.now()
-        return any(h.degraded(now) for h in self._core.handles.values())
+        return any(state.degraded for state in self.snapshot().values())
 
     # ------------------------------------------------------------------ lifecycle
 
