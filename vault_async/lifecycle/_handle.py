@@ -7,10 +7,11 @@ changes that state only through the methods below.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import anyio
@@ -188,11 +189,22 @@ class ManagedSecret:
 
     # -- what the engine changes -------------------------------------------------------
 
-    def lock(self) -> anyio.Lock:
-        """The lock serialising the engine's operations on this secret."""
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        return self._lock
+    @contextlib.asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        """Serialise the engine's operations on this secret.
+
+        The lock exists only while someone holds or awaits it, so an idle handle
+        costs no synchronisation object.
+        """
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = anyio.Lock()
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._lock = None
 
     def install(
         self, grant: Grant, *, now: float, owner: int, rng: random.Random

@@ -55,7 +55,7 @@ class Renewer:
     async def run(self, handle: ManagedSecret, step: Step) -> None:
         """Perform ``step`` for ``handle`` (skipped if re-planned while it waited)."""
         await self._wait_for_token(handle)
-        async with handle.lock():
+        async with handle.locked():
             if handle.closed or self._core.queue.planned(handle) is not None:
                 return  # shut down, or re-planned (e.g. by force_rotate) while waiting
             try:
@@ -171,7 +171,7 @@ class Renewer:
         """Replace the credential unless someone just did; honour the backoff of a failure."""
         generation = handle.generation
         core = self._core
-        async with handle.lock():
+        async with handle.locked():
             now = core.clock.now()
             current = handle.current
             since = handle.last_rotation if handle.last_rotation is not None else (

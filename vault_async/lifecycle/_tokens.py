@@ -96,7 +96,7 @@ class TokenGuard:
 
     async def _relogin(self, token: ManagedSecret, seen: int, refused: Exception) -> None:
         """Log in again unless someone did since ``seen``; else raise ``refused``."""
-        async with token.lock():
+        async with token.locked():
             if token.generation != seen:
                 return  # another caller logged in already
             now = self._core.clock.now()
