@@ -171,6 +171,34 @@ async def test_login_dropped_from_outside_invalidates_every_connection_of_it(
             migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
 
 
+async def test_old_generation_login_dropped_costs_only_its_own_connection(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    user_b, password_b, lease_b = vault_creds(migrated)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source)
+    try:
+        held = await engine.connect()  # generation 1, busy through the rotation
+        await held.execute(text("SELECT 1"))
+        source.set(user_b, password_b)
+        await binding.aclose_pending()
+        current = await pooled_pids(engine)
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})
+        with pytest.raises(DBAPIError) as info:
+            await held.execute(text("SELECT count(*) FROM users"))
+        await held.close()
+        # A's login is gone (looked up from a connection of B's): only A's session goes.
+        assert info.value.connection_invalidated
+        assert binding.stats.permission_invalidations == 1
+        assert binding.stats.login_checks == 1
+        assert await pooled_pids(engine) == current
+        assert source.rotate_calls == 0
+    finally:
+        binding.detach()
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_b})
+
+
 @pytest.fixture
 async def runtime(migrated: DevStack) -> AsyncIterator[VaultRuntime]:
     async with open_runtime(
