@@ -38,9 +38,10 @@ class UseTrackingSource(CredentialSource, Protocol):
     """A :class:`CredentialSource` that also wants to know which generations are in use.
 
     ``track_use`` is optional: the binding checks for it once, when it attaches. It is
-    called with +1 on checkout and exactly one -1 per +1, from the event loop's thread,
-    except for a connection the garbage collector drops, whose -1 comes from wherever
-    the collector runs; keep it a cheap, non-blocking update.
+    called once with 0 at attach (the pool announces itself), then with +1 on checkout and
+    exactly one -1 per +1. Calls come from the event loop's thread, except the -1 of a
+    connection the garbage collector drops, which comes from wherever the collector runs;
+    keep it a cheap, non-blocking update.
     """
 
     def track_use(self, generation: int, delta: int) -> None: ...

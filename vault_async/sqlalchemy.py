@@ -164,6 +164,9 @@ class EngineBinding:
             return
         if isinstance(self.source, UseTrackingSource):
             self._uses = UseCounter(self.source.track_use)
+            # Announce the pool before any checkout: the lease engine then waits for the
+            # connections of a replaced lease rather than for a fixed drain period.
+            self.source.track_use(self.source.generation, 0)
         for name, listener in self._listeners():
             event.listen(self.engine.sync_engine, name, listener)
         self._unsubscribe = self.source.subscribe(self._on_event)
@@ -321,13 +324,16 @@ class EngineBinding:
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         # Every return passes here (closed, invalidated, refused on checkout), with the
-        # DBAPI connection already gone for an invalidated one.
-        self._count_in(conn_rec)
-        if dbapi_connection is None:
-            return
-        if self._credential_is_stale(conn_rec) or self._pool_is_stale(conn_rec):
-            self.stats.stale_closed += 1
-            conn_rec.invalidate()
+        # DBAPI connection already gone for an invalidated one. The -1 comes last: a stale
+        # connection is closed before its lease may be revoked for it.
+        try:
+            if dbapi_connection is not None and (
+                self._credential_is_stale(conn_rec) or self._pool_is_stale(conn_rec)
+            ):
+                self.stats.stale_closed += 1
+                conn_rec.invalidate()
+        finally:
+            self._count_in(conn_rec)
 
     def _on_detach(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         # A connection detached from its record never comes back through checkin: this is
