@@ -21,25 +21,37 @@ How the engine follows the credential:
   a stale connection is never handed out again (``checkout`` listener);
 * a connect rejected for a bad password or a missing role (revoked from
   outside) forces one rotation and is retried once;
-* ``permission denied`` (or ``relation does not exist``, when schema access came
-  from a group membership) on a pooled connection is treated as a disconnect: the
-  pool is invalidated, so if the login was dropped from outside the next connect
-  is rejected, which forces the rotation above; if the login is fine, the pool
-  simply reconnects with it.
+* ``permission denied`` or ``relation does not exist`` on a pooled connection is
+  the statement's own error unless the connection's login is gone: a second
+  connection looks the login up (:class:`~vault_async._login_check.LoginCheck`,
+  at most once per interval and login). Only a gone login makes the error a
+  disconnect, which replaces the connections of that login; the next connect is
+  then rejected, which forces the rotation above. A genuine error reaches the
+  application unchanged and costs no reconnect;
+* a source that also has ``track_use(generation, delta)`` (:class:`UseTrackingSource`)
+  is told +1 when a connection of a generation is checked out and -1 when it comes
+  back (returned, invalidated, refused or dropped by the garbage collector), so the
+  lease engine can revoke a rotated-away lease once its last connection is back.
 
 PostgreSQL keeps sessions of a dropped or expired login open (``SELECT 1``
 still works), so pre-ping cannot detect a revoked login: the swap must happen
 before the old lease is revoked, which the lease engine guarantees by revoking
-only after its drain period.
+only once the old generation's connections are back.
+
+The jobs that stand alone live beside this module: the source protocols in
+``_credential_source``, SQLSTATE classification in ``_sqlerrors``, the login look-up in
+``_login_check``, the +1/-1 bookkeeping in ``_use_counter``. What stays here (past 300
+lines) is one object: the listeners share the binding's state (generation, pool epoch,
+connect parameters, counters) and read best side by side.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect, ExceptionContext
@@ -47,10 +59,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
+from ._credential_source import CredentialSource, StaticCredentials, UseTrackingSource
+from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
+from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
+from ._use_counter import UseCounter
+
 __all__ = [
     "CredentialSource",
     "EngineBinding",
     "StaticCredentials",
+    "UseTrackingSource",
     "bind_credentials",
     "is_login_rejected",
     "is_permission_denied",
@@ -66,64 +84,10 @@ GENERATION_KEY = "vault_async.generation"
 EPOCH_KEY = "vault_async.pool_epoch"
 """Key in ``connection_record.info`` holding the pool epoch when the connect began."""
 
-LOGIN_REJECTED_SQLSTATES = frozenset({"28P01", "28000"})
-"""invalid_password and invalid_authorization_specification (e.g. role does not exist)."""
-
-PERMISSION_DENIED_SQLSTATES = frozenset({"42501", "42P01"})
-"""What a session of a login dropped from outside gets on tables: insufficient_privilege,
-or undefined_table when the schema's USAGE came through the lost group membership."""
+USERNAME_KEY = "vault_async.username"
+"""Key in ``connection_record.info`` holding the login a connection was made with."""
 
 PG_IDENTIFIER_MAX = 63
-
-
-class _HasData(Protocol):
-    @property
-    def data(self) -> Mapping[str, Any]: ...
-
-
-@runtime_checkable
-class CredentialSource(Protocol):
-    """What the engine needs from a credential: current value, generation, rotation."""
-
-    @property
-    def current(self) -> _HasData | None: ...
-
-    @property
-    def generation(self) -> int: ...
-
-    async def force_rotate(self, reason: str) -> Any: ...
-
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _StaticValue:
-    data: Mapping[str, Any] = field(repr=False)
-
-
-class StaticCredentials:
-    """A credential that never changes (plain mode: user and password from the URL)."""
-
-    def __init__(self, username: str | None, password: str | None) -> None:
-        self._value = _StaticValue({"username": username, "password": password})
-
-    def __repr__(self) -> str:
-        return f"StaticCredentials(username={self._value.data['username']!r})"
-
-    @property
-    def current(self) -> _StaticValue:
-        return self._value
-
-    @property
-    def generation(self) -> int:
-        return 0
-
-    async def force_rotate(self, reason: str) -> _StaticValue:
-        """Nothing to rotate; the same credential is returned."""
-        return self._value
-
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        return lambda: None
 
 
 def quote_role(name: str, dialect: Dialect) -> str:
@@ -139,42 +103,6 @@ def quote_role(name: str, dialect: Dialect) -> str:
     return dialect.identifier_preparer.quote_identifier(name)
 
 
-def _sqlstates(error: BaseException) -> Iterator[str]:
-    """The SQLSTATEs carried by ``error`` and the exceptions it wraps, outermost first."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str):
-            yield state
-        current = current.__cause__ or getattr(current, "orig", None)
-
-
-def _has_sqlstate(error: BaseException, states: frozenset[str]) -> bool:
-    """True when ``error`` or an exception it wraps carries one of ``states``."""
-    return any(state in states for state in _sqlstates(error))
-
-
-TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
-"""connection_exception, insufficient_resources, operator_intervention (e.g. shutting down)."""
-
-
-def is_server_unavailable(error: BaseException) -> bool:
-    """True for SQLSTATEs that mean the server or the connection, not the statement, failed."""
-    return any(state.startswith(TRANSIENT_SQLSTATE_CLASSES) for state in _sqlstates(error))
-
-
-def is_login_rejected(error: BaseException) -> bool:
-    """True when PostgreSQL refused the login itself (bad password, unknown role)."""
-    return _has_sqlstate(error, LOGIN_REJECTED_SQLSTATES)
-
-
-def is_permission_denied(error: BaseException) -> bool:
-    """True for insufficient_privilege (42501) or undefined_table (42P01)."""
-    return _has_sqlstate(error, PERMISSION_DENIED_SQLSTATES)
-
-
 @dataclass
 class BindingStats:
     """Counters kept by an :class:`EngineBinding` (exported as metrics)."""
@@ -184,6 +112,9 @@ class BindingStats:
     pool_swaps: int = 0
     stale_closed: int = 0
     permission_invalidations: int = 0
+    """Connections given up because their login was found dropped from outside."""
+    login_checks: int = 0
+    """Look-ups of a login after a permission error (at most one per interval and login)."""
 
 
 class EngineBinding:
@@ -195,6 +126,7 @@ class EngineBinding:
         source: CredentialSource,
         *,
         assume_role: str | None = None,
+        login_check_interval: float = DEFAULT_LOGIN_CHECK_INTERVAL,
     ) -> None:
         self.engine = engine
         self.source = source
@@ -206,38 +138,55 @@ class EngineBinding:
         self._swap_tasks: set[asyncio.Task[None]] = set()
         self._epoch = 0
         self._attached = False
+        self._login_check = LoginCheck(self._login_exists, interval=login_check_interval)
+        self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._uses: UseCounter | None = None
 
     def __repr__(self) -> str:
         return f"EngineBinding(url={self.engine.url!r}, generation={self.source.generation})"
 
     # lifecycle -----------------------------------------------------------------
 
+    def _listeners(self) -> tuple[tuple[str, Callable[..., Any]], ...]:
+        """The (event name, listener) pairs that attach installs and detach removes."""
+        return (
+            ("do_connect", self._on_do_connect),
+            ("connect", self._on_connect),
+            ("checkout", self._on_checkout),
+            ("checkin", self._on_checkin),
+            ("detach", self._on_detach),
+            ("handle_error", self._on_error),
+        )
+
     def attach(self) -> None:
         """Install the listeners and subscribe to rotations."""
         if self._attached:
             return
-        sync_engine = self.engine.sync_engine
-        event.listen(sync_engine, "do_connect", self._on_do_connect)
-        event.listen(sync_engine, "connect", self._on_connect)
-        event.listen(sync_engine, "checkout", self._on_checkout)
-        event.listen(sync_engine, "checkin", self._on_checkin)
-        event.listen(sync_engine, "handle_error", self._on_error)
+        if isinstance(self.source, UseTrackingSource):
+            self._uses = UseCounter(self.source.track_use)
+            # Announce the pool before any checkout: the lease engine then waits for the
+            # connections of a replaced lease rather than for a fixed drain period.
+            self.source.track_use(self.source.generation, 0)
+        for name, listener in self._listeners():
+            event.listen(self.engine.sync_engine, name, listener)
         self._unsubscribe = self.source.subscribe(self._on_event)
         self._attached = True
 
     def detach(self) -> None:
-        """Remove the listeners and stop following rotations."""
+        """Remove the listeners and stop following rotations.
+
+        Connections still checked out are reported returned: nothing would count them back.
+        """
         if not self._attached:
             return
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        sync_engine = self.engine.sync_engine
-        event.remove(sync_engine, "do_connect", self._on_do_connect)
-        event.remove(sync_engine, "connect", self._on_connect)
-        event.remove(sync_engine, "checkout", self._on_checkout)
-        event.remove(sync_engine, "checkin", self._on_checkin)
-        event.remove(sync_engine, "handle_error", self._on_error)
+        for name, listener in self._listeners():
+            event.remove(self.engine.sync_engine, name, listener)
+        if self._uses is not None:
+            self._uses.release_all()
+            self._uses = None
         self._attached = False
 
     async def swap_pool(self) -> None:
@@ -319,8 +268,10 @@ class EngineBinding:
                 raise error from None  # the database's answer is the one to report
             username, password, generation = self._credential()
             connection = self._connect(dialect, cargs, cparams, username, password)
+        self._connect_args = (cargs, cparams)
         conn_rec.info[GENERATION_KEY] = generation
         conn_rec.info[EPOCH_KEY] = epoch
+        conn_rec.info[USERNAME_KEY] = username
         self.stats.connects += 1
         return connection
 
@@ -366,24 +317,79 @@ class EngineBinding:
         # pool's reconnect attempts).
         if self._credential_is_stale(conn_rec):
             self.stats.stale_closed += 1
-            # The pool invalidates this connection and makes a fresh one.
+            # The pool invalidates this connection and makes a fresh one (not counted: the
+            # checkout event runs again for it).
             raise exc.DisconnectionError("connection made with a rotated credential")
+        self._count_out(conn_rec)
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
-        if dbapi_connection is None:
-            return
-        if self._credential_is_stale(conn_rec) or self._pool_is_stale(conn_rec):
-            self.stats.stale_closed += 1
-            conn_rec.invalidate()
+        # Every return passes here (closed, invalidated, refused on checkout), with the
+        # DBAPI connection already gone for an invalidated one. The -1 comes last: a stale
+        # connection is closed before its lease may be revoked for it.
+        try:
+            if dbapi_connection is not None and (
+                self._credential_is_stale(conn_rec) or self._pool_is_stale(conn_rec)
+            ):
+                self.stats.stale_closed += 1
+                conn_rec.invalidate()
+        finally:
+            self._count_in(conn_rec)
+
+    def _on_detach(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        # A connection detached from its record never comes back through checkin: this is
+        # also the path of an asyncio connection the garbage collector finalises.
+        self._count_in(conn_rec)
+
+    def _count_out(self, conn_rec: ConnectionPoolEntry) -> None:
+        generation = conn_rec.info.get(GENERATION_KEY)
+        if self._uses is not None and generation is not None:
+            self._uses.out(conn_rec, generation)
+
+    def _count_in(self, conn_rec: ConnectionPoolEntry) -> None:
+        if self._uses is not None:
+            self._uses.back(conn_rec)
+
+    # permission errors ---------------------------------------------------------
 
     def _on_error(self, context: ExceptionContext) -> None:
         if context.is_disconnect or not is_permission_denied(context.original_exception):
             return
+        if context.connection is None or context.connection.invalidated:
+            return
+        info = context.connection.info
+        username = info.get(USERNAME_KEY)
+        if username is None:
+            return
         # A login dropped from outside keeps its sessions, which then fail like this while
-        # SELECT 1 still works. Invalidate the pool: reconnecting either works (a genuine
-        # permission error) or is rejected, and the rejected connect forces a rotation.
+        # SELECT 1 still works; a wrong or forbidden statement fails the same way. Only a
+        # login that is gone makes the connection lost.
+        if self._login_check.exists(username):
+            return
         self.stats.permission_invalidations += 1
+        logger.warning(
+            "vault_async.sqlalchemy.login_gone",
+            extra={"generation": info.get(GENERATION_KEY)},
+        )
         context.is_disconnect = True
+        # The current generation's login: every pooled connection shares it, so the pool
+        # goes, and the next connect is rejected, which forces a rotation. An older
+        # generation's connection goes alone; its siblings close as they come back.
+        context.invalidate_pool_on_disconnect = (
+            info.get(GENERATION_KEY) == self.source.generation
+        )
+
+    def _login_exists(self, username: str) -> bool:
+        """Ask PostgreSQL, from a connection of its own with the current credential."""
+        self.stats.login_checks += 1
+        if self._connect_args is None:
+            return True
+        cargs, cparams = self._connect_args
+        current, password, _ = self._credential()
+        return probe_login(
+            self.engine.dialect,
+            lambda: self._connect(self.engine.dialect, cargs, cparams, current, password),
+            username,
+        )
 
 
 def bind_credentials(

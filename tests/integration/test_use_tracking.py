@@ -1,0 +1,141 @@
+"""The binding tells the credential source how many connections of each generation are out.
+
+Every checkout of a generation's connection is answered by exactly one return of it, whether
+the connection is closed, invalidated, refused as stale or dropped by the garbage collector.
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import SAWarning
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from vault_async.devstack import DevStack
+from vault_async.sqlalchemy import EngineBinding, bind_credentials
+
+from .conftest import FakeSource, vault_creds
+
+pytestmark = pytest.mark.integration
+
+
+class TrackingSource(FakeSource):
+    """A FakeSource that counts connections in use per generation, as the lease engine does."""
+
+    def __init__(self, username: str, password: str) -> None:
+        super().__init__(username, password)
+        self.in_use: Counter[int] = Counter()
+        self.calls: list[tuple[int, int]] = []
+
+    def track_use(self, generation: int, delta: int) -> None:
+        self.calls.append((generation, delta))
+        self.in_use[generation] += delta
+        assert self.in_use[generation] >= 0, f"generation {generation} returned more than out"
+
+    def outstanding(self) -> dict[int, int]:
+        return {g: n for g, n in self.in_use.items() if n}
+
+
+@pytest.fixture
+async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(migrated.database_url, pool_size=3, max_overflow=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def leases(migrated: DevStack) -> Iterator[list[str]]:
+    issued: list[str] = []
+    yield issued
+    for lease in issued:
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
+def login(stack: DevStack, leases: list[str]) -> tuple[str, str]:
+    username, password, lease = vault_creds(stack)
+    leases.append(lease)
+    return username, password
+
+
+async def test_use_count_returns_to_zero_across_rotations(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    source = TrackingSource(*login(migrated, leases))
+    binding = bind_credentials(engine, source)
+    try:
+        assert source.calls == [(1, 0)]  # the pool announces itself before any checkout
+        held = [await engine.connect() for _ in range(2)]
+        for conn in held:
+            await conn.execute(text("SELECT 1"))
+        assert source.outstanding() == {1: 2}
+
+        source.set(*login(migrated, leases))  # rotated: generation 2, pool swapped
+        await binding.aclose_pending()
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            assert source.outstanding() == {1: 2, 2: 1}
+        # One old connection returned, the other invalidated instead of returned.
+        await held[0].close()
+        await held[1].invalidate()
+        await held[1].close()
+        assert source.outstanding() == {}
+
+        # A rotation nobody announced: the checkout refuses the stale connection and makes
+        # a fresh one, which is the only one counted.
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        source.set(*login(migrated, leases), emit=False)
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            assert source.outstanding() == {3: 1}
+        assert binding.stats.stale_closed >= 1
+        assert source.outstanding() == {}
+
+        # Sessions, several at once past the pool size (overflow), all closed again.
+        conns = [await engine.connect() for _ in range(5)]
+        for conn in conns:
+            await conn.execute(text("SELECT 1"))
+        assert source.outstanding() == {3: 5}
+        for conn in conns:
+            await conn.close()
+        assert source.outstanding() == {}
+        assert sum(delta for _, delta in source.calls) == 0
+        assert all(delta in (1, -1) for _, delta in source.calls[1:])
+    finally:
+        binding.detach()
+
+
+async def test_connection_dropped_by_the_garbage_collector_is_returned(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    source = TrackingSource(*login(migrated, leases))
+    binding = bind_credentials(engine, source)
+    try:
+        conn = await engine.connect()
+        await conn.execute(text("SELECT 1"))
+        assert source.outstanding() == {1: 1}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SAWarning)  # "garbage collector is trying to ..."
+            del conn
+            gc.collect()
+        assert source.outstanding() == {}
+    finally:
+        binding.detach()
+
+
+async def test_source_without_track_use_is_fine(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    source = FakeSource(*login(migrated, leases))
+    binding = EngineBinding(engine, source)
+    binding.attach()
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        binding.detach()

@@ -1,0 +1,41 @@
+"""Connections of each generation in use, reported to the credential source as +1 / -1.
+
+SQLAlchemy's pool ends a checkout in one of two events: ``checkin`` (returned, invalidated,
+or refused by a checkout listener) or ``detach`` (detached by hand, or an asyncio connection
+finalised by the garbage collector, which cannot be checked in). ``checkin`` also fires for
+records that were never handed out (a failed connect), and a record refused on checkout is
+reconnected and checked out again: keeping the counted generation per record is what makes
+every +1 meet exactly one -1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+
+__all__ = ["UseCounter"]
+
+
+class UseCounter:
+    """Calls ``track(generation, +1)`` per checkout and ``track(generation, -1)`` per return."""
+
+    def __init__(self, track: Callable[[int, int], None]) -> None:
+        self._track = track
+        self._out: dict[Hashable, int] = {}
+        """The generation counted for each checked-out connection record."""
+
+    def out(self, record: Hashable, generation: int) -> None:
+        """``record`` was checked out with a connection made with ``generation``."""
+        self.back(record)  # checked out again after a refusal: its first connection is gone
+        self._out[record] = generation
+        self._track(generation, 1)
+
+    def back(self, record: Hashable) -> None:
+        """``record``'s checkout ended, however it ended (a no-op if it was not counted)."""
+        generation = self._out.pop(record, None)
+        if generation is not None:
+            self._track(generation, -1)
+
+    def release_all(self) -> None:
+        """Report every counted connection returned (the binding stops watching)."""
+        for record in list(self._out):
+            self.back(record)
