@@ -107,3 +107,31 @@ class Drain:
         )
         await self._core.emit(handle, "revoked", lease=lease)
         return True
+
+    async def revoke_everything(self) -> None:
+        """At shutdown: pending and current leases first, then the tokens they die with."""
+        config, core = self._core.config, self._core
+        leases: list[tuple[ManagedSecret, Lease]] = []
+        tokens: list[tuple[ManagedSecret, Lease]] = []
+        for revocation in core.queue.revocations():
+            is_token = revocation.handle.kind == "token"
+            if config.revokes_token if is_token else config.revoke_on_shutdown:
+                (tokens if is_token else leases).append((revocation.handle, revocation.lease))
+        now = core.clock.now()
+        for h in core.handles.values():
+            if h.kind == "token" and config.revokes_token:
+                tokens.extend((h, lease) for _, lease in h.retired() if lease.expires_at > now)
+                if h.current is not None:
+                    tokens.append((h, h.current))
+            elif h.kind != "token" and config.revoke_on_shutdown and h.current is not None:
+                leases.append((h, h.current))
+        limiter = anyio.CapacityLimiter(config.max_concurrency)
+
+        async def revoke(h: ManagedSecret, lease: Lease) -> None:
+            async with limiter:
+                await self.revoke(h, lease, final=True)
+
+        for batch in (leases, tokens):
+            async with anyio.create_task_group() as tg:
+                for h, lease in batch:
+                    tg.start_soon(revoke, h, lease)

@@ -1,5 +1,8 @@
 """``LeaseManager``: the façade of the lease engine.
 
+One job, wiring the parts and exposing them; it runs past 300 lines only because the
+public surface (``manage_*``, ``snapshot``, enter/exit) is documented in place.
+
 Usage::
 
     async with AsyncVaultClient() as client, LeaseManager(client) as mgr:
@@ -88,7 +91,9 @@ class LeaseManager:
         self.client = client
         self.config = config or LeaseConfig()
         self._core = Core(
-            clock=clock or SystemClock(), config=self.config, rng=rng or random.Random(),
+            clock=clock or SystemClock(),
+            config=self.config,
+            rng=rng or random.Random(),
             wake=self._wake,
         )
         self._renewer = Renewer(self._core)
@@ -329,40 +334,11 @@ class LeaseManager:
             for h in self._core.handles.values():
                 h.close()
             with anyio.move_on_at(deadline) as scope:
-                await self._revoke_all()
+                await self._renewer.drain.revoke_everything()
             if scope.cancelled_caught:
                 logger.warning(
                     "lease.shutdown_timeout", extra={"timeout": self.config.shutdown_timeout}
                 )
-
-    async def _revoke_all(self) -> None:
-        """Revoke pending and current leases first, then tokens (their leases die with them)."""
-        config, core = self.config, self._core
-        leases: list[tuple[ManagedSecret, Lease]] = []
-        tokens: list[tuple[ManagedSecret, Lease]] = []
-        for revocation in core.queue.revocations():
-            target = tokens if revocation.handle.kind == "token" else leases
-            if config.revokes_token if target is tokens else config.revoke_on_shutdown:
-                target.append((revocation.handle, revocation.lease))
-        now = core.clock.now()
-        for h in core.handles.values():
-            if h.kind == "token" and config.revokes_token:
-                tokens.extend((h, lease) for _, lease in h.retired() if lease.expires_at > now)
-                if h.current is not None:
-                    tokens.append((h, h.current))
-            elif h.kind != "token" and config.revoke_on_shutdown and h.current is not None:
-                leases.append((h, h.current))
-        limiter = anyio.CapacityLimiter(config.max_concurrency)
-        drain = self._renewer.drain
-
-        async def revoke(h: ManagedSecret, lease: Lease) -> None:
-            async with limiter:
-                await drain.revoke(h, lease, final=True)
-
-        for batch in (leases, tokens):
-            async with anyio.create_task_group() as tg:
-                for h, lease in batch:
-                    tg.start_soon(revoke, h, lease)
 
     # ------------------------------------------------------------------ internals
 

@@ -207,9 +207,7 @@ def after_failure(
     return Step(action, now + delay, required=required)
 
 
-def drain_due(
-    old: Lease, *, now: float, tracked: bool, in_use: int, config: LeaseConfig
-) -> float:
+def drain_due(old: Lease, *, now: float, tracked: bool, in_use: int, config: LeaseConfig) -> float:
     """When to revoke a replaced lease.
 
     With a pool reporting its connections: as soon as none of the old lease's is

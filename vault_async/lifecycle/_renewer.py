@@ -174,8 +174,10 @@ class Renewer:
         async with handle.locked():
             now = core.clock.now()
             current = handle.current
-            since = handle.last_rotation if handle.last_rotation is not None else (
-                current.obtained_at if current is not None else -math.inf
+            since = (
+                handle.last_rotation
+                if handle.last_rotation is not None
+                else (current.obtained_at if current is not None else -math.inf)
             )
             if current is not None and (
                 handle.generation != generation or now - since < core.config.min_force_interval

@@ -78,9 +78,7 @@ def _grant_from_secret(secret: Secret, data: Mapping[str, Any] | None = None) ->
     )
 
 
-def database_dynamic(
-    client: AsyncVaultClient, role: str, mount: str = "database"
-) -> SecretSource:
+def database_dynamic(client: AsyncVaultClient, role: str, mount: str = "database") -> SecretSource:
     """A dynamic database role: ``{mount}/creds/{role}``, renewed through ``sys/leases``."""
 
     async def acquire() -> Grant:
@@ -91,8 +89,12 @@ def database_dynamic(
         secret = await client.sys.leases.renew(lease.lease_id)
         grant = _grant_from_secret(secret, data=lease.data)
         return Grant(
-            lease.lease_id, grant.lease_duration, grant.renewable, lease.data,
-            identity=lease.identity, expires=grant.expires,
+            lease.lease_id,
+            grant.lease_duration,
+            grant.renewable,
+            lease.data,
+            identity=lease.identity,
+            expires=grant.expires,
         )
 
     async def revoke(lease: Lease) -> None:
@@ -109,9 +111,7 @@ def database_dynamic(
     )
 
 
-def database_static(
-    client: AsyncVaultClient, role: str, mount: str = "database"
-) -> SecretSource:
+def database_static(client: AsyncVaultClient, role: str, mount: str = "database") -> SecretSource:
     """A static database role: ``{mount}/static-creds/{role}``, re-read after each rotation.
 
     There is no lease: the response's ``ttl`` (seconds until Vault rotates the

@@ -52,9 +52,7 @@ class TokenGuard:
         self._verdicts: dict[int, tuple[int, float, bool]] = {}
         self._checking: dict[int, anyio.Lock] = {}
 
-    async def call(
-        self, handle: ManagedSecret, fn: Callable[[], Awaitable[_T]]
-    ) -> tuple[_T, int]:
+    async def call(self, handle: ManagedSecret, fn: Callable[[], Awaitable[_T]]) -> tuple[_T, int]:
         """Call Vault for ``handle``; returns the result and the token generation it used.
 
         On a 403 the token is checked; only a refused token leads to a login and one
@@ -84,8 +82,10 @@ class TokenGuard:
         async with self._checking.setdefault(id(token), anyio.Lock()):
             now = self._core.clock.now()
             held = self._verdicts.get(id(token))
-            if held is not None and held[0] == seen and (
-                now - held[1] < self._core.config.relogin_interval
+            if (
+                held is not None
+                and held[0] == seen
+                and (now - held[1] < self._core.config.relogin_interval)
             ):
                 return not held[2]
             accepted = await check()
@@ -133,8 +133,7 @@ class TokenGuard:
             return
         core = self._core
         if any(
-            h.current is not None and h.current.owner == generation
-            for h in core.dependents(token)
+            h.current is not None and h.current.owner == generation for h in core.dependents(token)
         ) or any(
             r.handle.parent is token and r.lease.owner == generation
             for r in core.queue.revocations()
