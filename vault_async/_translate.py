@@ -8,6 +8,7 @@ reason, never the token or the body; Vault's ``errors`` are kept with every stri
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 
 import httpx
@@ -46,13 +47,25 @@ def transport_failure(exc: httpx.TransportError, *, method: str, path: str) -> T
     Only a failed connect is "certainly unsent"; a reset or timeout after connecting
     may have reached Vault, so requests that create things are not retried then.
     """
-    kind = type(exc).__name__
+    kind = type(exc).__name__ + _tls_detail(exc)
     error: VaultError
     if isinstance(exc, httpx.TimeoutException):
         error = VaultTimeout(f"request timed out ({kind})", method=method, path=path)
     else:
         error = VaultConnectionError(f"no response from Vault ({kind})", method=method, path=path)
     return TransportFailure(error, isinstance(exc, _UNSENT))
+
+
+def _tls_detail(exc: BaseException) -> str:
+    """Name a TLS failure, found in the cause chain (aiohttp's and httpcore's alike)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ", TLS certificate verification failed"
+        if isinstance(cause, ssl.SSLError):
+            return ", TLS/SSL handshake failed"
+        cause = cause.__cause__ or cause.__context__
+    return ""
 
 
 def status_error(

@@ -4,6 +4,7 @@ requests that create things retry only when the request certainly never left."""
 from __future__ import annotations
 
 import random
+import ssl
 
 import aiohttp
 import httpx
@@ -247,6 +248,25 @@ def test_transport_errors_translated(
     assert type(failure.error) is cls
     assert failure.unsent is unsent
     assert type(exc).__name__ in failure.error.message
+    assert "TLS" not in failure.error.message
+
+
+def test_tls_failures_are_named_whatever_the_transport() -> None:
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed")
+    key = aiohttp.client_reqrep.ConnectionKey("h", 1, True, True, None, None, None)
+    aiohttp_error = aiohttp.ClientConnectorCertificateError(key, verify)
+    aiohttp_error.__cause__ = verify
+    from_aiohttp = httpx_error(aiohttp_error)
+    from_aiohttp.__cause__ = aiohttp_error  # as DefaultTransport.send raises it
+    from_httpx = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")
+    from_httpx.__cause__ = verify  # as httpx's pool raises it (through httpcore)
+    messages = {
+        transport_failure(e, method="GET", path="p").error.message
+        for e in (from_aiohttp, from_httpx)
+    }
+    assert messages == {
+        "no response from Vault (ConnectError, TLS certificate verification failed)"
+    }
 
 
 async def test_unexpected_status_not_retried(
