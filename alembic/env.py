@@ -20,7 +20,7 @@ from alembic import context
 from app import models  # noqa: F401  (registers the tables on the metadata)
 from app.db import Base, build_auth, build_client
 from app.settings import Settings, load_settings
-from vault_async.fastapi import VaultRuntime, open_runtime
+from vault_async.runtime import VaultRuntime, open_runtime
 from vault_async.sqlalchemy import quote_role
 
 target_metadata = Base.metadata

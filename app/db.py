@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import httpx
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from vault_async import AsyncVaultClient, ClientConfig
 from vault_async._prometheus import LatencyRecorder, LatencyTransport
-from vault_async.fastapi import VaultRuntime, open_runtime
+from vault_async._transport import default_transport
+from vault_async.auth import AppRoleAuth, AuthMethod, JWTAuth, KubernetesAuth, TokenAuth
+from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
+from vault_async.lifecycle import LeaseConfig, LeaseManager
+from vault_async.runtime import VaultRuntime, open_runtime
 
 from .settings import Settings
 
@@ -37,12 +41,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def build_client(settings: Settings, latency: LatencyRecorder | None = None) -> Any:
+def build_client(settings: Settings, latency: LatencyRecorder | None = None) -> AsyncVaultClient:
     """An unopened ``AsyncVaultClient`` for the settings (latency recorded when asked)."""
-    from vault_async._client import AsyncVaultClient
-    from vault_async._config import ClientConfig
-    from vault_async._transport import default_transport
-
     # Client knobs (timeouts, retries, TLS client certs) come from VAULT_* as the client reads
     # them; the contract's own settings take precedence.
     config = ClientConfig.from_env().replace(
@@ -57,10 +57,8 @@ def build_client(settings: Settings, latency: LatencyRecorder | None = None) -> 
     return AsyncVaultClient(config=config, transport=transport)
 
 
-def build_auth(settings: Settings) -> Any:
+def build_auth(settings: Settings) -> AuthMethod:
     """The auth method object named by ``VAULT_AUTH_METHOD``."""
-    from vault_async.auth import AppRoleAuth, JWTAuth, KubernetesAuth, TokenAuth
-
     mount = settings.vault_auth_mount
     method = settings.auth_method
     if method == "approle":
@@ -75,10 +73,11 @@ def build_auth(settings: Settings) -> Any:
             mount_point=mount or "approle",
         )
     if method == "kubernetes":
-        kwargs: dict[str, Any] = {"mount_point": mount or "kubernetes"}
-        if settings.vault_jwt_file is not None:
-            kwargs["jwt_file"] = str(settings.vault_jwt_file)
-        return KubernetesAuth(settings.vault_auth_role or "", **kwargs)
+        return KubernetesAuth(
+            settings.vault_auth_role or "",
+            jwt_file=settings.vault_jwt_file or DEFAULT_JWT_FILE,
+            mount_point=mount or "kubernetes",
+        )
     if method == "jwt":
         return JWTAuth(
             settings.vault_auth_role or "",
@@ -96,8 +95,6 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         return open_runtime(
             settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
         )
-    from vault_async.lifecycle import LeaseConfig, LeaseManager
-
     client = build_client(settings, latency)
     return open_runtime(
         settings.database_url,

@@ -11,39 +11,27 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
+import dataclasses
 import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, Required, TypedDict, Unpack
 from urllib.parse import urlencode
 
-import aiohttp
 import httpx
 
-from ._config import ClientConfig, RetryPolicy
-from ._exceptions import (
-    InvalidPath,
-    MalformedResponse,
-    RateLimited,
-    VaultError,
-    error_for_status,
-)
+from ._config import ClientConfig
+from ._exceptions import InvalidPath, MalformedResponse
+from ._json import JSONObject, drop_none, encode_json
 from ._models import AuthResult
-from ._parse import Body, data_section, decode_body, error_messages, string_list
-from ._retry import backoff_delay, parse_retry_after, retryable_status
-from ._transport import (
-    DefaultTransport,
-    RawResponse,
-    default_transport,
-    map_transport_error,
-    send_via_httpx,
-)
+from ._parse import Body, data_section, decode_body, string_list
+from ._retry import parse_retry_after, retry_delay, retryable_status
+from ._translate import status_error, transport_failure
+from ._transport import RawResponse, Transport, as_transport, default_transport
 from .auth import AuthApi
 from .secrets import SecretsApi
 from .sys import SysApi
@@ -51,16 +39,27 @@ from .sys import SysApi
 if TYPE_CHECKING:
     from .auth import AuthMethod
 
-__all__ = ["AsyncVaultClient"]
+__all__ = ["AsyncVaultClient", "RequestOptions", "TokenSource"]
 
 logger = logging.getLogger("vault_async.client")
 
-_UNSET: Any = object()
-_TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
-_MIN_SCRUB_LEN = 4
 
+class RequestOptions(TypedDict, total=False):
+    """The keywords of ``request`` and ``request_response``."""
 
-_SendFn = Callable[[str, str, Mapping[str, str], bytes | None], Awaitable[RawResponse]]
+    idempotent: Required[bool]
+    """The retry rule: idempotent requests are retried on connection errors, 412, 429 and
+    5xx (not 501); others only when the request certainly never left this process."""
+    json: JSONObject | None
+    """The request body, sent as JSON."""
+    params: Mapping[str, str] | None
+    """The query string."""
+    token: str | None
+    """The token to send instead of the client's; None sends none (logins, unwrapping)."""
+    wrap_ttl: str | None
+    """Ask Vault to response-wrap the answer for this long."""
+    content_type: str
+    """The body's media type (default ``application/json``)."""
 
 
 class TokenSource(Protocol):
@@ -71,7 +70,12 @@ class TokenSource(Protocol):
 
 
 class AsyncVaultClient:
-    """An asyncio client for Vault / OpenBao over one shared connection pool."""
+    """An asyncio client for Vault / OpenBao over one shared connection pool.
+
+    ``transport`` is any ``httpx.AsyncBaseTransport`` (respx in tests) or a
+    ``_transport.Transport``; by default one aiohttp pool. Every request takes the same
+    path through :meth:`_send` whichever it is.
+    """
 
     def __init__(
         self,
@@ -79,49 +83,32 @@ class AsyncVaultClient:
         token: str | None = None,
         *,
         namespace: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | httpx.AsyncBaseTransport | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
-        verify: bool | str | ssl.SSLContext = _UNSET,
+        verify: bool | str | ssl.SSLContext | None = None,
         config: ClientConfig | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         base = config if config is not None else ClientConfig.from_env()
-        changes: dict[str, Any] = {}
-        if addr is not None:
-            changes["addr"] = addr
-        if token is not None:
-            changes["token"] = token
-        if namespace is not None:
-            changes["namespace"] = namespace
-        if timeout is not None:
-            changes["timeout"] = timeout
+        changes: dict[str, object] = drop_none(
+            addr=addr, token=token, namespace=namespace, timeout=timeout
+        )
         if max_retries is not None:
-            changes["retry"] = RetryPolicy(
-                max_retries=max_retries,
-                backoff_initial=base.retry.backoff_initial,
-                backoff_max=base.retry.backoff_max,
-                deadline=base.retry.deadline,
-            )
-        self._ssl_override: ssl.SSLContext | None = None
-        if verify is not _UNSET:
-            if isinstance(verify, ssl.SSLContext):
-                self._ssl_override = verify
-            elif verify is False:
-                changes["skip_verify"] = True
-            elif verify is True:
-                changes["skip_verify"] = False
-            elif isinstance(verify, str):
-                changes["ca_path" if Path(verify).is_dir() else "ca_cert"] = verify
+            changes["retry"] = dataclasses.replace(base.retry, max_retries=max_retries)
+        self._ssl_override = verify if isinstance(verify, ssl.SSLContext) else None
+        if isinstance(verify, bool):
+            changes["skip_verify"] = not verify
+        elif isinstance(verify, str):
+            changes["ca_path" if Path(verify).is_dir() else "ca_cert"] = verify
         self.config: ClientConfig = base.replace(**changes) if changes else base
         self._token: str | None = self.config.token
         self._token_source: TokenSource | None = None
         self._token_polled_at = 0.0
-        self._transport = transport
-        self._active_transport: httpx.AsyncBaseTransport | None = None
-        self._send_fn: _SendFn | None = None
+        self._given_transport = transport
+        self._transport: Transport | None = None
         self._base_url = self.config.addr + "/v1/"
         self._base_headers: dict[str, str] = {"X-Vault-Request": "true"}
         if self.config.namespace:
@@ -129,13 +116,12 @@ class AsyncVaultClient:
         self._rng = rng if rng is not None else random.Random()
         self._sleep = sleep if sleep is not None else asyncio.sleep
         self._clock = clock if clock is not None else time.monotonic
-        self._timeout = httpx.Timeout(self.config.timeout)
         self.auth = AuthApi(self)
         self.secrets = SecretsApi(self)
         self.sys = SysApi(self)
 
     def __repr__(self) -> str:
-        state = "open" if self._send_fn is not None else "closed"
+        state = "open" if self._transport is not None else "closed"
         return f"<AsyncVaultClient addr={self.config.addr!r} {state}>"
 
     # -- lifecycle -------------------------------------------------------------------
@@ -152,22 +138,17 @@ class AsyncVaultClient:
     ) -> None:
         await self.aclose()
 
-    def _open(self) -> _SendFn:
-        if self._send_fn is None:
-            transport = self._transport
-            if transport is None:
-                transport = default_transport(self.config, self._ssl_override)
-            if isinstance(transport, DefaultTransport):
-                self._send_fn = transport.request
-            else:
-                self._send_fn = functools.partial(send_via_httpx, transport, self._timeout)
-            self._active_transport = transport
-        return self._send_fn
+    def _open(self) -> Transport:
+        if self._transport is None:
+            given = self._given_transport
+            if given is None:
+                given = default_transport(self.config, self._ssl_override)
+            self._transport = as_transport(given, self.config.timeout)
+        return self._transport
 
     async def aclose(self) -> None:
         """Close the connection pool (a transport passed in is closed too)."""
-        transport, self._active_transport = self._active_transport, None
-        self._send_fn = None
+        transport, self._transport = self._transport, None
         if transport is not None:
             await transport.aclose()
 
@@ -200,35 +181,30 @@ class AsyncVaultClient:
 
     # -- requests --------------------------------------------------------------------
 
-    async def request(
+    async def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Body:
+        """Send one request to ``/v1/<path>`` and decode Vault's JSON answer.
+
+        ``path`` must already be quoted; the options are :class:`RequestOptions`
+        (``idempotent`` is required: it decides the retry rule).
+        """
+        body, _ = await self.request_response(method, path, **options)
+        return body
+
+    async def request_response(
         self,
         method: str,
         path: str,
         *,
-        json: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
-        idempotent: bool,
-        token: str | Any | None = _UNSET,
-        wrap_ttl: str | None = None,
-        content_type: str = "application/json",
-    ) -> Body:
-        """Send one request to ``/v1/<path>`` and decode Vault's JSON answer.
-
-        ``idempotent`` decides the retry rule: idempotent requests are retried on
-        connection errors, 412, 429 and 5xx (not 501); others only when the request
-        certainly never left this process. ``path`` must already be quoted.
-        """
-        body, _ = await self.request_response(
-            method,
-            path,
-            json=json,
-            params=params,
-            idempotent=idempotent,
-            token=token,
-            wrap_ttl=wrap_ttl,
-            content_type=content_type,
-        )
-        return body
+        ok_statuses: Collection[int] = (),
+        **options: Unpack[RequestOptions],
+    ) -> tuple[Body, int]:
+        """Like :meth:`request`, also returning the status (``ok_statuses`` are not errors)."""
+        response = await self._send(method, path, options, ok_statuses)
+        try:
+            return decode_body(response.content), response.status
+        except MalformedResponse as exc:
+            status = response.status
+            raise MalformedResponse(exc.message, status=status, method=method, path=path) from None
 
     async def list_keys(self, path: str) -> tuple[str, ...]:
         """LIST ``/v1/<path>``: the keys under it, empty when nothing is there (404)."""
@@ -238,72 +214,37 @@ class AsyncVaultClient:
             return ()
         return string_list(data_section(body), "keys")
 
-    async def request_response(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
-        idempotent: bool,
-        token: str | Any | None = _UNSET,
-        wrap_ttl: str | None = None,
-        content_type: str = "application/json",
-        ok_statuses: Iterable[int] = (),
-    ) -> tuple[Body, int]:
-        """Like :meth:`request`, also returning the status (``ok_statuses`` are not errors)."""
-        response = await self._send(
-            method,
-            path,
-            json,
-            params,
-            idempotent,
-            token,
-            wrap_ttl,
-            content_type,
-            frozenset(ok_statuses),
-        )
-        try:
-            return decode_body(response.content), response.status
-        except MalformedResponse as exc:
-            status = response.status
-            raise MalformedResponse(exc.message, status=status, method=method, path=path) from None
-
     async def _send(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None,
-        params: Mapping[str, str] | None,
-        idempotent: bool,
-        token: Any,
-        wrap_ttl: str | None,
-        content_type: str,
-        ok_statuses: frozenset[int],
+        self, method: str, path: str, options: RequestOptions, ok_statuses: Collection[int]
     ) -> RawResponse:
-        send = self._send_fn if self._send_fn is not None else self._open()
+        """The one send path: build the request, send it, retry by the rules, translate errors."""
+        transport = self._transport if self._transport is not None else self._open()
         if self._token_source is not None:
             self._poll_token_source()
         headers = self._base_headers.copy()
-        use_token = self._token if token is _UNSET else token
-        if use_token:
-            headers["X-Vault-Token"] = use_token
+        token = options.get("token", self._token)
+        if token:
+            headers["X-Vault-Token"] = token
+        wrap_ttl = options.get("wrap_ttl")
         if wrap_ttl is not None:
             headers["X-Vault-Wrap-TTL"] = wrap_ttl
+        body = options.get("json")
         content = None
         if body is not None:
-            content = json.dumps(body, separators=(",", ":")).encode()
-            headers["Content-Type"] = content_type
+            content = encode_json(body)
+            headers["Content-Type"] = options.get("content_type", "application/json")
         url = self._base_url + path
+        params = options.get("params")
         if params:
             url += "?" + urlencode(params)
+        idempotent = options["idempotent"]
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
         while True:
             try:
-                response = await send(method, url, headers, content)
-            except _TRANSPORT_ERRORS as exc:
-                failure = map_transport_error(exc, method=method, path=path)
+                response = await transport.send(method, url, headers, content)
+            except httpx.TransportError as exc:
+                failure = transport_failure(exc, method=method, path=path)
                 reason = type(failure.error).__name__
                 if (idempotent or failure.unsent) and await self._wait_to_retry(
                     attempt, deadline, method, path, reason
@@ -333,7 +274,7 @@ class AsyncVaultClient:
                 ):
                     attempt += 1
                     continue
-            raise self._status_error(response, method, path, body, use_token)
+            raise status_error(response, method=method, path=path, sent=body, token=token)
 
     async def _wait_to_retry(
         self,
@@ -344,66 +285,17 @@ class AsyncVaultClient:
         reason: str,
         retry_after: float | None = None,
     ) -> bool:
-        """Sleep before retry ``attempt + 1`` and return True, or False when none is left.
-
-        The delay is full-jitter backoff, or Vault's ``Retry-After`` when it sent one; a
-        retry that would start past ``deadline`` is not made.
-        """
-        policy = self.config.retry
-        if attempt >= policy.max_retries:
-            return False
-        delay = backoff_delay(attempt, policy, self._rng)
-        if retry_after is not None:
-            delay = retry_after
-        if self._clock() + delay >= deadline:
-            return False
-        self._log_retry(method, path, attempt, delay, reason)
-        await self._sleep(delay)
-        return True
-
-    def _status_error(
-        self,
-        response: RawResponse,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None,
-        token: str | None,
-    ) -> VaultError:
-        status = response.status
-        try:
-            errors = error_messages(decode_body(response.content))
-        except VaultError:
-            errors = ("<non-JSON error body>",)
-        errors = _scrub(errors, _secret_strings(body, token))
-        cls = error_for_status(status)
-        if cls is RateLimited:
-            return RateLimited(
-                "rate limited",
-                status=status,
-                method=method,
-                path=path,
-                errors=errors,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        return cls(
-            response.reason or "error",
-            status=status,
-            method=method,
-            path=path,
-            errors=errors,
+        """Sleep before retry ``attempt + 1`` and return True, or False when none is left."""
+        delay = retry_delay(
+            attempt,
+            self.config.retry,
+            self._rng,
+            now=self._clock(),
+            deadline=deadline,
+            retry_after=retry_after,
         )
-
-    def _poll_token_source(self) -> None:
-        now = self._clock()
-        if now - self._token_polled_at < 1.0 or self._token_source is None:
-            return
-        self._token_polled_at = now
-        new = self._token_source.poll_token()
-        if new is not None:
-            self._token = new
-
-    @staticmethod
-    def _log_retry(method: str, path: str, attempt: int, delay: float, reason: str) -> None:
+        if delay is None:
+            return False
         logger.debug(
             "vault request %s %s retry %d in %.3fs (%s)",
             method,
@@ -413,34 +305,14 @@ class AsyncVaultClient:
             reason,
             extra={"vault_method": method, "vault_path": path, "vault_attempt": attempt + 1},
         )
+        await self._sleep(delay)
+        return True
 
-
-def _secret_strings(body: Mapping[str, Any] | None, token: str | None) -> list[str]:
-    """Every string we sent (token and body values): none may show up in an error."""
-    found: list[str] = [token] if token else []
-
-    def walk(value: object) -> None:
-        if isinstance(value, str):
-            if len(value) >= _MIN_SCRUB_LEN:
-                found.append(value)
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list | tuple):
-            for v in value:
-                walk(v)
-
-    walk(body)
-    return found
-
-
-def _scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
-    if not secrets:
-        return errors
-    out = []
-    for message in errors:
-        for secret in secrets:
-            if secret in message:
-                message = message.replace(secret, "<redacted>")
-        out.append(message)
-    return tuple(out)
+    def _poll_token_source(self) -> None:
+        now = self._clock()
+        if now - self._token_polled_at < 1.0 or self._token_source is None:
+            return
+        self._token_polled_at = now
+        new = self._token_source.poll_token()
+        if new is not None:
+            self._token = new

@@ -13,8 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from ._runtime import VaultRuntime
     from .lifecycle import SecretState
+    from .runtime import VaultRuntime
 
 __all__ = ["HealthStatus", "health_payload", "health_status"]
 

@@ -6,9 +6,9 @@ import json
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 from ._exceptions import MalformedResponse
+from ._json import JSONObject, JSONValue
 from ._models import EMPTY, AuthResult, Secret, TokenInfo, WrapInfo
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "to_wrap_info",
 ]
 
-Body = dict[str, Any]
+Body = dict[str, JSONValue]
 
 
 def decode_body(content: bytes) -> Body:
@@ -44,7 +44,7 @@ def error_messages(body: Body) -> tuple[str, ...]:
     return tuple(e if isinstance(e, str) else "<non-string error>" for e in errors)
 
 
-def int_field(body: Mapping[str, Any], key: str) -> int:
+def int_field(body: Mapping[str, object], key: str) -> int:
     """A numeric field that may be absent (0)."""
     value = body.get(key)
     if value is None:
@@ -56,7 +56,7 @@ def int_field(body: Mapping[str, Any], key: str) -> int:
     return int(value)
 
 
-def string_field(body: Mapping[str, Any], key: str) -> str:
+def string_field(body: Mapping[str, object], key: str) -> str:
     """A string field that may be absent (empty)."""
     value = body.get(key)
     if value is None:
@@ -66,11 +66,11 @@ def string_field(body: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _opt_str(body: Mapping[str, Any], key: str) -> str | None:
+def _opt_str(body: Mapping[str, object], key: str) -> str | None:
     return string_field(body, key) or None
 
 
-def bool_field(body: Mapping[str, Any], key: str) -> bool:
+def bool_field(body: Mapping[str, object], key: str) -> bool:
     """A boolean field that may be absent (False)."""
     value = body.get(key)
     if value is None:
@@ -80,7 +80,7 @@ def bool_field(body: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def string_list(body: Mapping[str, Any], key: str) -> tuple[str, ...]:
+def string_list(body: Mapping[str, object], key: str) -> tuple[str, ...]:
     """A list of strings that may be absent (empty)."""
     value = body.get(key)
     if value is None:
@@ -90,7 +90,7 @@ def string_list(body: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def optional_map(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def optional_map(body: Mapping[str, object], key: str) -> JSONObject:
     """A nested object that may be absent or null (empty)."""
     value = body.get(key)
     if value is None:
@@ -107,7 +107,7 @@ def _section(body: Body, key: str) -> Body:
     return value
 
 
-def to_secret(body: Body, *, data: Mapping[str, Any] | None = None) -> Secret:
+def to_secret(body: Body, *, data: JSONObject | None = None) -> Secret:
     """A Secret from a standard response (``data`` overrides the body's ``data``)."""
     return Secret(
         lease_id=string_field(body, "lease_id"),

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
-    from ._runtime import VaultRuntime
+    from .runtime import VaultRuntime
 
 __all__ = [
     "LatencyRecorder",

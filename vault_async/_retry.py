@@ -9,7 +9,7 @@ import time
 
 from ._config import RetryPolicy
 
-__all__ = ["backoff_delay", "parse_retry_after", "retryable_status"]
+__all__ = ["backoff_delay", "parse_retry_after", "retry_delay", "retryable_status"]
 
 
 def retryable_status(status: int) -> bool:
@@ -25,6 +25,26 @@ def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random) -> floa
     """
     cap = min(policy.backoff_max, policy.backoff_initial * (2.0 ** min(attempt, 32)))
     return rng.uniform(0.0, cap)
+
+
+def retry_delay(
+    attempt: int,
+    policy: RetryPolicy,
+    rng: random.Random,
+    *,
+    now: float,
+    deadline: float,
+    retry_after: float | None = None,
+) -> float | None:
+    """Seconds to wait before retry ``attempt + 1``, or None when no retry is left.
+
+    The wait is full-jitter backoff, or Vault's ``Retry-After`` when it sent one; a retry
+    that would start past ``deadline`` is not made.
+    """
+    if attempt >= policy.max_retries:
+        return None
+    delay = backoff_delay(attempt, policy, rng) if retry_after is None else retry_after
+    return None if now + delay >= deadline else delay
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

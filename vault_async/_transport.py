@@ -1,19 +1,27 @@
-"""Transports: the default one over aiohttp's pool, any httpx transport, and the one place
-where transport errors become VaultErrors.
+"""Transports: the one interface every request goes through, and its two implementations.
 
-Why not httpx's own machinery on the hot path: measured with
-``benchmarks/client_throughput.py`` at concurrency 32 against a local OpenBao, httpx's
-pool reached about 0.1x raw aiohttp, and httpx.AsyncClient over ``httpx-aiohttp`` about
-0.25x: the per-request cost is in httpx's request/response objects, not in the socket.
-So the client talks to :class:`DefaultTransport` through a direct call, and to any other
-``httpx.AsyncBaseTransport`` (respx's mock, ``httpx.MockTransport``, a user's transport)
-through ``handle_async_request``. ``DefaultTransport`` is itself an httpx transport, so it
-can serve a plain ``httpx.AsyncClient`` too.
+The client builds the method, the quoted URL, the headers and the encoded body, and calls
+:meth:`Transport.send`. It gets a :class:`RawResponse` back, or an ``httpx.TransportError``
+(httpx's exception tree is the common language, since any httpx transport is accepted), which
+``_translate.transport_failure`` turns into a VaultError. So the client code, the retries
+and the error translation are the same whatever the transport:
+
+- :class:`DefaultTransport`: aiohttp's pool; aiohttp's errors become httpx's in one place
+  (:func:`httpx_error`).
+- :class:`HttpxTransport`: any ``httpx.AsyncBaseTransport`` (respx's mock,
+  ``httpx.MockTransport``, httpx's own pool, a wrapper) through ``handle_async_request``.
+
+Why not httpx's request and response objects for every request: measured with
+``benchmarks/client_throughput.py`` at concurrency 32 against a local OpenBao, httpx's pool
+reached about 0.1x raw aiohttp, httpx.AsyncClient over ``httpx-aiohttp`` about 0.25x, and
+building an ``httpx.Request`` and ``httpx.Response`` around each aiohttp call costs a few
+hundred microseconds: the per-request cost is in those objects, not in the socket.
+``DefaultTransport`` is an httpx transport too, so it can serve a plain ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import abc
 import ssl
 from collections.abc import Mapping
 
@@ -22,16 +30,16 @@ import httpx
 from yarl import URL
 
 from ._config import ClientConfig
-from ._exceptions import VaultConnectionError, VaultError, VaultTimeout
 
 __all__ = [
     "DefaultTransport",
+    "HttpxTransport",
     "RawResponse",
-    "TransportFailure",
+    "Transport",
+    "as_transport",
     "default_transport",
+    "httpx_error",
     "httpx_transport",
-    "map_transport_error",
-    "send_via_httpx",
 ]
 
 KEEPALIVE_EXPIRY = 30.0
@@ -51,8 +59,25 @@ class RawResponse:
         self.reason = reason
 
 
-class DefaultTransport(httpx.AsyncBaseTransport):
-    """One aiohttp connection pool; usable directly (fast path) or as an httpx transport."""
+class Transport(abc.ABC):
+    """What the client sends through: one request in, the whole response out."""
+
+    @abc.abstractmethod
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
+    ) -> RawResponse:
+        """Send a request whose URL is already fully quoted and read the whole body.
+
+        Raises ``httpx.TransportError`` (and nothing else) when no response came.
+        """
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the pool."""
+
+
+class DefaultTransport(Transport, httpx.AsyncBaseTransport):
+    """One aiohttp connection pool; usable by the client or as an httpx transport."""
 
     def __init__(
         self,
@@ -76,30 +101,29 @@ class DefaultTransport(httpx.AsyncBaseTransport):
         )
         return self._session
 
-    async def request(
+    async def send(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
     ) -> RawResponse:
-        """Send a request whose URL is already fully quoted; read the whole body."""
         session = self._session if self._session is not None else self._open()
-        async with session.request(
-            method, URL(url, encoded=True), headers=headers, data=content, allow_redirects=False
-        ) as resp:
-            body = await resp.read()
-            return RawResponse(resp.status, resp.headers, body, resp.reason or "")
+        try:
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                return RawResponse(resp.status, resp.headers, body, resp.reason or "")
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            raise httpx_error(exc) from exc
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """The httpx transport interface, for use under an ``httpx.AsyncClient``."""
         content = await request.aread()
-        try:
-            raw = await self.request(
-                request.method, str(request.url), dict(request.headers), content or None
-            )
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc), request=request) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
+        raw = await self.send(
+            request.method, str(request.url), dict(request.headers), content or None
+        )
         return httpx.Response(
             raw.status, headers=list(raw.headers.items()), content=raw.content, request=request
         )
@@ -111,24 +135,54 @@ class DefaultTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
-async def send_via_httpx(
-    transport: httpx.AsyncBaseTransport,
-    timeouts: httpx.Timeout,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    content: bytes | None,
-) -> RawResponse:
-    """Send through any httpx transport (as httpx.AsyncClient would, minus its extras)."""
-    request = httpx.Request(
-        method, url, headers=headers, content=content, extensions={"timeout": timeouts.as_dict()}
-    )
-    response = await transport.handle_async_request(request)
-    try:
-        body = await response.aread()
-    finally:
-        await response.aclose()
-    return RawResponse(response.status_code, response.headers, body, response.reason_phrase)
+def httpx_error(exc: aiohttp.ClientError | OSError) -> httpx.TransportError:
+    """The httpx error for an aiohttp (or socket) error; the message names the original class.
+
+    Only a failed connect (refused, TLS, timed out, no free pooled connection in time) maps to
+    httpx's connect errors, which say the request never left; a timeout or a broken
+    connection after that may have reached Vault.
+    """
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(exc, TimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(message)
+    return httpx.ReadError(message)
+
+
+class HttpxTransport(Transport):
+    """Any ``httpx.AsyncBaseTransport`` behind the client's interface."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, timeout: float) -> None:
+        self.inner = inner
+        self._timeouts = httpx.Timeout(timeout).as_dict()
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
+    ) -> RawResponse:
+        request = httpx.Request(
+            method, url, headers=headers, content=content, extensions={"timeout": self._timeouts}
+        )
+        response = await self.inner.handle_async_request(request)
+        try:
+            body = await response.aread()
+        finally:
+            await response.aclose()
+        return RawResponse(response.status_code, response.headers, body, response.reason_phrase)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def as_transport(transport: Transport | httpx.AsyncBaseTransport, timeout: float) -> Transport:
+    """The client's interface to ``transport`` (an httpx transport gets the adapter)."""
+    if isinstance(transport, Transport):
+        return transport
+    return HttpxTransport(transport, timeout)
 
 
 def default_transport(
@@ -154,40 +208,3 @@ def httpx_transport(config: ClientConfig) -> httpx.AsyncBaseTransport:
             keepalive_expiry=KEEPALIVE_EXPIRY,
         ),
     )
-
-
-class TransportFailure:
-    """A translated transport error and whether the request surely never reached Vault."""
-
-    __slots__ = ("error", "unsent")
-
-    def __init__(self, error: VaultError, unsent: bool) -> None:
-        self.error = error
-        self.unsent = unsent
-
-
-_UNSENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-)
-_TIMEOUTS = (httpx.TimeoutException, TimeoutError, asyncio.TimeoutError)
-
-
-def map_transport_error(exc: BaseException, *, method: str, path: str) -> TransportFailure:
-    """Translate an httpx/aiohttp/OS error; the message names the error type, no payload.
-
-    Only a failed connect is "certainly unsent"; a reset or timeout after connecting
-    may have reached Vault, so requests that create things are not retried then.
-    """
-    origin = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-    unsent = isinstance(origin, _UNSENT)
-    kind = type(origin).__name__
-    error: VaultError
-    if isinstance(origin, _TIMEOUTS):
-        error = VaultTimeout(f"request timed out ({kind})", method=method, path=path)
-    else:
-        error = VaultConnectionError(f"no response from Vault ({kind})", method=method, path=path)
-    return TransportFailure(error, unsent)

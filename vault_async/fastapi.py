@@ -1,5 +1,8 @@
 """FastAPI glue: a lifespan around :func:`open_runtime`, sessions, /healthz and /metrics.
 
+``open_runtime``, ``VaultRuntime`` and ``StartupError`` live in :mod:`vault_async.runtime`
+and are re-exported here.
+
 Usage::
 
     def open_db() -> AbstractAsyncContextManager[VaultRuntime]:
@@ -38,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ._health import HealthStatus, health_payload, health_status
 from ._prometheus import metric_families
-from ._runtime import StartupError, VaultRuntime, open_runtime
+from .runtime import StartupError, VaultRuntime, open_runtime
 from .sqlalchemy import is_login_rejected, is_server_unavailable
 
 __all__ = [

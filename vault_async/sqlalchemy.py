@@ -60,6 +60,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
 from ._credential_source import CredentialSource, StaticCredentials, UseTrackingSource
+from ._json import drop_none
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
 from ._use_counter import UseCounter
@@ -283,11 +284,7 @@ class EngineBinding:
         username: str | None,
         password: str | None,
     ) -> Any:
-        params = dict(cparams)
-        if username is not None:
-            params["user"] = username
-        if password is not None:
-            params["password"] = password
+        params = {**cparams, **drop_none(user=username, password=password)}
         return dialect.connect(*cargs, **params)
 
     def _on_connect(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:

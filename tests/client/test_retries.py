@@ -4,6 +4,7 @@ requests that create things retry only when the request certainly never left."""
 from __future__ import annotations
 
 import random
+import ssl
 
 import aiohttp
 import httpx
@@ -22,7 +23,8 @@ from vault_async import (
     VaultTimeout,
 )
 from vault_async._retry import backoff_delay, parse_retry_after, retryable_status
-from vault_async._transport import map_transport_error
+from vault_async._translate import transport_failure
+from vault_async._transport import httpx_error
 
 from .conftest import VirtualTime, make_client
 
@@ -215,22 +217,56 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
 
 
-def test_aiohttp_errors_classified() -> None:
+def test_aiohttp_errors_become_httpx_errors() -> None:
     key = aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None)
     refused = aiohttp.ClientConnectorError(key, OSError(111, "refused"))
-    failure = map_transport_error(refused, method="GET", path="p")
-    assert failure.unsent
-    assert isinstance(failure.error, VaultConnectionError)
-    disconnected = map_transport_error(aiohttp.ServerDisconnectedError(), method="GET", path="p")
-    assert not disconnected.unsent
-    assert isinstance(disconnected.error, VaultConnectionError)
-    connect_timeout = map_transport_error(aiohttp.ConnectionTimeoutError(), method="GET", path="p")
-    assert connect_timeout.unsent
-    assert isinstance(connect_timeout.error, VaultTimeout)
-    read_timeout = map_transport_error(aiohttp.SocketTimeoutError(), method="GET", path="p")
-    assert not read_timeout.unsent
-    assert isinstance(read_timeout.error, VaultTimeout)
-    assert not map_transport_error(TimeoutError(), method="GET", path="p").unsent
+    assert type(httpx_error(refused)) is httpx.ConnectError
+    assert "ClientConnectorError" in str(httpx_error(refused))
+    assert type(httpx_error(aiohttp.ConnectionTimeoutError())) is httpx.ConnectTimeout
+    assert type(httpx_error(aiohttp.SocketTimeoutError())) is httpx.ReadTimeout
+    assert type(httpx_error(TimeoutError())) is httpx.ReadTimeout
+    disconnected = httpx_error(aiohttp.ServerDisconnectedError())
+    assert type(disconnected) is httpx.RemoteProtocolError
+    assert type(httpx_error(ConnectionResetError())) is httpx.ReadError
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls", "unsent"),
+    [
+        (httpx.ConnectError("refused"), VaultConnectionError, True),
+        (httpx.ConnectTimeout("slow"), VaultTimeout, True),
+        (httpx.PoolTimeout("busy"), VaultTimeout, True),
+        (httpx.ReadTimeout("slow"), VaultTimeout, False),
+        (httpx.RemoteProtocolError("gone"), VaultConnectionError, False),
+        (httpx.ReadError("reset"), VaultConnectionError, False),
+    ],
+)
+def test_transport_errors_translated(
+    exc: httpx.TransportError, cls: type[VaultError], unsent: bool
+) -> None:
+    failure = transport_failure(exc, method="GET", path="p")
+    assert type(failure.error) is cls
+    assert failure.unsent is unsent
+    assert type(exc).__name__ in failure.error.message
+    assert "TLS" not in failure.error.message
+
+
+def test_tls_failures_are_named_whatever_the_transport() -> None:
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed")
+    key = aiohttp.client_reqrep.ConnectionKey("h", 1, True, True, None, None, None)
+    aiohttp_error = aiohttp.ClientConnectorCertificateError(key, verify)
+    aiohttp_error.__cause__ = verify
+    from_aiohttp = httpx_error(aiohttp_error)
+    from_aiohttp.__cause__ = aiohttp_error  # as DefaultTransport.send raises it
+    from_httpx = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")
+    from_httpx.__cause__ = verify  # as httpx's pool raises it (through httpcore)
+    messages = {
+        transport_failure(e, method="GET", path="p").error.message
+        for e in (from_aiohttp, from_httpx)
+    }
+    assert messages == {
+        "no response from Vault (ConnectError, TLS certificate verification failed)"
+    }
 
 
 async def test_unexpected_status_not_retried(

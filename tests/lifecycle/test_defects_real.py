@@ -21,9 +21,9 @@ from sqlalchemy import text
 from tests.support.postgres import can_login
 from vault_async import AppRoleAuth, AsyncVaultClient, Forbidden, TokenAuth
 from vault_async._health import health_status
-from vault_async._runtime import open_runtime
 from vault_async.devstack import DevStack
 from vault_async.lifecycle import Lease, LeaseEvent, LeaseManager, ManagedSecret
+from vault_async.runtime import open_runtime
 
 pytestmark = [pytest.mark.integration]
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._exceptions import InvalidConfig
+from .._json import JSONObject
 from .._models import AuthResult
 from .._parse import to_auth
 from .._paths import subpath
@@ -25,7 +26,7 @@ class AuthMethod(Protocol):
 
 
 async def login_request(
-    client: AsyncVaultClient, mount_point: str, route: str, payload: dict[str, Any]
+    client: AsyncVaultClient, mount_point: str, route: str, payload: JSONObject
 ) -> AuthResult:
     """POST auth/<mount>/<route> without a token; a login is retried only if never sent."""
     path = f"auth/{subpath(mount_point, 'mount_point')}/{route}"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import httpx
 
 from .._exceptions import (
     InvalidConfig,
@@ -15,8 +17,9 @@ from .._exceptions import (
     VaultError,
     VaultTimeout,
 )
+from .._json import drop_none
 from .._models import AuthResult
-from .._transport import map_transport_error
+from .._translate import transport_failure
 from ._method import login_request, read_secret_file
 
 if TYPE_CHECKING:
@@ -110,10 +113,7 @@ class AppRoleAuth:
 
     async def login(self, client: AsyncVaultClient) -> AuthResult:
         """POST auth/<mount_point>/login."""
-        payload: dict[str, Any] = {"role_id": self.role_id}
-        secret_id = await self._secret(client)
-        if secret_id is not None:
-            payload["secret_id"] = secret_id
+        payload = drop_none(role_id=self.role_id, secret_id=await self._secret(client))
         return await login_request(client, self.mount_point, "login", payload)
 
 
@@ -126,8 +126,10 @@ def _may_have_reached_vault(exc: VaultError) -> bool:
     """Whether a failed unwrap may have consumed the token (not a refused connect, not 4xx)."""
     if isinstance(exc, VaultConnectionError | VaultTimeout):
         cause = exc.__cause__
+        if not isinstance(cause, httpx.TransportError):
+            return True
         method, path = _UNWRAP
-        return cause is None or not map_transport_error(cause, method=method, path=path).unsent
+        return not transport_failure(cause, method=method, path=path).unsent
     return exc.status is not None and exc.status >= 500
 
 

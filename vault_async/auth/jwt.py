@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._exceptions import InvalidConfig
+from .._json import JSONObject, drop_none
 from .._models import AuthResult
 from ._method import login_request, read_secret_file
 
@@ -38,7 +39,5 @@ class JWTAuth:
     async def login(self, client: AsyncVaultClient) -> AuthResult:
         """A jwt_file is read at each login."""
         jwt = self._jwt if self.jwt_file is None else read_secret_file(self.jwt_file, "JWT")
-        payload: dict[str, str] = {"jwt": jwt or ""}
-        if self.role is not None:
-            payload["role"] = self.role
+        payload: JSONObject = drop_none(jwt=jwt or "", role=self.role)
         return await login_request(client, self.mount_point, "login", payload)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._exceptions import InvalidConfig
+from .._json import JSONObject, drop_none
 from .._models import AuthResult, TokenInfo
 from .._parse import to_auth, to_token_info
 from ._method import read_secret_file
@@ -32,9 +33,9 @@ class TokenApi:
 
     async def renew_self(self, increment: int | None = None) -> AuthResult:
         """POST auth/token/renew-self; ``increment`` in seconds (Vault may cap it)."""
-        payload: dict[str, Any] = {}
-        if increment is not None:
-            payload["increment"] = f"{int(increment)}s"
+        payload: JSONObject = drop_none(
+            increment=None if increment is None else f"{int(increment)}s"
+        )
         body = await self._client.request(
             "POST", "auth/token/renew-self", json=payload, idempotent=True
         )
@@ -57,17 +58,14 @@ class TokenApi:
         meta: dict[str, str] | None = None,
     ) -> AuthResult:
         """POST auth/token/create (or create-orphan with ``no_parent``)."""
-        payload: dict[str, Any] = {}
-        for key, value in (
-            ("policies", policies),
-            ("ttl", ttl),
-            ("explicit_max_ttl", explicit_max_ttl),
-            ("renewable", renewable),
-            ("display_name", display_name),
-            ("meta", meta),
-        ):
-            if value is not None:
-                payload[key] = value
+        payload: JSONObject = drop_none(
+            policies=policies,
+            ttl=ttl,
+            explicit_max_ttl=explicit_max_ttl,
+            renewable=renewable,
+            display_name=display_name,
+            meta=meta,
+        )
         route = "auth/token/create-orphan" if no_parent else "auth/token/create"
         body = await self._client.request("POST", route, json=payload, idempotent=False)
         return to_auth(body)

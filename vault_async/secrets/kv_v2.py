@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import MalformedResponse
+from .._json import JSONObject, drop_none
 from .._models import EMPTY, Secret
 from .._parse import (
     bool_field,
@@ -189,15 +190,12 @@ class KvV2Api:
         mount_point: str = DEFAULT_MOUNT_POINT,
     ) -> None:
         """POST <mount>/metadata/<path>."""
-        payload: dict[str, Any] = {}
-        if max_versions is not None:
-            payload["max_versions"] = max_versions
-        if cas_required is not None:
-            payload["cas_required"] = cas_required
-        if delete_version_after is not None:
-            payload["delete_version_after"] = delete_version_after
-        if custom_metadata is not None:
-            payload["custom_metadata"] = dict(custom_metadata)
+        payload: JSONObject = drop_none(
+            max_versions=max_versions,
+            cas_required=cas_required,
+            delete_version_after=delete_version_after,
+            custom_metadata=custom_metadata,
+        )
         await self._client.request(
             "POST", _route(mount_point, "metadata", path), json=payload, idempotent=True
         )
@@ -218,12 +216,9 @@ class KvV2Api:
         )
 
 
-def _write(secret: Mapping[str, Any], cas: int | None) -> dict[str, Any]:
+def _write(secret: JSONObject, cas: int | None) -> JSONObject:
     """The body of a write or patch: the data, and the check-and-set version if given."""
-    payload: dict[str, Any] = {"data": dict(secret)}
-    if cas is not None:
-        payload["options"] = {"cas": int(cas)}
-    return payload
+    return drop_none(data=secret, options=None if cas is None else {"cas": int(cas)})
 
 
 def _version_number(key: object) -> int | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import InvalidRequest, MalformedResponse
+from .._json import JSONObject, drop_none
 from .._parse import data_section, int_field, optional_map, string_field
 from .._paths import name, subpath
 
@@ -32,6 +33,10 @@ class DataKey:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _b64_or_none(data: bytes | None) -> str | None:
+    return None if data is None else _b64(data)
 
 
 def _unb64(value: object, what: str) -> bytes:
@@ -71,7 +76,7 @@ class TransitApi:
         mount_point: str = DEFAULT_MOUNT_POINT,
     ) -> None:
         """POST <mount>/keys/<key> (creating an existing key is a no-op)."""
-        payload = {"type": key_type, "derived": derived, "exportable": exportable}
+        payload: JSONObject = {"type": key_type, "derived": derived, "exportable": exportable}
         await self._client.request(
             "POST", self._path(mount_point, "keys", key), json=payload, idempotent=True
         )
@@ -99,11 +104,9 @@ class TransitApi:
         mount_point: str = DEFAULT_MOUNT_POINT,
     ) -> str:
         """POST <mount>/encrypt/<key>: returns ``vault:vN:...`` ciphertext."""
-        payload: dict[str, Any] = {"plaintext": _b64(plaintext)}
-        if context is not None:
-            payload["context"] = _b64(context)
-        if key_version is not None:
-            payload["key_version"] = key_version
+        payload: JSONObject = drop_none(
+            plaintext=_b64(plaintext), context=_b64_or_none(context), key_version=key_version
+        )
         body = await self._client.request(
             "POST", self._path(mount_point, "encrypt", key), json=payload, idempotent=True
         )
@@ -118,9 +121,7 @@ class TransitApi:
         mount_point: str = DEFAULT_MOUNT_POINT,
     ) -> bytes:
         """POST <mount>/decrypt/<key>: the original bytes."""
-        payload: dict[str, Any] = {"ciphertext": ciphertext}
-        if context is not None:
-            payload["context"] = _b64(context)
+        payload: JSONObject = drop_none(ciphertext=ciphertext, context=_b64_or_none(context))
         body = await self._client.request(
             "POST", self._path(mount_point, "decrypt", key), json=payload, idempotent=True
         )
@@ -136,11 +137,9 @@ class TransitApi:
         mount_point: str = DEFAULT_MOUNT_POINT,
     ) -> str:
         """POST <mount>/rewrap/<key>: the same plaintext under the latest key version."""
-        payload: dict[str, Any] = {"ciphertext": ciphertext}
-        if context is not None:
-            payload["context"] = _b64(context)
-        if key_version is not None:
-            payload["key_version"] = key_version
+        payload: JSONObject = drop_none(
+            ciphertext=ciphertext, context=_b64_or_none(context), key_version=key_version
+        )
         body = await self._client.request(
             "POST", self._path(mount_point, "rewrap", key), json=payload, idempotent=True
         )
@@ -158,9 +157,7 @@ class TransitApi:
         """POST <mount>/datakey/<kind>/<key>: a fresh key for local (envelope) encryption."""
         if kind not in ("plaintext", "wrapped"):
             raise InvalidRequest("kind must be 'plaintext' or 'wrapped'")
-        payload: dict[str, Any] = {"bits": bits}
-        if context is not None:
-            payload["context"] = _b64(context)
+        payload: JSONObject = drop_none(bits=bits, context=_b64_or_none(context))
         path = f"{subpath(mount_point, 'mount_point')}/datakey/{kind}/{name(key, 'key name')}"
         body = await self._client.request("POST", path, json=payload, idempotent=True)
         data = data_section(body)

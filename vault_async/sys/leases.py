@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._json import JSONObject, drop_none
 from .._models import LeaseInfo
 from .._models import Secret as Secret
 from .._parse import bool_field, data_section, int_field, string_field, to_secret
@@ -40,9 +41,9 @@ class LeasesApi:
 
     async def renew(self, lease_id: str, increment: int | None = None) -> Secret:
         """PUT sys/leases/renew; ``increment`` in seconds. The result has no data."""
-        payload: dict[str, Any] = {"lease_id": lease_id}
-        if increment is not None:
-            payload["increment"] = int(increment)
+        payload: JSONObject = drop_none(
+            lease_id=lease_id, increment=None if increment is None else int(increment)
+        )
         body = await self._client.request("PUT", "sys/leases/renew", json=payload, idempotent=True)
         return to_secret(body)
 

@@ -1,6 +1,7 @@
 """The running pieces of a service on Vault credentials: client, lease engine, engine binding.
 
-Usage::
+Public as ``vault_async.runtime`` (no FastAPI needed, so Alembic and scripts use it too;
+``vault_async.fastapi`` re-exports it). Usage::
 
     async with open_runtime(
         "postgresql+asyncpg://db:5432/app",
@@ -43,6 +44,7 @@ from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind
 
 if TYPE_CHECKING:
     from ._client import AsyncVaultClient
+    from .auth import AuthMethod
     from .lifecycle import Lease, LeaseManager, ManagedSecret, SecretState
 
 __all__ = ["StartupError", "VaultRuntime", "open_runtime", "wait_first"]
@@ -149,7 +151,9 @@ async def _probe_vault(
         await anyio.sleep(interval / 2)
 
 
-def _manage_token(manager: LeaseManager, client: AsyncVaultClient, auth: Any) -> ManagedSecret:
+def _manage_token(
+    manager: LeaseManager, client: AsyncVaultClient, auth: AuthMethod | None
+) -> ManagedSecret:
     """Keep the client's token renewed; revoke it at the end only if we logged in for it."""
     from .auth import TokenAuth
     from .lifecycle import token_login
@@ -170,7 +174,7 @@ async def open_runtime(
     database_url: str,
     *,
     client: AsyncVaultClient | None = None,
-    auth: Any = None,
+    auth: AuthMethod | None = None,
     db_role: str | None = None,
     db_static_role: str | None = None,
     db_mount: str = "database",

@@ -1,0 +1,127 @@
+"""The one place where a failed request becomes a VaultError, whatever the transport.
+
+Two kinds of failure: no response (an ``httpx.TransportError``, which every transport
+raises, see ``_transport``) and an error status. Messages name the error class or Vault's
+reason, never the token or the body; Vault's ``errors`` are kept with every string we sent
+(token, body values) replaced by ``<redacted>``, since Vault may echo them.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+
+import httpx
+
+from ._exceptions import (
+    RateLimited,
+    VaultConnectionError,
+    VaultError,
+    VaultTimeout,
+    error_for_status,
+)
+from ._json import JSONObject
+from ._parse import decode_body, error_messages
+from ._retry import parse_retry_after
+from ._transport import RawResponse
+
+__all__ = ["TransportFailure", "status_error", "transport_failure"]
+
+_MIN_SCRUB_LEN = 4
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class TransportFailure:
+    """A translated transport error and whether the request surely never reached Vault."""
+
+    __slots__ = ("error", "unsent")
+
+    def __init__(self, error: VaultError, unsent: bool) -> None:
+        self.error = error
+        self.unsent = unsent
+
+
+def transport_failure(exc: httpx.TransportError, *, method: str, path: str) -> TransportFailure:
+    """Translate a transport error; the message names httpx's error class, no payload.
+
+    Only a failed connect is "certainly unsent"; a reset or timeout after connecting
+    may have reached Vault, so requests that create things are not retried then.
+    """
+    kind = type(exc).__name__ + _tls_detail(exc)
+    error: VaultError
+    if isinstance(exc, httpx.TimeoutException):
+        error = VaultTimeout(f"request timed out ({kind})", method=method, path=path)
+    else:
+        error = VaultConnectionError(f"no response from Vault ({kind})", method=method, path=path)
+    return TransportFailure(error, isinstance(exc, _UNSENT))
+
+
+def _tls_detail(exc: BaseException) -> str:
+    """Name a TLS failure, found in the cause chain (aiohttp's and httpcore's alike)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ", TLS certificate verification failed"
+        if isinstance(cause, ssl.SSLError):
+            return ", TLS/SSL handshake failed"
+        cause = cause.__cause__ or cause.__context__
+    return ""
+
+
+def status_error(
+    response: RawResponse,
+    *,
+    method: str,
+    path: str,
+    sent: JSONObject | None,
+    token: str | None,
+) -> VaultError:
+    """The error for an error status: one class per status, Vault's errors scrubbed."""
+    status = response.status
+    try:
+        errors = error_messages(decode_body(response.content))
+    except VaultError:
+        errors = ("<non-JSON error body>",)
+    errors = _scrub(errors, _secret_strings(sent, token))
+    cls = error_for_status(status)
+    if cls is RateLimited:
+        return RateLimited(
+            "rate limited",
+            status=status,
+            method=method,
+            path=path,
+            errors=errors,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    return cls(response.reason or "error", status=status, method=method, path=path, errors=errors)
+
+
+def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
+    """Every string we sent (token and body values): none may show up in an error."""
+    found: list[str] = [token] if token else []
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            if len(value) >= _MIN_SCRUB_LEN:
+                found.append(value)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+
+    walk(body)
+    return found
+
+
+def _scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
+    if not secrets:
+        return errors
+    out = []
+    for message in errors:
+        for secret in secrets:
+            if secret in message:
+                message = message.replace(secret, "<redacted>")
+        out.append(message)
+    return tuple(out)
