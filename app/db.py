@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 
-import httpx
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from vault_async import AsyncVaultClient, ClientConfig
 from vault_async._prometheus import LatencyRecorder, LatencyTransport
-from vault_async._transport import default_transport
+from vault_async._transport import Transport, default_transport
 from vault_async.auth import AppRoleAuth, AuthMethod, JWTAuth, KubernetesAuth, TokenAuth
 from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 from vault_async.lifecycle import LeaseConfig, LeaseManager
@@ -51,9 +50,9 @@ def build_client(settings: Settings, latency: LatencyRecorder | None = None) -> 
         namespace=settings.vault_namespace,
         ca_cert=str(settings.vault_cacert) if settings.vault_cacert else None,
     )
-    transport: httpx.AsyncBaseTransport = default_transport(config)
+    transport: Transport = default_transport(config)
     if latency is not None:
-        transport = LatencyTransport(transport, latency)
+        transport = LatencyTransport(transport, latency, config.timeout)
     return AsyncVaultClient(config=config, transport=transport)
 
 

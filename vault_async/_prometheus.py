@@ -9,12 +9,15 @@ mount path (``database/app``), never by lease id; no value is a password or a to
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from ._config import DEFAULT_TIMEOUT
+from ._transport import RawResponse, Transport, as_transport
 
 if TYPE_CHECKING:
     from .runtime import VaultRuntime
@@ -67,18 +70,29 @@ class LatencyRecorder:
         self.last_failure = time.monotonic()
 
 
-class LatencyTransport(httpx.AsyncBaseTransport):
-    """Wrap a transport and record how long each Vault request takes."""
+class LatencyTransport(Transport):
+    """Wrap the client's transport and record how long each Vault request takes.
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, recorder: LatencyRecorder) -> None:
-        self._inner = inner
+    It sits on the client's own interface, so the default (aiohttp) transport keeps its
+    fast path underneath; an httpx transport is adapted as the client would adapt it.
+    """
+
+    def __init__(
+        self,
+        inner: Transport | httpx.AsyncBaseTransport,
+        recorder: LatencyRecorder,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._inner = as_transport(inner, timeout)
         self.recorder = recorder
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
+    ) -> RawResponse:
         started = time.perf_counter()
         answered = False
         try:
-            response = await self._inner.handle_async_request(request)
+            response = await self._inner.send(method, url, headers, content)
             answered = True
             return response
         finally:
@@ -86,13 +100,6 @@ class LatencyTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-    async def __aenter__(self) -> LatencyTransport:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *args: Any) -> None:
-        await self._inner.__aexit__(*args)
 
 
 def metric_families(runtime: VaultRuntime) -> list[Metric]:

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from vault_async._prometheus import LatencyRecorder
+from vault_async._prometheus import LatencyRecorder, LatencyTransport
 from vault_async.fastapi import VaultRuntime, health_router, health_status, metrics_router
 from vault_async.lifecycle import SecretState
 from vault_async.sqlalchemy import StaticCredentials, bind_credentials
@@ -209,3 +209,22 @@ def test_each_runtime_has_its_own_registry() -> None:
     assert REGISTRY.get_sample_value("vault_async_rotations_total", dict(DB)) is None
     for runtime in runtimes:
         runtime.binding.detach()
+
+
+def test_service_client_keeps_the_fast_transport_under_its_latency_recorder() -> None:
+    from app.db import build_client
+    from app.settings import Settings
+    from vault_async._transport import DefaultTransport
+
+    recorder = LatencyRecorder()
+    settings = Settings(
+        vault_addr="http://127.0.0.1:1",
+        vault_token="s.x",
+        vault_db_role="app",
+        database_url="postgresql+asyncpg://127.0.0.1:1/app",
+    )
+    client = build_client(settings, recorder)
+    transport = client._open()
+    # The recorder wraps the aiohttp transport directly, with no httpx adapter between.
+    assert isinstance(transport, LatencyTransport)
+    assert isinstance(transport._inner, DefaultTransport)
