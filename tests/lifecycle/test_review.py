@@ -45,13 +45,6 @@ class FlakyRevokeClient(FakeClient):
         return await super().request(method, path, **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "token_login.revoke pops the token from `issued` before revoke-self: a failed "
-        "attempt's retry finds nothing and reports success"
-    ),
-)
 async def test_failed_revocation_of_a_replaced_token_is_retried(clock: VirtualClock) -> None:
     vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0, token_ttl=3000.0, token_max_ttl=9000.0)
     client = FlakyRevokeClient(vault)
