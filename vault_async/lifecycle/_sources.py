@@ -181,10 +181,11 @@ def token_login(
         return await grant_from_auth(await client.auth.token.renew_self())
 
     async def revoke(lease: Lease) -> None:
-        token = issued.pop(lease.identity, None)
+        token = issued.get(lease.identity)
         if token is None:
             return
         await client.request("POST", "auth/token/revoke-self", idempotent=True, token=token)
+        del issued[lease.identity]  # only once revoked: a failed attempt is retried
         if client.token == token:
             client.set_token(None)
 
