@@ -50,7 +50,9 @@ class AuthResult:
     """A token obtained by a login or a renewal, with its lease.
 
     ``lease_duration`` is the token's TTL in seconds when Vault answered; ``token_type``
-    is Vault's "service" or "batch" ("" if it did not say).
+    is Vault's "service" or "batch" ("" if it did not say). ``expire_time`` is set when the
+    result comes from a lookup (``TokenAuth``): with it, a ``lease_duration`` of 0 means
+    "about to expire", not "never".
     """
 
     client_token: str = field(repr=False)
@@ -63,6 +65,7 @@ class AuthResult:
     entity_id: str = ""
     orphan: bool = False
     token_type: str = ""
+    expire_time: str | None = None
 
     @property
     def is_batch(self) -> bool:

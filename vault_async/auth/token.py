@@ -144,4 +144,5 @@ class TokenAuth:
             entity_id=info.entity_id,
             orphan=info.orphan,
             token_type=info.type,
+            expire_time=info.expire_time,
         )

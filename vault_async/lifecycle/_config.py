@@ -27,7 +27,8 @@ class LeaseConfig:
         op_timeout: upper bound on one Vault call (also capped by the lease left).
         shutdown_timeout: bound on the whole exit, revocations included.
         max_concurrency: Vault calls in flight at once.
-        static_reread_delay: a static role's password is re-read this long after its rotation.
+        static_reread_delay: a static role's password is re-read this long after its rotation;
+            a credential with no more time left than this is re-read no sooner.
         min_force_interval: ``force_rotate`` calls closer than this share one rotation.
         relogin_interval: at most one login per this many seconds when a token is refused.
     """

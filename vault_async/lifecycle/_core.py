@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -55,6 +56,13 @@ class Core:
     def expires_at(self, handle: ManagedSecret, lease: Lease) -> float:
         """When ``lease`` stops working: its own expiry, or its token's if that comes first."""
         return min(lease.expires_at, self.owner_expires_at(handle, lease))
+
+    def effective(self, handle: ManagedSecret, lease: Lease) -> Lease:
+        """``lease`` with the expiry it really has (see :meth:`expires_at`)."""
+        expires = self.expires_at(handle, lease)
+        return (
+            lease if expires == lease.expires_at else dataclasses.replace(lease, expires_at=expires)
+        )
 
     def next_step(self, handle: ManagedSecret) -> policy.Step | None:
         """The policy's next step for ``handle`` in its present state."""

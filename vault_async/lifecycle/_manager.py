@@ -322,11 +322,14 @@ class LeaseManager:
         if not self._running or self._host_task is None:
             return
         self._running = False
-        deadline = anyio.current_time() + self.config.shutdown_timeout
+        started = anyio.current_time()
+        deadline = started + self.config.shutdown_timeout
         with anyio.CancelScope(shield=True):
             if self._loop_scope is not None:
                 self._loop_scope.cancel()
-            with anyio.move_on_at(deadline):
+            # Calls in flight get two thirds of the budget: a hung one (which a shielded
+            # acquisition cannot be made to drop) must leave time to revoke the rest.
+            with anyio.move_on_at(started + self.config.shutdown_timeout * 2 / 3):
                 await asyncio.wait([self._host_task])
             if not self._host_task.done():
                 self._host_task.cancel()

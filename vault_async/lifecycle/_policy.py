@@ -168,6 +168,10 @@ def next_step(
         if not should_stop_renewing(remaining, sleep, grace):
             return Step("renew", now + sleep)
     reason = "max_ttl" if lease.renewable else "not_renewable"
+    if remaining <= config.static_reread_delay:
+        # Nothing left to protect (a given token whose ttl rounded to 0): reading it again
+        # at once would only read the same again, as fast as Vault answers.
+        return Step("rotate", now + config.static_reread_delay, expiring=reason)
     return Step("rotate", max(now, lease.expires_at - lead), expiring=reason)
 
 
@@ -182,16 +186,18 @@ def after_failure(
     now: float,
     config: LeaseConfig,
     rng: random.Random,
+    not_before: float = -math.inf,
 ) -> Step:
     """The retry after a failed step; ``gone`` when Vault no longer knows the credential.
 
     A lease Vault no longer knows is replaced at once. Otherwise back off, never
     past half the lease left, so retries get denser near expiry; a failing renewal
     keeps the same credential (no pool swap once Vault is back) and only deep inside
-    the grace period asks for a replacement instead.
+    the grace period asks for a replacement instead. Nothing is retried before
+    ``not_before`` (a login waits out the login interval).
     """
     if gone:
-        return Step("rotate", now, required=True)
+        return Step("rotate", max(now, not_before), required=True)
     remaining = None if lease is None else lease.expires_at - now
     cap = remaining / 2.0 if remaining is not None and remaining > 0 else None
     delay = backoff_delay(
@@ -203,8 +209,13 @@ def after_failure(
         remaining=cap,
     )
     if action == "renew" and (remaining is None or remaining - delay <= grace / 2.0):
-        return Step("rotate", now + delay, required=required, expiring="renewals_failing")
-    return Step(action, now + delay, required=required)
+        due = max(now + delay, not_before)
+        return Step("rotate", due, required=required, expiring="renewals_failing")
+    return Step(
+        action,
+        max(now + delay, not_before) if action == "rotate" else now + delay,
+        required=required,
+    )
 
 
 def drain_due(old: Lease, *, now: float, tracked: bool, in_use: int, config: LeaseConfig) -> float:

@@ -89,13 +89,15 @@ class Renewer:
         """Obtain a new credential, make it current, announce it, drain the old one."""
         core = self._core
         first = handle.current is None
+        if handle.kind == "token":
+            handle.last_login_at = core.clock.now()  # an attempt counts, failed or not
         with anyio.CancelScope(shield=True):
             with anyio.fail_after(core.config.op_timeout):
-                grant, owner = await self.guard.call(handle, handle.source.acquire)
-            now = core.clock.now()
-            if handle.kind == "token":
-                handle.last_login_at = now
-            new, old = handle.install(grant, now=now, owner=owner, rng=core.rng)
+                grant, used = await self.guard.call(handle, handle.source.acquire, creates=True)
+            # A static role's password does not die with the token that read it.
+            owner = 0 if handle.kind == "database_static" else used
+            new, old = handle.install(grant, now=core.clock.now(), owner=owner, rng=core.rng)
+            self.guard.release(handle.parent, used)  # the token used may now be unneeded
             if handle.closed:
                 # The engine shut down while Vault was issuing it: nothing will use it.
                 await self.drain.revoke(handle, new, final=True)
@@ -124,12 +126,12 @@ class Renewer:
                 "reason": reason,
             },
         )
-        # Subscribers (a pool binding) swap to the new credential before the drain counts
-        # the old one's connections.
-        await self._core.emit(handle, "rotated", reason=reason)
+        # Queue the old credential's end before telling subscribers: a subscriber may take
+        # its time, and a shutdown cancelling it must not leave the old lease unrevoked.
         self.drain.retire(handle, old, handle.generation - 1)
         if handle.kind == "token":
             self.guard.superseded(handle, old, handle.generation - 1)
+        await self._core.emit(handle, "rotated", reason=reason)
 
     async def fail(self, handle: ManagedSecret, step: Step, exc: Exception) -> None:
         """Count, log and announce a failure, then plan the retry."""
@@ -138,9 +140,12 @@ class Renewer:
         gone = _gone(handle, step, exc)
         if gone:
             handle.invalidate(now)
+        lease = handle.current
+        last_login = handle.last_login_at if handle.kind == "token" else None
         retry = policy.after_failure(
             step.action,
-            handle.current,
+            # Retries are bounded by when the lease stops working: its token's end, if sooner.
+            None if lease is None else core.effective(handle, lease),
             gone=gone,
             required=step.required,
             attempt=handle.consecutive_failures + 1,
@@ -148,6 +153,9 @@ class Renewer:
             now=now,
             config=core.config,
             rng=core.rng,
+            not_before=-math.inf
+            if last_login is None
+            else last_login + core.config.relogin_interval,
         )
         handle.failed(exc, retry.due)
         logger.warning(
@@ -237,8 +245,9 @@ class Renewer:
         """
         lease = handle.current
         limit = self._core.config.op_timeout
-        if lease is not None and not math.isinf(lease.expires_at):
-            limit = min(limit, max(1.0, (lease.expires_at - self._core.clock.now()) / 3.0))
+        expires = math.inf if lease is None else self._core.expires_at(handle, lease)
+        if not math.isinf(expires):
+            limit = min(limit, max(1.0, (expires - self._core.clock.now()) / 3.0))
         with anyio.fail_after(limit):
             return await call
 

@@ -153,14 +153,12 @@ def token_login(
     given = isinstance(auth_method, TokenAuth)
     issued: dict[str, str] = {}  # identity -> token, for the tokens this source may revoke
 
-    async def grant_from_auth(auth: AuthResult) -> Grant:
+    def grant_from_auth(auth: AuthResult) -> Grant:
         batch = auth.token_type == "batch"
         duration = float(auth.lease_duration or 0)
-        expires = duration > 0
-        if not expires and given:
-            # ttl 0 means "never" only for a token without an expiry time; a given
-            # token whose ttl rounded down to 0 is about to expire, not immortal.
-            expires = (await client.auth.token.lookup_self()).expire_time is not None
+        # ttl 0 means "never" only for a token without an expiry time; a given token
+        # whose ttl rounded down to 0 is about to expire, not immortal.
+        expires = duration > 0 or auth.expire_time is not None
         identity = auth.accessor or _digest(auth.client_token)
         if not (given or batch):
             issued[identity] = auth.client_token
@@ -175,10 +173,10 @@ def token_login(
         )
 
     async def acquire() -> Grant:
-        return await grant_from_auth(await client.login(auth_method))
+        return grant_from_auth(await client.login(auth_method))
 
     async def renew(lease: Lease) -> Grant:
-        return await grant_from_auth(await client.auth.token.renew_self())
+        return grant_from_auth(await client.auth.token.renew_self())
 
     async def revoke(lease: Lease) -> None:
         token = issued.get(lease.identity)

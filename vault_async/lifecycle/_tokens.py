@@ -42,7 +42,7 @@ Fail = Callable[["ManagedSecret", Step, Exception], Awaitable[None]]
 class TokenGuard:
     """Single-flight token checks and logins for the handles riding on managed tokens."""
 
-    __slots__ = ("_checking", "_core", "_fail", "_replace", "_verdicts")
+    __slots__ = ("_checking", "_core", "_fail", "_in_flight", "_replace", "_verdicts")
 
     def __init__(self, core: Core, replace: Replace, fail: Fail) -> None:
         self._core = core
@@ -51,25 +51,52 @@ class TokenGuard:
         # token handle id -> (generation, when, accepted): the last lookup's verdict
         self._verdicts: dict[int, tuple[int, float, bool]] = {}
         self._checking: dict[int, anyio.Lock] = {}
+        self._in_flight: dict[tuple[int, int], int] = {}  # (token id, generation) -> calls
 
-    async def call(self, handle: ManagedSecret, fn: Callable[[], Awaitable[_T]]) -> tuple[_T, int]:
+    async def call(
+        self, handle: ManagedSecret, fn: Callable[[], Awaitable[_T]], *, creates: bool = False
+    ) -> tuple[_T, int]:
         """Call Vault for ``handle``; returns the result and the token generation it used.
 
         On a 403 the token is checked; only a refused token leads to a login and one
-        retry. Any other answer is the secret's own and is raised as it came.
+        retry. Any other answer is the secret's own and is raised as it came. A call that
+        ``creates`` a lease leaves it to the caller to :meth:`release` the generation once
+        the lease is recorded.
         """
         token = handle.parent
         if token is None or token is handle:
             return await fn(), 0
         seen = token.generation
         try:
-            return await fn(), seen
+            return await self._counted(token, seen, fn, creates), seen
         except errors.Forbidden as refused:
             if not await self._token_refused(token, seen):
                 raise
             await self._relogin(token, seen, refused)
         seen = token.generation
-        return await fn(), seen
+        return await self._counted(token, seen, fn, creates), seen
+
+    async def _counted(
+        self, token: ManagedSecret, generation: int, fn: Callable[[], Awaitable[_T]], creates: bool
+    ) -> _T:
+        """Run ``fn`` counted as a call in flight with ``generation`` of ``token``.
+
+        A replaced token is not revoked while a call made with it may still bring back a
+        lease obtained with it.
+        """
+        key = (id(token), generation)
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        succeeded = False
+        try:
+            result = await fn()
+            succeeded = True
+            return result
+        finally:
+            left = self._in_flight.pop(key) - 1
+            if left:
+                self._in_flight[key] = left
+            if not (succeeded and creates):
+                self.release(token, generation)
 
     async def _token_refused(self, token: ManagedSecret, seen: int) -> bool:
         """True when the token itself is refused (or was replaced since ``seen``)."""
@@ -132,11 +159,16 @@ class TokenGuard:
         if retired is None:
             return
         core = self._core
-        if any(
-            h.current is not None and h.current.owner == generation for h in core.dependents(token)
-        ) or any(
-            r.handle.parent is token and r.lease.owner == generation
-            for r in core.queue.revocations()
+        if (
+            (id(token), generation) in self._in_flight
+            or any(
+                h.current is not None and h.current.owner == generation
+                for h in core.dependents(token)
+            )
+            or any(
+                r.handle.parent is token and r.lease.owner == generation
+                for r in core.queue.revocations()
+            )
         ):
             return
         token.forget(generation)
