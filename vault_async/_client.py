@@ -256,10 +256,7 @@ class AsyncVaultClient:
             if status < 300 or status in ok_statuses:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
-                        "vault request %s %s -> %d",
-                        method,
-                        path,
-                        status,
+                        "client.request",
                         extra={"vault_method": method, "vault_path": path, "vault_status": status},
                     )
                 return response
@@ -297,13 +294,14 @@ class AsyncVaultClient:
         if delay is None:
             return False
         logger.debug(
-            "vault request %s %s retry %d in %.3fs (%s)",
-            method,
-            path,
-            attempt + 1,
-            delay,
-            reason,
-            extra={"vault_method": method, "vault_path": path, "vault_attempt": attempt + 1},
+            "client.retry",
+            extra={
+                "vault_method": method,
+                "vault_path": path,
+                "vault_attempt": attempt + 1,
+                "delay": round(delay, 3),
+                "reason": reason,
+            },
         )
         await self._sleep(delay)
         return True

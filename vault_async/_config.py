@@ -113,7 +113,7 @@ class ClientConfig:
         ctx = ssl.create_default_context(cafile=self.ca_cert, capath=self.ca_path)
         if self.skip_verify:
             logger.warning(
-                "vault_async.tls_verification_disabled",
+                "client.tls_verification_disabled",
                 extra={"addr": self.addr, "setting": "VAULT_SKIP_VERIFY"},
             )
             ctx.check_hostname = False

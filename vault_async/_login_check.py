@@ -106,7 +106,7 @@ class LoginCheck:
             self._remember(username, answer)
         except Exception as error:
             logger.warning(
-                "vault_async.sqlalchemy.login_check_failed",
+                "pool.login_check_failed",
                 extra={"error_class": type(error).__name__},
             )
         finally:

@@ -111,7 +111,7 @@ async def database_error_handler(request: Request, error: Exception) -> JSONResp
     """
     if is_transient_database_error(error):
         logger.info(
-            "vault_async.fastapi.database_unavailable",
+            "api.database_unavailable",
             extra={"error_class": type(error).__name__, "path": request.url.path},
         )
         return JSONResponse(
@@ -120,7 +120,7 @@ async def database_error_handler(request: Request, error: Exception) -> JSONResp
             headers={"Retry-After": "1"},
         )
     logger.error(
-        "vault_async.fastapi.database_error",
+        "api.database_error",
         extra={"error_class": type(error).__name__, "path": request.url.path},
     )
     return JSONResponse({"detail": "internal database error"}, status_code=500)

@@ -140,14 +140,14 @@ async def _probe_vault(
                 except Exception as error:
                     latency.mark_failed()
                     logger.info(
-                        "vault_async.runtime.vault_probe_failed",
+                        "runtime.vault_probe_failed",
                         extra={"error_class": type(error).__name__},
                     )
                 else:
                     latency.mark_answered()
             if scope.cancelled_caught:
                 latency.mark_failed()
-                logger.info("vault_async.runtime.vault_probe_timed_out")
+                logger.info("runtime.vault_probe_timed_out")
         await anyio.sleep(interval / 2)
 
 

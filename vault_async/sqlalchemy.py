@@ -198,7 +198,7 @@ class EngineBinding:
         # would close them once returned: the new epoch marks them stale.
         self._epoch += 1
         logger.info(
-            "vault_async.sqlalchemy.pool_swapped",
+            "pool.swapped",
             extra={"generation": self.source.generation},
         )
 
@@ -227,7 +227,7 @@ class EngineBinding:
         self._swap_tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.warning(
-                "vault_async.sqlalchemy.pool_swap_failed",
+                "pool.swap_failed",
                 extra={"error_class": type(error).__name__},
             )
 
@@ -256,14 +256,14 @@ class EngineBinding:
                 raise
             self.stats.login_retries += 1
             logger.warning(
-                "vault_async.sqlalchemy.login_rejected",
+                "pool.login_rejected",
                 extra={"generation": generation, "error_class": type(error).__name__},
             )
             try:
                 await_only(self.source.force_rotate("database rejected the login"))
             except Exception as rotate_error:
                 logger.warning(
-                    "vault_async.sqlalchemy.refresh_failed",
+                    "pool.refresh_failed",
                     extra={"error_class": type(rotate_error).__name__},
                 )
                 raise error from None  # the database's answer is the one to report
@@ -364,7 +364,7 @@ class EngineBinding:
             return
         self.stats.permission_invalidations += 1
         logger.warning(
-            "vault_async.sqlalchemy.login_gone",
+            "pool.login_gone",
             extra={"generation": info.get(GENERATION_KEY)},
         )
         context.is_disconnect = True
