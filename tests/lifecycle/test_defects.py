@@ -398,3 +398,18 @@ async def test_batch_token_is_neither_renewed_nor_revoked(
     assert not vault.times("revoke_self")
     assert "lease.revoke_failed" not in [r.getMessage() for r in caplog.records]
     assert all(lease.revoked for lease in vault.leases.values())
+
+
+async def test_a_connection_returned_from_another_thread_is_handled_on_the_loop(
+    clock: VirtualClock,
+) -> None:
+    vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
+    async with manager(None, clock) as mgr:
+        handle = mgr.manage(vault.source())
+        first = await handle.wait_ready(timeout=5)
+        handle.track_use(1, +1)
+        await handle.force_rotate("test")
+        # e.g. the garbage collector finalising the connection in a worker thread
+        await anyio.to_thread.run_sync(handle.track_use, 1, -1)
+        await clock.advance(0.0)
+        assert vault.leases[first.lease_id].revoked

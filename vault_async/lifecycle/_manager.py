@@ -104,6 +104,7 @@ class LeaseManager:
         self._tg: TaskGroup | None = None
         self._host_task: asyncio.Task[None] | None = None
         self._loop_scope: anyio.CancelScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
 
     @property
@@ -226,7 +227,15 @@ class LeaseManager:
         return await asyncio.shield(done)
 
     def released(self, handle: ManagedSecret, generation: int) -> None:
-        """The last checked-out connection of ``generation`` came back."""
+        """The last checked-out connection of ``generation`` came back.
+
+        A pool may report from another thread (a connection finalised by the garbage
+        collector there): the engine's state is then changed on its own loop.
+        """
+        loop = self._loop
+        if loop is not None and not _running_on(loop):
+            loop.call_soon_threadsafe(self._renewer.drain.released, handle, generation)
+            return
         self._renewer.drain.released(handle, generation)
 
     # ------------------------------------------------------------------ health
@@ -276,7 +285,7 @@ class LeaseManager:
             raise RuntimeError("LeaseManager is already running")
         # The scheduler lives in its own host task, so the manager may be entered
         # and exited from different tasks (pytest fixtures, some lifespans do that).
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = loop.create_future()
         self._host_task = loop.create_task(self._host(started), name="vault-async-leases")
         self._host_task.add_done_callback(_report_host_exit)
@@ -370,6 +379,13 @@ class LeaseManager:
         if vault is None:
             raise ValueError("no client given, and the LeaseManager has no default client")
         return vault
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _retrieve(future: asyncio.Future[Lease]) -> None:
