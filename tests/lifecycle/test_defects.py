@@ -7,6 +7,7 @@ are in ``test_defects_real.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -413,3 +414,47 @@ async def test_a_connection_returned_from_another_thread_is_handled_on_the_loop(
         await anyio.to_thread.run_sync(handle.track_use, 1, -1)
         await clock.advance(0.0)
         assert vault.leases[first.lease_id].revoked
+
+
+async def test_wait_ready_does_not_hand_out_an_expired_credential(clock: VirtualClock) -> None:
+    vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
+    client = GivenTokenClient(vault, ttl=50.0)
+    async with manager(client, clock) as mgr:
+        token = mgr.manage_token(client, TokenAuth(token="s.given"))
+        await token.wait_ready(timeout=5)
+        await clock.advance(60.0)
+        with pytest.raises(TimeoutError, match="no valid credential"):
+            await token.wait_ready(timeout=0.05)
+
+
+async def test_a_caller_waiting_for_a_rotation_at_shutdown_gets_an_error_not_a_cancel(
+    clock: VirtualClock,
+) -> None:
+    vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
+    client = SlowVaultClient(vault)
+    mgr = manager(client, clock, shutdown_timeout=0.6)
+    outcomes: list[BaseException | str] = []
+
+    async def rotate() -> None:
+        try:
+            await creds.force_rotate("database rejected the login")
+            outcomes.append("rotated")
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    async with mgr:
+        creds = mgr.manage_database_credentials(role="app")
+        await clock.advance(3.0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rotate)  # holds the handle's lock while Vault is slow
+            tg.start_soon(rotate)  # waits for that lock
+            await clock.advance(0.5)
+
+            async def finish_vault_call() -> None:
+                await anyio.sleep(0.3)
+                await clock.advance(5.0)
+
+            tg.start_soon(finish_vault_call)
+            await mgr.aclose()
+    assert "rotated" in outcomes
+    assert not any(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes

@@ -132,12 +132,12 @@ class ManagedSecret:
         return self.current.expires_at <= now
 
     async def wait_ready(self, timeout: float = 30.0) -> Lease:  # noqa: ASYNC109
-        """Wait for the first credential; raises ``TimeoutError`` after ``timeout`` seconds."""
+        """Wait for a valid credential; raises ``TimeoutError`` after ``timeout`` seconds."""
         with anyio.move_on_after(timeout):
             await self._manager.wait_ready(self)
-        if self.current is None:
+        if self.current is None or self.current.expires_at <= self._manager.clock.now():
             raise TimeoutError(
-                f"{self.name}: no credential after {timeout:g}s "
+                f"{self.name}: no valid credential after {timeout:g}s "
                 f"(last error: {self.last_error_class or 'none'})"
             )
         return self.current

@@ -220,8 +220,10 @@ class LeaseManager:
             except Exception as exc:
                 done.set_exception(exc)
             finally:
-                if not done.done():
-                    done.cancel()
+                if not done.done():  # the engine shut down under the rotation
+                    done.set_exception(
+                        RuntimeError(f"{handle.name}: the LeaseManager shut down during a rotation")
+                    )
 
         tg.start_soon(rotate)
         return await asyncio.shield(done)
