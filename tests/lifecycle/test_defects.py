@@ -458,3 +458,26 @@ async def test_a_caller_waiting_for_a_rotation_at_shutdown_gets_an_error_not_a_c
             await mgr.aclose()
     assert "rotated" in outcomes
     assert not any(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+
+
+async def test_short_lease_capped_with_a_second_left_is_replaced_at_once(
+    clock: VirtualClock,
+) -> None:
+    # 5 s leases, 15 s max: the renewal that reaches the max TTL leaves about a second;
+    # the rotation must follow at once, not after the re-read floor (the soak benchmark's
+    # service saw its login expire under load when it did).
+    vault = FakeVault(clock, ttl=5.0, max_ttl=15.0)
+    async with manager(None, clock) as mgr:
+        handle = mgr.manage(vault.source())
+        margins: list[float] = []
+
+        def on_event(event: LeaseEvent) -> None:
+            if event.kind == "rotated":
+                replaced = [lease for lease in vault.leases.values() if not lease.revoked]
+                margins.append(min(lease.max_expires_at for lease in replaced) - clock.now())
+
+        handle.subscribe(on_event)
+        await handle.wait_ready(timeout=5)
+        await clock.advance(60.0)
+        assert len(margins) >= 3
+        assert min(margins) >= 1.0, margins

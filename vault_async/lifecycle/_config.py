@@ -20,7 +20,8 @@ class LeaseConfig:
             replaced lease stays valid before it is revoked. A pool binding that reports
             its checked-out connections (``ManagedSecret.track_use``) instead has the old
             lease revoked as soon as its last connection is returned.
-        revoke_lead: a replaced lease still in use is revoked this long before it expires.
+        revoke_lead: a replaced lease still in use is revoked this long before it expires (at
+            most half the time it had left when it was replaced).
         rotation_lead: seconds before expiry a replacement is obtained (default: the grace).
         min_rotation_lead: lower bound of that lead when the lease is long enough.
         backoff_base / backoff_max / backoff_floor: retry timing after an error.

@@ -75,6 +75,7 @@ class Core:
             capped=handle.capped,
             can_renew=handle.source.renew is not None,
             owner_expires_at=math.inf if lease is None else self.owner_expires_at(handle, lease),
+            read_at=handle.read_at,
             now=self.clock.now(),
             config=self.config,
             rng=self.rng,

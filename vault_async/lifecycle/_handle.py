@@ -73,6 +73,7 @@ class ManagedSecret:
         "name",
         "natural",
         "parent",
+        "read_at",
         "renewals",
         "rotations",
         "source",
@@ -93,6 +94,7 @@ class ManagedSecret:
         self.last_renewal: float | None = None
         self.last_rotation: float | None = None
         self.last_login_at: float | None = None
+        self.read_at = -math.inf  # when the credential was last obtained or read again
         self.parent: ManagedSecret | None = None
         self.natural = 0.0
         self.grace = 0.0
@@ -135,7 +137,7 @@ class ManagedSecret:
         """Wait for a valid credential; raises ``TimeoutError`` after ``timeout`` seconds."""
         with anyio.move_on_after(timeout):
             await self._manager.wait_ready(self)
-        if self.current is None or self.current.expires_at <= self._manager.clock.now():
+        if self.current is None or self.current.expires_at < self._manager.clock.now():
             raise TimeoutError(
                 f"{self.name}: no valid credential after {timeout:g}s "
                 f"(last error: {self.last_error_class or 'none'})"
@@ -216,6 +218,7 @@ class ManagedSecret:
         again, a static role's unchanged password) updates its timing and is no rotation.
         """
         old = self.current
+        self.read_at = now
         new = self.current = Lease(
             grant.lease_id,
             grant.lease_duration,

@@ -138,6 +138,7 @@ def next_step(
     capped: bool,
     can_renew: bool,
     owner_expires_at: float,
+    read_at: float,
     now: float,
     config: LeaseConfig,
     rng: random.Random,
@@ -146,7 +147,8 @@ def next_step(
 
     ``owner_expires_at`` is when the token that obtained ``lease`` stops being
     kept alive: infinity while it is the managed token in force, its expiry once
-    replaced (now, when it was refused).
+    replaced (now, when it was refused). ``read_at`` is when the secret was last
+    obtained (or read again).
     """
     if lease is None:
         return Step("rotate", now, required=True)
@@ -168,11 +170,10 @@ def next_step(
         if not should_stop_renewing(remaining, sleep, grace):
             return Step("renew", now + sleep)
     reason = "max_ttl" if lease.renewable else "not_renewable"
-    if remaining <= config.static_reread_delay:
-        # Nothing left to protect (a given token whose ttl rounded to 0): reading it again
-        # at once would only read the same again, as fast as Vault answers.
-        return Step("rotate", now + config.static_reread_delay, expiring=reason)
-    return Step("rotate", max(now, lease.expires_at - lead), expiring=reason)
+    # A credential read moments ago with no time left (a given token whose ttl rounded to
+    # 0) is not read again at once: that would read the same again, as fast as Vault answers.
+    not_before = read_at + config.static_reread_delay
+    return Step("rotate", max(now, lease.expires_at - lead, not_before), expiring=reason)
 
 
 def after_failure(
@@ -225,7 +226,9 @@ def drain_due(old: Lease, *, now: float, tracked: bool, in_use: int, config: Lea
     checked out. Without one: after the drain period. Either way shortly before the
     lease would expire anyway, so Vault never keeps it for nothing.
     """
-    before_expiry = old.expires_at - config.revoke_lead
+    # Shortly before it expires, but never sooner than half the time it has left: a short
+    # lease replaced near its end still lets the queries in flight on it finish.
+    before_expiry = old.expires_at - min(config.revoke_lead, max(0.0, old.expires_at - now) / 2)
     if tracked:
         return now if in_use <= 0 else max(now, before_expiry)
     return max(now, min(now + config.drain_period, before_expiry))

@@ -209,8 +209,12 @@ class Renewer:
     # -- waiting for credentials ---------------------------------------------------------------
 
     async def wait_ready(self, handle: ManagedSecret) -> None:
-        """Wait until ``handle`` holds a credential that has not expired."""
-        while handle.current is None or handle.current.expires_at <= self._core.clock.now():
+        """Wait until ``handle`` holds a credential that has not expired.
+
+        A credential expiring this very instant counts (a static role read with ttl 0:
+        its password works until Vault's rotation, which the re-read follows).
+        """
+        while handle.current is None or handle.current.expires_at < self._core.clock.now():
             if self._ready is None:
                 self._ready = anyio.Event()
             await self._ready.wait()
