@@ -481,3 +481,18 @@ async def test_short_lease_capped_with_a_second_left_is_replaced_at_once(
         await clock.advance(60.0)
         assert len(margins) >= 3
         assert min(margins) >= 1.0, margins
+
+
+async def test_revoked_event_names_the_generation_of_the_lease_it_revoked(
+    clock: VirtualClock,
+) -> None:
+    vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
+    events: list[LeaseEvent] = []
+    async with manager(None, clock, drain_period=1.0) as mgr:
+        handle = mgr.manage(vault.source())
+        handle.subscribe(events.append)
+        await handle.wait_ready(timeout=5)
+        await handle.force_rotate("test")
+        await clock.advance(2.0)
+    revoked = [e.generation for e in events if e.kind == "revoked"]
+    assert revoked == [1, 2]  # the drained lease, then the one in force at shutdown

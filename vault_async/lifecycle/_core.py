@@ -95,8 +95,13 @@ class Core:
         error_class: str | None = None,
         reason: str | None = None,
         lease: Lease | None = None,
+        generation: int | None = None,
     ) -> None:
-        """Tell the subscribers of ``handle`` (nothing is built when nobody listens)."""
+        """Tell the subscribers of ``handle`` (nothing is built when nobody listens).
+
+        ``lease`` and ``generation`` name the credential concerned when it is not the one
+        in force (a replaced lease being revoked).
+        """
         if not self.events.wants(handle.name):
             return
         lease = lease or handle.current
@@ -104,7 +109,7 @@ class Core:
             LeaseEvent(
                 kind=kind,
                 name=handle.name,
-                generation=handle.generation,
+                generation=handle.generation if generation is None else generation,
                 lease_id_suffix=lease_id_suffix(lease.lease_id) if lease else "",
                 error_class=error_class,
                 reason=reason,

@@ -69,7 +69,7 @@ class Drain:
         """Revoke one lease; on failure schedule the retry (until the lease has expired)."""
         core = self._core
         handle, lease = revocation.handle, revocation.lease
-        if await self.revoke(handle, lease, final=False):
+        if await self.revoke(handle, lease, final=False, generation=revocation.generation):
             if handle.kind != "token":
                 self._release(handle.parent, lease.owner)
             return
@@ -82,8 +82,13 @@ class Drain:
         elif handle.kind != "token":
             self._release(handle.parent, lease.owner)
 
-    async def revoke(self, handle: ManagedSecret, lease: Lease, *, final: bool) -> bool:
-        """One revocation attempt; True when Vault confirmed it (or nothing was to revoke)."""
+    async def revoke(
+        self, handle: ManagedSecret, lease: Lease, *, final: bool, generation: int | None = None
+    ) -> bool:
+        """One revocation attempt; True when Vault confirmed it (or nothing was to revoke).
+
+        ``generation`` is the lease's, when it is not the one in force.
+        """
         revoke = handle.source.revoke
         if revoke is None or not lease.revocable:
             return True
@@ -105,33 +110,36 @@ class Drain:
             "lease.revoked",
             extra={"secret": handle.name, "lease": lease_id_suffix(lease.lease_id), "final": final},
         )
-        await self._core.emit(handle, "revoked", lease=lease)
+        await self._core.emit(handle, "revoked", lease=lease, generation=generation)
         return True
 
     async def revoke_everything(self) -> None:
         """At shutdown: pending and current leases first, then the tokens they die with."""
         config, core = self._core.config, self._core
-        leases: list[tuple[ManagedSecret, Lease]] = []
-        tokens: list[tuple[ManagedSecret, Lease]] = []
+        leases: list[tuple[ManagedSecret, Lease, int]] = []
+        tokens: list[tuple[ManagedSecret, Lease, int]] = []
         for revocation in core.queue.revocations():
             is_token = revocation.handle.kind == "token"
             if config.revokes_token if is_token else config.revoke_on_shutdown:
-                (tokens if is_token else leases).append((revocation.handle, revocation.lease))
+                target = tokens if is_token else leases
+                target.append((revocation.handle, revocation.lease, revocation.generation))
         now = core.clock.now()
         for h in core.handles.values():
             if h.kind == "token" and config.revokes_token:
-                tokens.extend((h, lease) for _, lease in h.retired() if lease.expires_at > now)
+                tokens.extend(
+                    (h, lease, gen) for gen, lease in h.retired() if lease.expires_at > now
+                )
                 if h.current is not None:
-                    tokens.append((h, h.current))
+                    tokens.append((h, h.current, h.generation))
             elif h.kind != "token" and config.revoke_on_shutdown and h.current is not None:
-                leases.append((h, h.current))
+                leases.append((h, h.current, h.generation))
         limiter = anyio.CapacityLimiter(config.max_concurrency)
 
-        async def revoke(h: ManagedSecret, lease: Lease) -> None:
+        async def revoke(h: ManagedSecret, lease: Lease, generation: int) -> None:
             async with limiter:
-                await self.revoke(h, lease, final=True)
+                await self.revoke(h, lease, final=True, generation=generation)
 
         for batch in (leases, tokens):
             async with anyio.create_task_group() as tg:
-                for h, lease in batch:
-                    tg.start_soon(revoke, h, lease)
+                for h, lease, generation in batch:
+                    tg.start_soon(revoke, h, lease, generation)
