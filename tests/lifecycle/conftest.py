@@ -131,7 +131,12 @@ class FakeVault:
 
 
 class FakeClient:
-    """The handful of client methods the adapters call, backed by a FakeVault."""
+    """The handful of client methods the adapters call, backed by a FakeVault.
+
+    ``creds_latency``: virtual seconds ``database/creds`` takes (a slow Vault).
+    """
+
+    creds_latency = 0.0
 
     def __init__(self, vault: FakeVault) -> None:
         self.vault = vault
@@ -217,8 +222,11 @@ class FakeClient:
 
     async def _generate(self, name: str, mount_point: str = "database") -> SimpleNamespace:
         self.vault._check("acquire")
+        carried = self.token  # the lease belongs to the token the request carried
         self._require_token()
-        lease = self.vault.new_lease(self.token)
+        if self.creds_latency:
+            await self.vault.clock.sleep(self.creds_latency)
+        lease = self.vault.new_lease(carried)
         return SimpleNamespace(
             lease_id=lease.lease_id,
             lease_duration=int(self.vault.ttl),
@@ -285,3 +293,38 @@ async def manager(clock: VirtualClock, rng: random.Random) -> AsyncIterator[Leas
         None, LeaseConfig(drain_period=5.0, shutdown_timeout=5.0), clock=clock, rng=rng
     ) as mgr:
         yield mgr
+
+
+class GivenTokenClient(FakeClient):
+    """``TokenAuth``: each login looks the same non-renewable token up again.
+
+    Vault reports the ttl in whole seconds (0 in the token's last second) and an
+    ``expire_time``; ``max_logins`` stops a runaway loop so a test can end and say so.
+    """
+
+    def __init__(self, vault: FakeVault, ttl: float, max_logins: int | None = None) -> None:
+        super().__init__(vault)
+        self.expires = vault.clock.now() + ttl
+        self.max_logins = max_logins
+        vault.tokens["given"] = FakeToken("given", self.expires, self.expires, False)
+
+    async def login(self, method: Any) -> SimpleNamespace:
+        self.vault._check("login")
+        if self.max_logins is not None and len(self.vault.times("login")) > self.max_logins:
+            raise RuntimeError("login storm")
+        self.token = "given"
+        return SimpleNamespace(
+            client_token="s.given",
+            accessor="given",
+            lease_duration=max(0, int(self.expires - self.vault.clock.now())),
+            renewable=False,
+            policies=["app"],
+            token_type="service",
+        )
+
+
+def slow_client(vault: FakeVault, latency: float = 2.0) -> FakeClient:
+    """A client whose ``database/creds`` takes ``latency`` virtual seconds."""
+    client = FakeClient(vault)
+    client.creds_latency = latency
+    return client

@@ -25,7 +25,7 @@ from vault_async._health import health_status
 from vault_async.auth import TokenAuth
 from vault_async.lifecycle import LeaseConfig, LeaseEvent, LeaseManager, VirtualClock
 
-from .conftest import FakeClient, FakeVault
+from .conftest import FakeClient, FakeVault, GivenTokenClient, slow_client
 
 
 class PolicyClient(FakeClient):
@@ -223,29 +223,6 @@ async def test_unused_replaced_lease_of_a_tracked_pool_is_revoked_at_once(
 # --------------------------------------------------------------- 5: a token handed to the service
 
 
-class GivenTokenClient(FakeClient):
-    """``TokenAuth``: each login looks the same non-renewable token up again."""
-
-    def __init__(self, vault: FakeVault, ttl: float) -> None:
-        super().__init__(vault)
-        self.expires = vault.clock.now() + ttl
-        vault.tokens["given"] = SimpleNamespace(  # type: ignore[assignment]
-            accessor="given", expires_at=self.expires, revoked=False
-        )
-
-    async def login(self, method: Any) -> SimpleNamespace:
-        self.vault._check("login")
-        self.token = "given"
-        return SimpleNamespace(
-            client_token="s.given",
-            accessor="given",
-            lease_duration=max(0, int(self.expires - self.vault.clock.now())),
-            renewable=False,
-            policies=["app"],
-            token_type="service",
-        )
-
-
 async def test_given_token_looked_up_again_is_not_a_rotation(clock: VirtualClock) -> None:
     vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
     client = GivenTokenClient(vault, ttl=200.0)
@@ -300,15 +277,9 @@ async def test_shutdown_revokes_a_revocation_still_pending(clock: VirtualClock) 
 # ------------------------------------ 7: cancelled callers and shutdown orphan nothing in Vault
 
 
-class SlowVaultClient(FakeClient):
-    async def _generate(self, name: str, mount_point: str = "database") -> SimpleNamespace:
-        await self.vault.clock.sleep(2.0)
-        return await super()._generate(name, mount_point)
-
-
 async def test_cancelled_callers_do_not_orphan_what_vault_issued(clock: VirtualClock) -> None:
     vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
-    client = SlowVaultClient(vault)
+    client = slow_client(vault)
     async with manager(client, clock, min_force_interval=0.0) as mgr:
         creds = mgr.manage_database_credentials(role="app")
         await clock.advance(3.0)
@@ -329,7 +300,7 @@ async def test_cancelled_callers_do_not_orphan_what_vault_issued(clock: VirtualC
 
 async def test_shutdown_during_an_acquisition_revokes_its_result(clock: VirtualClock) -> None:
     vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
-    client = SlowVaultClient(vault)
+    client = slow_client(vault)
     mgr = manager(client, clock, shutdown_timeout=1.0)
     async with mgr:
         creds = mgr.manage_database_credentials(role="app")
@@ -431,7 +402,7 @@ async def test_a_caller_waiting_for_a_rotation_at_shutdown_gets_an_error_not_a_c
     clock: VirtualClock,
 ) -> None:
     vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0)
-    client = SlowVaultClient(vault)
+    client = slow_client(vault)
     mgr = manager(client, clock, shutdown_timeout=0.6)
     outcomes: list[BaseException | str] = []
 

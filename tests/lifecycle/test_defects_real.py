@@ -63,7 +63,8 @@ def policy_hcl(stack: DevStack, creds: str | None) -> str:
 async def root(stack: DevStack, method: str, path: str, body: Any = None) -> httpx.Response:
     """One root-token call; the response is returned whatever its status."""
     async with httpx.AsyncClient(
-        base_url=f"{stack.vault_addr}/v1", headers={"X-Vault-Token": stack.root_token},
+        base_url=f"{stack.vault_addr}/v1",
+        headers={"X-Vault-Token": stack.root_token},
         timeout=10.0,
     ) as http:
         return await http.request(method, path, json=body)
@@ -206,8 +207,13 @@ async def test_open_transaction_outlives_the_drain_period(stack: DevStack) -> No
     first, second = unique("drain-a"), unique("drain-b")
     insert = text("INSERT INTO users (username, email) VALUES (:name, 'drain@example.test')")
     async with open_runtime(
-        stack.database_url, client=client, auth=approle(stack), db_role=stack.dynamic_role,
-        db_mount=stack.db_mount, manager=mgr, ready_timeout=15,
+        stack.database_url,
+        client=client,
+        auth=approle(stack),
+        db_role=stack.dynamic_role,
+        db_mount=stack.db_mount,
+        manager=mgr,
+        ready_timeout=15,
     ) as runtime:
         assert runtime.db_secret is not None
         creds = mgr[runtime.db_secret]
@@ -241,15 +247,22 @@ async def test_given_token_reread_is_no_rotation_and_expiry_fails_health(
     db_role = unique("defect-given")
     stack.create_dynamic_role(db_role, "60s", "10m")
     created = await root_ok(
-        stack, "POST", "auth/token/create",
+        stack,
+        "POST",
+        "auth/token/create",
         {"policies": [service_policy], "ttl": "4s", "renewable": False},
     )
     given = created["auth"]["client_token"]
     client = client_for(stack)
     mgr = lease_manager(client)
     async with open_runtime(
-        stack.database_url, client=client, auth=TokenAuth(token=given), db_role=db_role,
-        db_mount=stack.db_mount, manager=mgr, ready_timeout=15,
+        stack.database_url,
+        client=client,
+        auth=TokenAuth(token=given),
+        db_role=db_role,
+        db_mount=stack.db_mount,
+        manager=mgr,
+        ready_timeout=15,
     ) as runtime:
         assert runtime.db_secret is not None
         assert runtime.token_secret is not None
@@ -264,8 +277,10 @@ async def test_given_token_reread_is_no_rotation_and_expiry_fails_health(
         assert len(await leases_under(stack, db_role)) == 1
         # Past the token's end: nothing the service holds is valid any more.
         assert await eventually(
-            lambda: (s := runtime.snapshot()[token.name]).ttl_remaining is not None
-            and s.ttl_remaining <= 0,
+            lambda: (
+                (s := runtime.snapshot()[token.name]).ttl_remaining is not None
+                and s.ttl_remaining <= 0
+            ),
             within=6,
         ), runtime.snapshot()[token.name]
         # Vault revoked the database lease with the token: the service has no login left.

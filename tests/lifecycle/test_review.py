@@ -20,7 +20,7 @@ from vault_async._exceptions import Forbidden, VaultConnectionError
 from vault_async.auth import TokenAuth
 from vault_async.lifecycle import LeaseConfig, LeaseManager, VirtualClock
 
-from .conftest import FakeClient, FakeVault
+from .conftest import FakeClient, FakeVault, GivenTokenClient, slow_client
 
 
 def manager(client: FakeClient | None, clock: VirtualClock, **config: Any) -> LeaseManager:
@@ -91,36 +91,11 @@ async def test_replaced_token_is_revoked_when_only_a_static_role_rode_on_it(
 # ------------------------------------------ a given token whose ttl rounds to 0: a busy loop
 
 
-class NearlyExpiredGivenToken(FakeClient):
-    """``TokenAuth`` with 0.5 s left: Vault reports ``ttl`` 0 and an ``expire_time``."""
-
-    def __init__(self, vault: FakeVault, ttl: float) -> None:
-        super().__init__(vault)
-        self.expires = vault.clock.now() + ttl
-        vault.tokens["given"] = SimpleNamespace(  # type: ignore[assignment]
-            accessor="given", expires_at=self.expires, revoked=False
-        )
-
-    async def login(self, method: Any) -> SimpleNamespace:
-        self.vault._check("login")
-        if len(self.vault.times("login")) > 200:
-            raise RuntimeError("login storm")  # stop the loop so the test can end
-        self.token = "given"
-        return SimpleNamespace(
-            client_token="s.given",
-            accessor="given",
-            lease_duration=max(0, int(self.expires - self.vault.clock.now())),
-            renewable=False,
-            policies=["app"],
-            token_type="service",
-        )
-
-
 async def test_given_token_with_ttl_rounded_to_zero_is_not_looked_up_in_a_loop(
     clock: VirtualClock,
 ) -> None:
     vault = FakeVault(clock)
-    client = NearlyExpiredGivenToken(vault, ttl=0.5)
+    client = GivenTokenClient(vault, ttl=0.5, max_logins=200)
     async with manager(client, clock) as mgr:
         mgr.manage_token(client, TokenAuth(token="s.given"))
         with anyio.fail_after(10):
@@ -195,29 +170,11 @@ async def test_shutdown_during_a_rotated_callback_still_revokes_the_old_lease(
 # ---------------------- a token replaced during a first acquisition: a dead lease handed out
 
 
-class SlowCredsClient(FakeClient):
-    """``database/creds`` takes 2 s; the lease belongs to the token the request carried."""
-
-    async def _generate(self, name: str, mount_point: str = "database") -> SimpleNamespace:
-        self.vault._check("acquire")
-        carried = self.token
-        self._require_token()
-        await self.vault.clock.sleep(2.0)
-        lease = self.vault.new_lease(carried)
-        return SimpleNamespace(
-            lease_id=lease.lease_id,
-            lease_duration=int(self.vault.ttl),
-            renewable=True,
-            warnings=[],
-            data={"username": "v-app", "password": lease.password},
-        )
-
-
 async def test_token_replaced_during_a_first_acquisition_is_not_revoked_under_it(
     clock: VirtualClock,
 ) -> None:
     vault = FakeVault(clock, ttl=600.0, max_ttl=100_000.0, token_ttl=3000.0, token_max_ttl=9000.0)
-    client = SlowCredsClient(vault)
+    client = slow_client(vault)
     async with manager(client, clock) as mgr:
         token = mgr.manage_token(client, object())
         await token.wait_ready(timeout=5)
