@@ -6,8 +6,6 @@ engine before the fix named in the commit that removed its ``xfail`` mark.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import random
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from vault_async._exceptions import Forbidden, VaultConnectionError
+from vault_async._exceptions import VaultConnectionError
 from vault_async.auth import TokenAuth
 from vault_async.lifecycle import LeaseConfig, LeaseManager, VirtualClock
 
@@ -192,49 +190,6 @@ async def test_token_replaced_during_a_first_acquisition_is_not_revoked_under_it
         # release() saw no dependent lease of generation 1 (the acquisition had not landed)
         # and revoked token 1 at once, killing the lease it was issuing.
         assert vault.valid(ready[0].lease_id), "wait_ready handed out a lease already dead"
-
-
-# ------------------------------ failed logins are not held to one per relogin_interval
-
-
-class RefusingLoginClient(FakeClient):
-    refuse_logins = False
-
-    async def login(self, method: Any) -> SimpleNamespace:
-        if self.refuse_logins:
-            self.vault._check("login")
-            raise Forbidden("invalid role or secret ID", status=403)
-        return await super().login(method)
-
-
-async def test_refused_logins_are_at_most_one_per_relogin_interval(clock: VirtualClock) -> None:
-    vault = FakeVault(clock, token_ttl=600.0, token_max_ttl=6000.0)
-    client = RefusingLoginClient(vault)
-    async with manager(client, clock, relogin_interval=5.0) as mgr:
-        mgr.manage_token(client, object())
-        creds = [mgr.manage_database_credentials(role="app", name=f"db{i}") for i in range(4)]
-        for c in creds:
-            await c.wait_ready(timeout=5)
-        await clock.advance(10.0)
-        assert client.token is not None
-        vault.tokens[client.token].revoked = True  # revoked from outside
-        client.refuse_logins = True  # and the secret_id is spent
-        start = clock.now()
-        for _ in range(200):  # rejected database logins for 20 s
-            async with anyio.create_task_group() as tg:
-                for c in creds:
-                    tg.start_soon(_rotate_quietly, c)
-            await clock.advance(0.1)
-        logins = [t - start for t in vault.times("login") if t >= start]
-        gaps = [b - a for a, b in itertools.pairwise(logins)]
-        # `recent` counts only the last *successful* login; failed ones are spaced only by
-        # the token's backoff (floor 0.25 s, first bounds 1 s, 2 s, 4 s).
-        assert all(gap >= 5.0 for gap in gaps), (logins, gaps)
-
-
-async def _rotate_quietly(handle: Any) -> None:
-    with contextlib.suppress(Exception):
-        await handle.force_rotate("database rejected the login")
 
 
 # ------------- the backoff of a required rotation is bounded by the lease, not by its token
