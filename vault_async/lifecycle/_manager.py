@@ -1,7 +1,7 @@
 """``LeaseManager``: the façade of the lease engine.
 
-One job, wiring the parts and exposing them; it runs past 300 lines only because the
-public surface (``manage_*``, ``snapshot``, enter/exit) is documented in place.
+One job, wiring the parts and exposing them; past 300 lines only because each public
+method (``manage_*``, ``force_rotate``, enter/exit) carries its contract in place.
 
 Usage::
 
@@ -26,9 +26,7 @@ async context manager.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import math
 import random
 from collections.abc import Callable
 from types import TracebackType
@@ -42,12 +40,13 @@ from ._config import LeaseConfig
 from ._core import Core
 from ._events import EventBus, EventCallback
 from ._handle import ManagedSecret
-from ._models import Lease, SecretState, lease_id_suffix
+from ._models import Lease, SecretState
 from ._policy import Step
 from ._queue import Job, Planned
 from ._renewer import Renewer
 from ._scheduler import Scheduler
 from ._sources import SecretSource, database_dynamic, database_static, token_login
+from ._state import health_view
 
 if TYPE_CHECKING:
     from .._client import AsyncVaultClient
@@ -56,12 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["LeaseManager"]
 
 logger = logging.getLogger("vault_async.lifecycle")
-
-
-def _utc(epoch: float | None) -> dt.datetime | None:
-    if epoch is None or math.isinf(epoch):
-        return None
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
 
 
 def _report_host_exit(task: asyncio.Task[None]) -> None:
@@ -244,36 +237,7 @@ class LeaseManager:
 
     def snapshot(self) -> dict[str, SecretState]:
         """Health view of every managed secret, by name."""
-        core = self._core
-        now = core.clock.now()
-        wall_offset = core.clock.wall() - now
-        out: dict[str, SecretState] = {}
-        for name, h in core.handles.items():
-            lease = h.current
-            # A lease dies with the token that obtained it, whatever its own TTL says.
-            expires = math.inf if lease is None else core.expires_at(h, lease)
-            finite = not math.isinf(expires)
-            step = core.queue.planned(h)
-            out[name] = SecretState(
-                name=name,
-                kind=h.kind,
-                ready=lease is not None,
-                ttl_remaining=max(0.0, expires - now) if finite else None,
-                expires_at=_utc(expires + wall_offset) if finite else None,
-                renewable=bool(lease and lease.renewable),
-                last_renewal=_utc(h.last_renewal + wall_offset) if h.last_renewal else None,
-                generation=h.generation,
-                renewals=h.renewals,
-                rotations=h.rotations,
-                consecutive_failures=h.consecutive_failures,
-                total_failures=h.total_failures,
-                last_error_class=h.last_error_class,
-                degraded=h.degraded(now) or expires <= now,
-                next_action=None if step is None else step.action,
-                next_action_in=None if step is None else max(0.0, step.due - now),
-                lease_id_suffix=lease_id_suffix(lease.lease_id) if lease else "",
-            )
-        return out
+        return health_view(self._core)
 
     @property
     def degraded(self) -> bool:
