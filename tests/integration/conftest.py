@@ -53,3 +53,22 @@ def vault_creds(stack: DevStack, role: str = "app") -> tuple[str, str, str]:
     """(username, password, lease_id) for a dynamic role, read with the root token."""
     body = stack.vault_call("GET", f"{stack.db_mount}/creds/{role}")
     return body["data"]["username"], body["data"]["password"], body["lease_id"]
+
+
+def vault_refreshed_source(
+    stack: DevStack, username: str, password: str
+) -> tuple[FakeSource, list[str]]:
+    """A FakeSource whose ``force_rotate`` reads new credentials from Vault.
+
+    Returns the source and the list of lease ids those rotations obtained (to revoke).
+    """
+    leases: list[str] = []
+
+    def fresh() -> tuple[str, str]:
+        new_user, new_password, lease = vault_creds(stack)
+        leases.append(lease)
+        return new_user, new_password
+
+    source = FakeSource(username, password)
+    source.on_force = fresh
+    return source, leases

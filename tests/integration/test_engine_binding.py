@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import FakeSource, vault_creds
+from .conftest import FakeSource, vault_creds, vault_refreshed_source
 
 pytestmark = pytest.mark.integration
 
@@ -107,15 +107,7 @@ async def test_rejected_login_forces_one_rotation_and_retries(
 ) -> None:
     user_a, password_a, lease_a = vault_creds(migrated)
     migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})  # role dropped
-    leases: list[str] = []
-
-    def fresh() -> tuple[str, str]:
-        username, password, lease = vault_creds(migrated)
-        leases.append(lease)
-        return username, password
-
-    source = FakeSource(user_a, password_a)
-    source.on_force = fresh
+    source, leases = vault_refreshed_source(migrated, user_a, password_a)
     binding = bind_credentials(engine, source)
     try:
         user, _ = await session_user(engine)
@@ -165,15 +157,7 @@ async def test_login_dropped_from_outside_recovers_after_one_error(
     migrated: DevStack, engine: AsyncEngine
 ) -> None:
     user_a, password_a, lease_a = vault_creds(migrated)
-    leases: list[str] = []
-
-    def fresh() -> tuple[str, str]:
-        username, password, lease = vault_creds(migrated)
-        leases.append(lease)
-        return username, password
-
-    source = FakeSource(user_a, password_a)
-    source.on_force = fresh
+    source, leases = vault_refreshed_source(migrated, user_a, password_a)
     binding = bind_credentials(engine, source)
     try:
         async with engine.connect() as conn:

@@ -29,7 +29,7 @@ from vault_async.fastapi import (
 )
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import FakeSource, vault_creds
+from .conftest import FakeSource, vault_creds, vault_refreshed_source
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +66,7 @@ async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def bound(
-    migrated: DevStack, engine: AsyncEngine
-) -> Iterator[tuple[EngineBinding, FakeSource]]:
+def bound(migrated: DevStack, engine: AsyncEngine) -> Iterator[tuple[EngineBinding, FakeSource]]:
     user, password, lease = vault_creds(migrated)
     source = FakeSource(user, password)
     binding = bind_credentials(engine, source)
@@ -141,15 +139,7 @@ async def test_login_dropped_from_outside_invalidates_every_connection_of_it(
     migrated: DevStack, engine: AsyncEngine
 ) -> None:
     user, password, lease = vault_creds(migrated)
-    leases: list[str] = []
-
-    def fresh() -> tuple[str, str]:
-        username, password, lease = vault_creds(migrated)
-        leases.append(lease)
-        return username, password
-
-    source = FakeSource(user, password)
-    source.on_force = fresh
+    source, leases = vault_refreshed_source(migrated, user, password)
     binding = bind_credentials(engine, source)
     try:
         before = await pooled_pids(engine)
