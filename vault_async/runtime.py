@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -156,17 +155,14 @@ def _manage_token(
 ) -> ManagedSecret:
     """Keep the client's token renewed; revoke it at the end only if we logged in for it."""
     from .auth import TokenAuth
-    from .lifecycle import token_login
 
     if auth is None:
         if not client.token:
             raise ValueError("give an auth method, or a client that already has a token")
         auth = TokenAuth(token=client.token)
-    if not isinstance(auth, TokenAuth):
-        return manager.manage_token(client, auth)
-    # A token handed to the service is the operator's: renew it, never revoke it.
-    source = dataclasses.replace(token_login(client, auth), revoke=None)
-    return manager.manage(source, name="auth/token")
+    # A token handed to the service (TokenAuth) is the operator's: the token source renews
+    # it and never revokes it.
+    return manager.manage_token(client, auth)
 
 
 @asynccontextmanager
