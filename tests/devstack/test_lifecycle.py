@@ -43,12 +43,14 @@ def wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
 def test_stop_leaves_no_process_and_no_directory() -> None:
     with DevStack() as stack:
         pids = [stack.bao_pid, stack.pg_pid]
-        workdir = stack.workdir
+        workdir, pg_workdir = stack.workdir, stack.pg_workdir
         assert workdir is not None
         assert all(alive(p) for p in pids)
         assert workdir.is_dir()
+        assert pg_workdir.is_dir()
     assert wait_gone(pids) == []
     assert not workdir.exists()
+    assert not pg_workdir.exists()
 
 
 def test_exception_inside_the_block_still_cleans_up() -> None:

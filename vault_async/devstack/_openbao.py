@@ -11,11 +11,16 @@ from typing import Any
 import httpx
 
 from ._errors import DevStackError
+from ._private import make_private_dir, read_text_nofollow, write_private_file
 from ._processes import ServerProcess
 
 
 class OpenBaoServer:
-    """`bao server -dev` in memory; HOME points into the work dir so no token file leaks out."""
+    """`bao server -dev` in memory; HOME points into the work dir so no token file leaks out.
+
+    `workdir` must be private to this user (0700): the log holds the root token and the unseal
+    key, which `bao server -dev` prints at start-up.
+    """
 
     def __init__(
         self, binary: Path, workdir: Path, port: int, *, tls: bool = False, audit: bool = False
@@ -38,7 +43,7 @@ class OpenBaoServer:
     def spawn(self) -> None:
         """Start the process (from the thread that will outlive it: it dies with that thread)."""
         home = self.workdir / "bao-home"
-        home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(home)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         env["HOME"] = str(home)
         env["BAO_DEV_ROOT_TOKEN_ID"] = self.root_token  # passed by env, not argv (ps shows argv)
@@ -48,13 +53,15 @@ class OpenBaoServer:
         ]
         if self.audit_log is not None:
             config = self.workdir / "bao-audit.hcl"
-            config.write_text(
+            write_private_file(
+                config,
                 'audit "file" "raw" {\n  options {\n'
-                f'    file_path = "{self.audit_log}"\n    log_raw = "true"\n  }}\n}}\n'
+                f'    file_path = "{self.audit_log}"\n    log_raw = "true"\n'
+                '    mode = "0600"\n  }\n}\n',
             )
             argv.append(f"-config={config}")
         if self.tls:
-            self.tls_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.tls_dir)
             argv += ["-dev-tls", f"-dev-tls-cert-dir={self.tls_dir}"]
         self.process = ServerProcess(
             "bao", argv, self.log_path, env=env, redact=(self.root_token, "Unseal Key:")
@@ -110,7 +117,7 @@ class OpenBaoServer:
 
     def unseal_key(self) -> str:
         """The dev server's single unseal key, as it printed it at start-up."""
-        for line in self.log_path.read_text(errors="replace").splitlines():
+        for line in read_text_nofollow(self.log_path).splitlines():
             if line.startswith("Unseal Key:"):
                 return line.partition(":")[2].strip()
         raise DevStackError("read the unseal key", "OpenBao printed no 'Unseal Key:' line", "")

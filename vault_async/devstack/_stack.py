@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from ._binaries import find_bao, find_pg_bindir
 from ._errors import DevStackError
 from ._openbao import OpenBaoServer
 from ._postgres import PostgresCluster
+from ._private import private_temp_dir
 from ._processes import free_port, free_port_pair
 
 
@@ -31,9 +31,11 @@ class DevStack:
             os.environ.update(stack.env())
             ...
 
-    Both servers listen on 127.0.0.1 only, keep their data in one temporary directory, and are
-    stopped by PID (and the directory removed) when the block exits, whatever the reason. They
-    also die with the thread that started them, so enter this from the main thread.
+    Both servers listen on 127.0.0.1 only and keep their data in temporary directories that
+    only they can read (0700: OpenBao's in `workdir`, owned by this user; PostgreSQL's in
+    `pg_workdir`, owned by the user it runs as). They are stopped by PID (and the directories
+    removed) when the block exits, whatever the reason. They also die with the thread that
+    started them, so enter this from the main thread.
     """
 
     approle_mount = cfg.APPROLE_MOUNT
@@ -76,12 +78,11 @@ class DevStack:
     def _start(self) -> None:
         bao_binary = find_bao()
         pg_bindir = find_pg_bindir()
-        self.workdir = Path(tempfile.mkdtemp(prefix="vault-async-devstack-"))
-        self.workdir.chmod(0o711)  # the unprivileged PostgreSQL user must reach its subdirectory
+        self.workdir = private_temp_dir("vault-async-devstack-")
         self._bao = OpenBaoServer(
             bao_binary, self.workdir, free_port_pair(), tls=self.tls, audit=self.audit
         )
-        self._pg = PostgresCluster(pg_bindir, self.workdir / "pg", free_port())
+        self._pg = PostgresCluster(pg_bindir, free_port())
         # initdb is the slow step: let OpenBao come up meanwhile.
         self._bao.spawn()
         self._pg.init()
@@ -99,6 +100,8 @@ class DevStack:
         for server in (self._bao, self._pg):
             if server is not None:
                 server.stop()
+        if self._pg is not None:
+            self._pg.remove()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -143,6 +146,11 @@ class DevStack:
     @property
     def root_token(self) -> str:
         return self._started_bao().root_token
+
+    @property
+    def pg_workdir(self) -> Path:
+        """PostgreSQL's own directory: its data, its log."""
+        return self._started_pg().workdir
 
     @property
     def pg_port(self) -> int:
