@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from .devstack import DevStack, DevStackError
+from .devstack._envfile import EnvFile, check_target, write_env_file
+from .devstack._errors import EnvFileError
+
+EXIT_BAD_ARGUMENTS = 2
+_SECRET_KEY_PARTS = ("TOKEN", "SECRET", "PASSWORD")
 
 
 def _stop_on_sigterm() -> None:
@@ -23,38 +28,60 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _write_env_file(path: Path, env: dict[str, str]) -> None:
-    """Write KEY=value lines readable by the owner only (the file holds tokens)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.writelines(f"{key}={value}\n" for key, value in env.items())
+def is_secret(key: str, value: str) -> bool:
+    """Tokens, secret IDs, passwords, and URLs that carry a password."""
+    if any(part in key.upper() for part in _SECRET_KEY_PARTS):
+        return True
+    try:
+        return urllib.parse.urlsplit(value).password is not None
+    except ValueError:
+        return False
+
+
+def _print_env(env: dict[str, str], env_file: Path | None, show_secrets: bool) -> None:
+    """The environment on stdout, secrets only with --show-secrets; the ready line comes last."""
+    hidden = [key for key, value in env.items() if is_secret(key, value)]
+    for key, value in env.items():
+        if show_secrets or key not in hidden:
+            print(f"{key}={value}")
+    if hidden and not show_secrets:
+        names = ", ".join(hidden)
+        if env_file is not None:
+            print(f"# not shown here: {names} (in {env_file}; --show-secrets prints them)")
+        else:
+            print(f"# not shown: {names}; rerun with --env-file PATH or --show-secrets to get them")
+    if env_file is not None:
+        print(f"# environment written to {env_file} (mode 0600; use: set -a; . {env_file}; set +a)")
+    print("# vault-async dev stack is up; Ctrl-C stops it and removes its data.")
+    sys.stdout.flush()
 
 
 def run_devstack(args: argparse.Namespace) -> int:
     """Run the dev stack in the foreground until Ctrl-C or SIGTERM."""
-    _stop_on_sigterm()
     env_file: Path | None = args.env_file
+    written: EnvFile | None = None
     try:
+        if env_file is not None:
+            check_target(env_file)  # before the stack starts: a bad path fails fast
+        _stop_on_sigterm()
         with DevStack(db_ttl=args.db_ttl, db_max_ttl=args.db_max_ttl) as stack:
             env = stack.env()
             env["DEVSTACK_DB_STATIC_ROLE"] = stack.static_role
             if env_file is not None:
-                _write_env_file(env_file, env)
-            print("# vault-async dev stack is up; Ctrl-C stops it and removes its data.")
-            if env_file is not None:
-                print(f"# environment written to {env_file} (use: set -a; . {env_file}; set +a)")
-            for key, value in env.items():
-                print(f"{key}={value}")
-            sys.stdout.flush()
+                written = write_env_file(env_file, env)
+            _print_env(env, env_file, args.show_secrets)
             threading.Event().wait()  # until KeyboardInterrupt
     except KeyboardInterrupt:
         print("# dev stack stopped", file=sys.stderr)
+    except EnvFileError as exc:
+        print(f"error: --env-file {exc.reason}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
     except DevStackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        if env_file is not None:
-            env_file.unlink(missing_ok=True)
+        if written is not None:
+            written.remove()
     return 0
 
 
@@ -64,7 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser(
         "devstack", help="run a real OpenBao + PostgreSQL on loopback for local development"
     )
-    dev.add_argument("--env-file", type=Path, help="also write the environment to this file")
+    dev.add_argument(
+        "--env-file", type=Path,
+        help="write the environment, secrets included, to this file (mode 0600; removed on exit)",
+    )
+    dev.add_argument(
+        "--show-secrets", action="store_true",
+        help="also print VAULT_TOKEN and VAULT_SECRET_ID on stdout (default: not printed)",
+    )
     dev.add_argument("--db-ttl", default="1h", help="default TTL of database credentials")
     dev.add_argument("--db-max-ttl", default="24h", help="max TTL of database credentials")
     dev.set_defaults(handler=run_devstack)

@@ -14,3 +14,10 @@ class DevStackError(RuntimeError):
         if log_tail:
             message += f"\n--- last lines of its log ---\n{log_tail}"
         super().__init__(message)
+
+
+class EnvFileError(DevStackError):
+    """The environment file cannot be written safely at the path given (a bad argument)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__("write the env file", f"{path}: {reason}")
