@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from vault_async.devstack import DevStack
-from vault_async.devstack._processes import RunAs
+from vault_async.devstack._processes import RunAs, log_tail
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +200,15 @@ def test_other_users_cannot_read_any_secret(observed: Observed) -> None:
             if result.returncode == 0:
                 readable.append(f"{who} read {path.relative_to(observed.base)}")
     assert readable == []
+
+
+def test_log_tail_does_not_block_on_a_fifo_put_in_place_of_a_log(tmp_path: Path) -> None:
+    # PostgreSQL's log sits in a directory its user owns: that user may swap in a FIFO.
+    fifo = tmp_path / "postgres.log"
+    os.mkfifo(fifo)
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(log_tail(fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    assert not reader.is_alive(), "reading the log blocked on a FIFO"
+    assert result == [""]

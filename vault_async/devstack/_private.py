@@ -83,7 +83,10 @@ def open_private_log(path: Path) -> int:
 
 
 def read_text_nofollow(path: Path) -> str:
-    """The text of `path`, refusing a symbolic link in its place."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    """The text of a regular file at `path`, refusing a symbolic link, a FIFO or a device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
     with os.fdopen(fd, "r", errors="replace") as handle:
         return handle.read()
