@@ -164,7 +164,7 @@ def _secret_holders(observed: Observed) -> dict[Path, list[str]]:
     for dirpath, _, filenames in os.walk(observed.base):
         for name in filenames:
             path = Path(dirpath, name)
-            if path.is_symlink():
+            if path.is_symlink() or not path.is_file():
                 continue
             data = path.read_bytes()
             held = [what for what, value in secrets.items() if value.encode() in data]
