@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -13,15 +13,33 @@ from vault_async.fastapi import VaultRuntime, add_database_error_handlers, vault
 
 from .api.routes import health, users
 from .db import open_service_runtime
-from .settings import Settings, load_settings
+from .limits import BodyLimit, BodySizeLimit
+from .settings import DEFAULT_MAX_REQUEST_BODY_BYTES, Settings, load_settings
 
 __all__ = ["app", "create_app"]
 
 
+INPUT_PREFIX = 100
+"""A 422 shows at most this many characters of a rejected string, and no other input."""
+
+
+def _bounded(error: dict[str, object]) -> dict[str, object]:
+    """One validation error without the raw input: a short prefix of a string, else nothing."""
+    shown = {key: value for key, value in error.items() if key != "input"}
+    value = error.get("input")
+    if isinstance(value, str):
+        shown["input"] = value[:INPUT_PREFIX]
+    return shown
+
+
 async def validation_error(request: Request, error: Exception) -> Response:
-    """422 with the errors as ASCII JSON, so any input (even lone surrogates) can be echoed."""
+    """422 with the errors as ASCII JSON (any input, even lone surrogates, can be shown).
+
+    The input is cut to a prefix: an answer never grows with what the client sent.
+    """
     errors = error.errors() if isinstance(error, RequestValidationError) else []
-    body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
+    detail = [_bounded(dict(e)) for e in errors]
+    body = json.dumps({"detail": jsonable_encoder(detail)}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
 
 
@@ -33,12 +51,22 @@ def create_app(
     Without it, the lifespan reads the settings (from the environment unless given) and
     opens the runtime itself, so ``uvicorn app.main:app`` works too.
     """
+    limit = BodyLimit(
+        settings.max_request_body_bytes if settings else DEFAULT_MAX_REQUEST_BODY_BYTES
+    )
     if runtime is not None:
         given = runtime
         lifespan = vault_lifespan(lambda: nullcontext(given))
     else:
-        lifespan = vault_lifespan(lambda: open_service_runtime(settings or load_settings()))
+
+        def open_from_settings() -> AbstractAsyncContextManager[VaultRuntime]:
+            loaded = settings or load_settings()
+            limit.max_bytes = loaded.max_request_body_bytes
+            return open_service_runtime(loaded)
+
+        lifespan = vault_lifespan(open_from_settings)
     application = FastAPI(title="vault-async reference service", lifespan=lifespan)
+    application.add_middleware(BodySizeLimit, limit=limit)
     add_database_error_handlers(application)
     application.add_exception_handler(RequestValidationError, validation_error)
     application.include_router(health.router)

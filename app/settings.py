@@ -12,9 +12,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["DEFAULT_MAX_REQUEST_BODY_BYTES", "Settings", "SettingsError", "load_settings"]
 
 AuthMethodName = Literal["token", "approle", "kubernetes", "jwt"]
+
+DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024
+"""A user is two short strings: 64 KiB is ample, and bounds what one request can cost."""
 
 
 class SettingsError(Exception):
@@ -61,6 +64,7 @@ class Settings(BaseSettings):
     vault_startup_timeout: float = Field(default=30.0, gt=0)
     vault_health_probe_interval: float = Field(default=10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

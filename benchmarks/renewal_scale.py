@@ -2,7 +2,7 @@
 
 Everything goes through the real client and adapters; only the transport is an
 in-process fake (``httpx.MockTransport``) answering ``database/creds`` and
-``sys/leases/renew|revoke``. Three measurements, in one run:
+``sys/leases/renew|revoke/<lease_id>``. Three measurements, in one run:
 
 1. memory per lease (tracemalloc, after every lease is acquired and scheduled);
 2. CPU per renewal, on a virtual clock (4 virtual minutes of 60 s leases);
@@ -22,15 +22,18 @@ import argparse
 import asyncio
 import gc
 import itertools
-import json
 import random
 import time
 import tracemalloc
+from urllib.parse import unquote
 
 import httpx
 
 from vault_async import AsyncVaultClient
 from vault_async.lifecycle import LeaseConfig, LeaseManager, ManagedSecret, VirtualClock
+
+RENEW = "/v1/sys/leases/renew/"
+REVOKE = "/v1/sys/leases/revoke/"
 
 
 def fake_vault(ttl: int) -> tuple[httpx.MockTransport, dict[str, int]]:
@@ -54,9 +57,9 @@ def fake_vault(ttl: int) -> tuple[httpx.MockTransport, dict[str, int]]:
                     "warnings": None,
                 },
             )
-        if path == "/v1/sys/leases/renew":
+        if path.startswith(RENEW):
             counts["renew"] += 1
-            lease_id = json.loads(request.content)["lease_id"]
+            lease_id = unquote(path.removeprefix(RENEW))
             return httpx.Response(
                 200,
                 json={
@@ -68,7 +71,7 @@ def fake_vault(ttl: int) -> tuple[httpx.MockTransport, dict[str, int]]:
                     "warnings": None,
                 },
             )
-        if path == "/v1/sys/leases/revoke":
+        if path.startswith(REVOKE):
             counts["revoke"] += 1
             return httpx.Response(204)
         return httpx.Response(404, json={"errors": []})

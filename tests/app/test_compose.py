@@ -36,12 +36,15 @@ def compose() -> dict[str, Any]:
 
 def test_services_and_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "openbao", "vault-init", "app"}
+    assert set(services) == {"postgres", "openbao", "vault-init", "migrate", "app"}
     assert services["vault-init"]["depends_on"]["openbao"]["condition"] == "service_healthy"
     assert services["vault-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert (
-        services["app"]["depends_on"]["vault-init"]["condition"]
+        services["migrate"]["depends_on"]["vault-init"]["condition"]
         == "service_completed_successfully"
+    )
+    assert (
+        services["app"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     )
 
 
@@ -51,31 +54,49 @@ def test_every_published_port_is_loopback(compose: dict[str, Any]) -> None:
             assert str(port).startswith("127.0.0.1:"), (name, port)
 
 
-def test_app_migrates_then_serves(compose: dict[str, Any]) -> None:
+def test_migrate_migrates_and_app_serves(compose: dict[str, Any]) -> None:
+    assert " ".join(compose["services"]["migrate"]["command"]) == "alembic upgrade head"
     command = " ".join(compose["services"]["app"]["command"])
-    assert command.index("alembic upgrade head") < command.index("python -m app")
+    assert command.startswith("python -m app")
+    assert "alembic" not in command
 
 
-def test_app_environment_satisfies_the_settings_contract(compose: dict[str, Any]) -> None:
-    env = {k: str(v) for k, v in compose["services"]["app"]["environment"].items()}
+def _volume_sources(service: dict[str, Any]) -> dict[str, str]:
+    """Named volume -> where the service mounts it."""
+    return {v.split(":")[0]: v.split(":")[1] for v in service.get("volumes", [])}
+
+
+@pytest.mark.parametrize(
+    ("service", "volume", "role_id_variable"),
+    [
+        ("app", "approle", "APPROLE_ROLE_ID"),
+        ("migrate", "approle-migrator", "MIGRATOR_APPROLE_ROLE_ID"),
+    ],
+)
+def test_environment_satisfies_the_settings_contract(
+    compose: dict[str, Any], service: str, volume: str, role_id_variable: str
+) -> None:
+    """Each of app and migrate logs in on its own AppRole, with the secret_id vault-init wrote."""
+    services = compose["services"]
+    env = {k: str(v) for k, v in services[service]["environment"].items()}
     unknown = {k for k in env if k.lower() not in Settings.model_fields}
     assert not unknown
     settings = load_settings(env)
     assert settings.vault_mode
     assert settings.auth_method == "approle"
     assert settings.vault_secret_id_file is not None
-    # The secret_id file is the one vault-init writes, on the shared volume.
-    init_volumes = compose["services"]["vault-init"]["volumes"]
-    app_volumes = compose["services"]["app"]["volumes"]
-    shared = {v.split(":")[0] for v in init_volumes} & {v.split(":")[0] for v in app_volumes}
-    assert shared == {"approle"}
-    assert str(settings.vault_secret_id_file).startswith("/run/approle/")
-    init_env = compose["services"]["vault-init"]["environment"]
-    assert init_env["APPROLE_ROLE_ID"] == env["VAULT_ROLE_ID"]
+    init_volumes = _volume_sources(services["vault-init"])
+    own_volumes = _volume_sources(services[service])
+    assert set(own_volumes) == {volume}  # the other login's secret_id is not mounted here
+    assert str(settings.vault_secret_id_file).startswith(own_volumes[volume] + "/")
+    written = init_volumes[volume] + "/" + settings.vault_secret_id_file.name
+    assert f"> {written}" in (ROOT / "deploy" / "vault-init.sh").read_text()
+    assert services["vault-init"]["environment"][role_id_variable] == env["VAULT_ROLE_ID"]
 
 
 def test_roles_match_the_dev_stack(compose: dict[str, Any]) -> None:
-    env = compose["services"]["app"]["environment"]
+    env = compose["services"]["migrate"]["environment"]
+    assert compose["services"]["app"]["environment"]["VAULT_DB_ROLE"] == DevStack.dynamic_role
     assert env["VAULT_DB_ROLE"] == DevStack.dynamic_role
     assert env["VAULT_DB_MIGRATION_ROLE"] == DevStack.migrator_role
     assert env["DB_OWNER_ROLE"] == DevStack.owner_role
@@ -84,7 +105,6 @@ def test_roles_match_the_dev_stack(compose: dict[str, Any]) -> None:
     for role in (env["VAULT_DB_ROLE"], env["VAULT_DB_MIGRATION_ROLE"]):
         assert f"database/roles/{role} " in init_script
     assert f"CREATE ROLE {env['DB_OWNER_ROLE']} NOLOGIN" in pg_script
-    assert "/run/approle/secret_id" in init_script
 
 
 def test_mounted_files_exist(compose: dict[str, Any]) -> None:
@@ -93,5 +113,6 @@ def test_mounted_files_exist(compose: dict[str, Any]) -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).is_file(), source
-    build = compose["services"]["app"]["build"]
-    assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+    for name in ("app", "migrate"):
+        build = compose["services"][name]["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).is_file()

@@ -42,7 +42,8 @@ async def test_approle_login_and_token_self_management(devstack: DevStack) -> No
         assert client.token == auth.client_token
         assert auth.renewable
         assert auth.lease_duration > 0
-        assert "default" in auth.policies
+        assert "app-service" in auth.policies
+        assert "default" not in auth.policies  # it would renew and look up any lease
         assert auth.accessor
         info = await client.auth.token.lookup_self()
         assert info.accessor == auth.accessor
@@ -228,7 +229,7 @@ async def test_transit_encrypt_rotate_rewrap(
 
 
 async def test_database_dynamic_credentials_and_leases(
-    devstack: DevStack, app_client: AsyncVaultClient
+    devstack: DevStack, app_client: AsyncVaultClient, root_client: AsyncVaultClient
 ) -> None:
     secret = await app_client.secrets.database.generate_credentials(devstack.dynamic_role)
     assert secret.lease_id.startswith(f"{devstack.db_mount}/creds/{devstack.dynamic_role}/")
@@ -238,7 +239,10 @@ async def test_database_dynamic_credentials_and_leases(
     assert secret.data["password"] not in repr(secret)
     async with connected_as(devstack, secret.data["username"], secret.data["password"]) as conn:
         assert await conn.fetchval("SELECT current_user") == secret.data["username"]
-    info = await app_client.sys.leases.lookup(secret.lease_id)
+    # Lookup has no per-lease URL, so the service's policy leaves it to an operator.
+    with pytest.raises(Forbidden):
+        await app_client.sys.leases.lookup(secret.lease_id)
+    info = await root_client.sys.leases.lookup(secret.lease_id)
     assert info.lease_id == secret.lease_id
     assert 0 < info.ttl <= secret.lease_duration
     renewed = await app_client.sys.leases.renew(secret.lease_id, increment=120)
@@ -247,11 +251,11 @@ async def test_database_dynamic_credentials_and_leases(
     await app_client.sys.leases.revoke(secret.lease_id)
     assert secret.data["username"] not in await devstack.v_roles()
     with pytest.raises(InvalidRequest):
-        await app_client.sys.leases.lookup(secret.lease_id)
+        await root_client.sys.leases.lookup(secret.lease_id)
 
 
 async def test_database_static_credentials_and_listing(
-    devstack: DevStack, app_client: AsyncVaultClient
+    devstack: DevStack, app_client: AsyncVaultClient, root_client: AsyncVaultClient
 ) -> None:
     db = app_client.secrets.database
     static = await db.get_static_credentials(devstack.static_role)
@@ -260,10 +264,13 @@ async def test_database_static_credentials_and_listing(
     assert static.data["ttl"] > 0
     assert "last_vault_rotation" in static.data
     assert static.lease_id == ""
-    assert devstack.dynamic_role in await db.list_roles()
-    assert devstack.static_role in await db.list_static_roles()
+    with pytest.raises(Forbidden):  # the service's policy names its roles; listing is not one
+        await db.list_roles()
+    admin = root_client.secrets.database
+    assert devstack.dynamic_role in await admin.list_roles()
+    assert devstack.static_role in await admin.list_static_roles()
     with pytest.raises(InvalidPath):  # quoted: one segment, so no route matches
-        await db.generate_credentials("no/such/role")
+        await admin.generate_credentials("no/such/role")
 
 
 async def test_revoke_prefix_and_wrapping(

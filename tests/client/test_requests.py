@@ -130,17 +130,35 @@ async def test_transit_batch_item_error(client: AsyncVaultClient, router: respx.
 
 
 async def test_lease_calls(client: AsyncVaultClient, router: respx.MockRouter) -> None:
-    renew = router.put("/sys/leases/renew").respond(
+    """The lease id goes in the URL (so a policy can name the leases a token may touch)."""
+    renew = router.put("/sys/leases/renew/db/creds/x/1").respond(
         200, json={"lease_id": "db/creds/x/1", "lease_duration": 90, "renewable": True}
     )
-    revoke = router.put("/sys/leases/revoke").respond(204)
+    revoke = router.put("/sys/leases/revoke/db/creds/x/1").respond(204)
     prefix = router.put("/sys/leases/revoke-prefix/database/creds/app").respond(204)
     await client.sys.leases.renew("db/creds/x/1", increment=90)
-    assert _body(renew) == {"lease_id": "db/creds/x/1", "increment": 90}
+    assert _body(renew) == {"increment": 90}
+    await client.sys.leases.renew("db/creds/x/1")
+    assert renew.calls.last.request.content in (b"", b"{}")
     await client.sys.leases.revoke("db/creds/x/1")
-    assert _body(revoke) == {"lease_id": "db/creds/x/1"}
+    assert revoke.calls.last.request.content in (b"", b"{}")
     await client.sys.leases.revoke_prefix("database/creds/app")
     assert prefix.called
+
+
+async def test_lease_id_segments_are_quoted(
+    client: AsyncVaultClient, router: respx.MockRouter
+) -> None:
+    route = router.put(url__regex=r"/sys/leases/revoke/").respond(204)
+    await client.sys.leases.revoke("db/creds/x/a?b#c")
+    assert route.calls.last.request.url.raw_path.endswith(
+        b"/sys/leases/revoke/db/creds/x/a%3Fb%23c"
+    )
+    for bad in ("", "db/../sys/x", "db//x"):
+        with pytest.raises(InvalidConfig, match="lease_id"):
+            await client.sys.leases.revoke(bad)
+        with pytest.raises(InvalidConfig, match="lease_id"):
+            await client.sys.leases.renew(bad)
 
 
 async def test_token_renew_self_increment(

@@ -172,7 +172,7 @@ async def test_creating_requests_retried_when_never_sent(
 
 
 async def test_renewals_are_retried(client: AsyncVaultClient, router: respx.MockRouter) -> None:
-    route = router.put("/sys/leases/renew").mock(
+    route = router.put("/sys/leases/renew/l1").mock(
         side_effect=[
             httpx.Response(502, json={}),
             httpx.Response(200, json={"lease_id": "l1", "lease_duration": 30, "renewable": True}),

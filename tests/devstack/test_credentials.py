@@ -59,9 +59,12 @@ async def test_dynamic_credentials_log_in_until_revoked(devstack: DevStack) -> N
     assert user.startswith("v-")
     assert await login(devstack, user, password) == user
 
-    revoked = await vault(
+    # The body form is refused: the policy names the leases it may revoke, in the URL.
+    by_body = await vault(
         devstack, "PUT", "sys/leases/revoke", token, {"lease_id": secret["lease_id"]}
     )
+    assert by_body.status_code == 403
+    revoked = await vault(devstack, "PUT", f"sys/leases/revoke/{secret['lease_id']}", token)
     assert revoked.status_code == 204
     assert user not in await devstack.v_roles()
     assert not await can_login(devstack, user, password)

@@ -46,17 +46,21 @@ def approle(stack: DevStack) -> AppRoleAuth:
 
 
 def policy_hcl(stack: DevStack, creds: str | None) -> str:
-    """A service policy; ``creds`` is the ``creds/...`` path it may read (None: none)."""
+    """A service policy; ``creds`` is the role it may use (``*``: any, None: none)."""
     mount = stack.db_mount
-    rules = [] if creds is None else [f'path "{mount}/creds/{creds}" {{ capabilities = ["read"] }}']
-    rules += [
+    rules = [
         f'path "{mount}/static-creds/*" {{ capabilities = ["read"] }}',
-        'path "sys/leases/renew" { capabilities = ["update"] }',
-        'path "sys/leases/revoke" { capabilities = ["update"] }',
         'path "auth/token/lookup-self" { capabilities = ["read"] }',
         'path "auth/token/renew-self" { capabilities = ["update"] }',
         'path "auth/token/revoke-self" { capabilities = ["update"] }',
     ]
+    if creds is not None:
+        leases = f"{mount}/creds/{'+' if creds == '*' else creds}/*"
+        rules += [
+            f'path "{mount}/creds/{creds}" {{ capabilities = ["read"] }}',
+            f'path "sys/leases/renew/{leases}" {{ capabilities = ["update"] }}',
+            f'path "sys/leases/revoke/{leases}" {{ capabilities = ["update"] }}',
+        ]
     return "\n".join(rules) + "\n"
 
 

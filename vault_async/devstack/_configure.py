@@ -10,7 +10,9 @@ PostgreSQL:
 OpenBao:
 - `database/`: connection `app`; dynamic roles `app` (joins app_rw) and `migrator` (may
   `SET ROLE app_owner`); static role `app-static` bound to `app_static`.
-- AppRole `app` with a policy that reads those credentials and renews/revokes their leases.
+- Policies `app-service` (role `app`, `app-static`), `app-migrator` (role `migrator`): each
+  reads its roles' credentials and renews/revokes those roles' leases only (`_policies`);
+  `app-examples`: KV, transit, unwrapping. AppRole `app` carries the three.
 - KV v2 at `secret/`, transit at `transit/` with key `app`.
 """
 
@@ -28,6 +30,7 @@ import asyncpg
 
 from ._errors import DevStackError
 from ._openbao import OpenBaoServer
+from ._policies import grant_dynamic_role, service_policy
 from ._postgres import PostgresCluster
 
 T = TypeVar("T")
@@ -48,19 +51,16 @@ TRANSIT_KEY = "app"
 APPROLE_MOUNT = "approle"
 APPROLE_ROLE = "app"
 POLICY = "app-service"
+MIGRATOR_POLICY = "app-migrator"
+EXAMPLES_POLICY = "app-examples"
 
-POLICY_HCL = textwrap.dedent(
+# The service's own roles only: its dynamic role and its static role, and the token itself.
+POLICY_HCL = service_policy(DB_MOUNT, [DYNAMIC_ROLE], [STATIC_ROLE])
+# Migrations: the owner-level role.
+MIGRATOR_POLICY_HCL = service_policy(DB_MOUNT, [MIGRATOR_ROLE])
+# KV, transit and unwrapping, for the client's examples; the service uses none of them.
+EXAMPLES_POLICY_HCL = textwrap.dedent(
     f"""
-    path "{DB_MOUNT}/creds/*" {{ capabilities = ["read"] }}
-    path "{DB_MOUNT}/static-creds/*" {{ capabilities = ["read"] }}
-    path "{DB_MOUNT}/roles" {{ capabilities = ["list"] }}
-    path "{DB_MOUNT}/static-roles" {{ capabilities = ["list"] }}
-    path "sys/leases/renew" {{ capabilities = ["update"] }}
-    path "sys/leases/revoke" {{ capabilities = ["update"] }}
-    path "sys/leases/lookup" {{ capabilities = ["update"] }}
-    path "auth/token/lookup-self" {{ capabilities = ["read"] }}
-    path "auth/token/renew-self" {{ capabilities = ["update"] }}
-    path "auth/token/revoke-self" {{ capabilities = ["update"] }}
     path "{KV_MOUNT}/*" {{ capabilities = ["create", "read", "update", "patch", "delete", "list"] }}
     path "{TRANSIT_MOUNT}/encrypt/*" {{ capabilities = ["update"] }}
     path "{TRANSIT_MOUNT}/decrypt/*" {{ capabilities = ["update"] }}
@@ -166,9 +166,13 @@ def configure_postgres(pg: PostgresCluster) -> str:
 
 
 def write_dynamic_role(
-    bao: OpenBaoServer, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False
+    bao: OpenBaoServer, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False,
+    granted: bool = True,
 ) -> None:
-    """Create or replace a dynamic database role."""
+    """Create or replace a dynamic database role; ``granted`` adds it to the AppRole's policy.
+
+    The service policy gets a plain role, the migrator policy a ``migrator`` one.
+    """
     bao.call(
         "POST", f"{DB_MOUNT}/roles/{name}", f"create database role {name!r}",
         {
@@ -181,6 +185,8 @@ def write_dynamic_role(
             "max_ttl": max_ttl,
         },
     )
+    if granted:
+        grant_dynamic_role(bao, MIGRATOR_POLICY if migrator else POLICY, DB_MOUNT, name)
 
 
 def configure_openbao(
@@ -203,8 +209,13 @@ def configure_openbao(
             "verify_connection": True,
         },
     )
-    write_dynamic_role(bao, DYNAMIC_ROLE, db_ttl, db_max_ttl)
-    write_dynamic_role(bao, MIGRATOR_ROLE, db_ttl, db_max_ttl, migrator=True)
+    for policy, text in (
+        (POLICY, POLICY_HCL), (MIGRATOR_POLICY, MIGRATOR_POLICY_HCL),
+        (EXAMPLES_POLICY, EXAMPLES_POLICY_HCL),
+    ):
+        bao.call("PUT", f"sys/policies/acl/{policy}", f"write policy {policy!r}", {"policy": text})
+    write_dynamic_role(bao, DYNAMIC_ROLE, db_ttl, db_max_ttl, granted=False)
+    write_dynamic_role(bao, MIGRATOR_ROLE, db_ttl, db_max_ttl, migrator=True, granted=False)
     bao.call(
         "POST", f"{DB_MOUNT}/static-roles/{STATIC_ROLE}", "create the static role",
         {"db_name": DB_CONNECTION, "username": STATIC_USER, "rotation_period": "24h"},
@@ -217,9 +228,6 @@ def configure_openbao(
         )
     bao.call("POST", f"sys/mounts/{TRANSIT_MOUNT}", "mount transit", {"type": "transit"})
     bao.call("POST", f"{TRANSIT_MOUNT}/keys/{TRANSIT_KEY}", "create the transit key", {})
-    bao.call(
-        "PUT", f"sys/policies/acl/{POLICY}", "write the service policy", {"policy": POLICY_HCL}
-    )
     bao.call("POST", f"sys/auth/{APPROLE_MOUNT}", "enable AppRole", {"type": "approle"})
     return write_approle_role(bao, APPROLE_ROLE, token_ttl="1h", token_max_ttl="4h")
 
@@ -227,11 +235,21 @@ def configure_openbao(
 def write_approle_role(
     bao: OpenBaoServer, name: str, *, token_ttl: str, token_max_ttl: str
 ) -> AppRoleCredentials:
-    """Create (or replace) an AppRole role with the service policy; issue its credentials."""
+    """Create (or replace) an AppRole role with the dev stack's policies; issue its credentials.
+
+    ``DevStack.env()`` runs migrations with this login too, so it carries the migrator policy
+    as well as the service's; a deployment gives migrations an AppRole of their own
+    (deploy/vault-init.sh). No token gets Vault's ``default`` policy.
+    """
     base = f"auth/{APPROLE_MOUNT}/role/{name}"
     bao.call(
         "POST", base, f"create AppRole role {name!r}",
-        {"token_policies": [POLICY], "token_ttl": token_ttl, "token_max_ttl": token_max_ttl},
+        {
+            "token_policies": [POLICY, MIGRATOR_POLICY, EXAMPLES_POLICY],
+            "token_no_default_policy": True,
+            "token_ttl": token_ttl,
+            "token_max_ttl": token_max_ttl,
+        },
     )
     role_id = bao.call("GET", f"{base}/role-id", f"read the role_id of {name!r}")
     secret_id = bao.call("POST", f"{base}/secret-id", f"issue a secret_id for {name!r}")

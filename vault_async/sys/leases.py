@@ -1,4 +1,4 @@
-"""``client.sys.leases``: sys/leases/{lookup,renew,revoke,revoke-prefix}."""
+"""``client.sys.leases``: sys/leases/{lookup,renew/<id>,revoke/<id>,revoke-prefix/<prefix>}."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class LeasesApi:
         self._client = client
 
     async def lookup(self, lease_id: str) -> LeaseInfo:
-        """PUT sys/leases/lookup."""
+        """PUT sys/leases/lookup (Vault has no per-lease URL form: a policy cannot narrow it)."""
         body = await self._client.request(
             "PUT", "sys/leases/lookup", json={"lease_id": lease_id}, idempotent=True
         )
@@ -40,18 +40,20 @@ class LeasesApi:
         )
 
     async def renew(self, lease_id: str, increment: int | None = None) -> Secret:
-        """PUT sys/leases/renew; ``increment`` in seconds. The result has no data."""
-        payload: JSONObject = drop_none(
-            lease_id=lease_id, increment=None if increment is None else int(increment)
-        )
-        body = await self._client.request("PUT", "sys/leases/renew", json=payload, idempotent=True)
+        """PUT sys/leases/renew/<lease_id>; ``increment`` in seconds. The result has no data.
+
+        The lease id is in the URL, never in the body, so that a policy can grant
+        ``sys/leases/renew/<mount>/creds/<role>/*`` for a token's own leases only.
+        """
+        payload: JSONObject = drop_none(increment=None if increment is None else int(increment))
+        path = "sys/leases/renew/" + subpath(lease_id, "lease_id")
+        body = await self._client.request("PUT", path, json=payload or None, idempotent=True)
         return to_secret(body)
 
     async def revoke(self, lease_id: str) -> None:
-        """PUT sys/leases/revoke (revoking an unknown lease succeeds)."""
-        await self._client.request(
-            "PUT", "sys/leases/revoke", json={"lease_id": lease_id}, idempotent=True
-        )
+        """PUT sys/leases/revoke/<lease_id> (revoking an unknown lease succeeds)."""
+        path = "sys/leases/revoke/" + subpath(lease_id, "lease_id")
+        await self._client.request("PUT", path, idempotent=True)
 
     async def revoke_prefix(self, prefix: str) -> None:
         """PUT sys/leases/revoke-prefix/<prefix> (needs sudo)."""
