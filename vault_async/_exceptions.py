@@ -15,7 +15,8 @@ The tree::
     ├── VaultConnectionError        no HTTP response at all (refused, reset, DNS, TLS)
     ├── VaultTimeout                the request ran out of time
     ├── MalformedResponse           a 2xx body that is not the JSON Vault sends
-    └── InvalidConfig               bad configuration, raised at construction (also ValueError)
+    └── InvalidConfig               bad configuration or argument, raised before sending
+                                    (also ValueError)
 
 Errors keep the method, the path and Vault's ``errors`` list. They never keep the
 token, the request body or the raw response body: those can hold secrets.
@@ -143,7 +144,10 @@ class MalformedResponse(VaultError):
 
 
 class InvalidConfig(VaultError, ValueError):
-    """A setting (argument or environment variable) is malformed; the message names it."""
+    """A setting, environment variable or argument (e.g. a path segment) is malformed.
+
+    Raised before anything is sent; the message names what to fix.
+    """
 
 
 _BY_STATUS: dict[int, type[VaultError]] = {
