@@ -3,7 +3,9 @@
 Two kinds of failure: no response (an ``httpx.TransportError``, which every transport
 raises, see ``_transport``) and an error status. Messages name the error class or Vault's
 reason, never the token or the body; Vault's ``errors`` are kept with every string we sent
-(token, body values) replaced by ``<redacted>``, since Vault may echo them.
+(token, body values and body keys) replaced by ``<redacted>``, since Vault may echo them.
+Only the request field names this client itself sends (``data``, ``custom_metadata``, ...)
+are left readable.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ from ._transport import RawResponse
 __all__ = ["TransportFailure", "status_error", "transport_failure"]
 
 _MIN_SCRUB_LEN = 4
+# The field names of the client's own request bodies: API vocabulary, never secret.
+_FIELD_NAMES = frozenset(
+    {
+        "accessor", "batch_input", "bits", "cas", "cas_required", "ciphertext", "context",
+        "custom_metadata", "data", "delete_version_after", "derived", "display_name",
+        "explicit_max_ttl", "exportable", "increment", "jwt", "key_version", "lease_id",
+        "max_versions", "meta", "options", "password", "plaintext", "policies", "renewable",
+        "reset", "role", "role_id", "secret_id", "token", "ttl", "type", "user", "versions",
+    }
+)
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -97,7 +109,7 @@ def status_error(
 
 
 def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
-    """Every string we sent (token and body values): none may show up in an error."""
+    """Every string we sent (token, body keys and values): none may show up in an error."""
     found: list[str] = [token] if token else []
 
     def walk(value: object) -> None:
@@ -105,7 +117,9 @@ def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
             if len(value) >= _MIN_SCRUB_LEN:
                 found.append(value)
         elif isinstance(value, Mapping):
-            for v in value.values():
+            for k, v in value.items():
+                if isinstance(k, str) and k not in _FIELD_NAMES and len(k) >= _MIN_SCRUB_LEN:
+                    found.append(k)
                 walk(v)
         elif isinstance(value, list | tuple):
             for v in value:
