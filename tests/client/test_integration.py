@@ -13,6 +13,7 @@ from vault_async import (
     AsyncVaultClient,
     ClientConfig,
     Forbidden,
+    InvalidConfig,
     InvalidPath,
     InvalidRequest,
     TokenAuth,
@@ -262,7 +263,9 @@ async def test_database_static_credentials_and_listing(
     assert static.lease_id == ""
     assert devstack.dynamic_role in await db.list_roles()
     assert devstack.static_role in await db.list_static_roles()
-    with pytest.raises(InvalidPath):  # quoted: one segment, so no route matches
+    with pytest.raises(InvalidRequest, match="unknown role"):
+        await db.generate_credentials("no-such-role")
+    with pytest.raises(InvalidConfig, match="role name"):  # one segment: refused, not sent
         await db.generate_credentials("no/such/role")
 
 
