@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ._config import ClientConfig
+from ._config import ClientConfig, check_header_value
 from ._exceptions import InvalidPath, MalformedResponse
 from ._json import JSONObject, drop_none, encode_json
 from ._models import AuthResult
@@ -161,6 +161,8 @@ class AsyncVaultClient:
 
     def set_token(self, token: str | None) -> None:
         """Use another token from the next request on."""
+        if token is not None:
+            check_header_value(token, "token")
         self._token = token
 
     def set_token_source(self, source: TokenSource | None) -> None:
@@ -176,7 +178,7 @@ class AsyncVaultClient:
             if self._token_source is None:
                 self._token_source = previous
             raise
-        self._token = result.client_token
+        self.set_token(result.client_token)
         return result
 
     # -- requests --------------------------------------------------------------------
@@ -222,11 +224,17 @@ class AsyncVaultClient:
         if self._token_source is not None:
             self._poll_token_source()
         headers = self._base_headers.copy()
-        token = options.get("token", self._token)
+        if "token" in options:
+            token = options["token"]
+            if token:
+                check_header_value(token, "token")
+        else:
+            token = self._token
         if token:
             headers["X-Vault-Token"] = token
         wrap_ttl = options.get("wrap_ttl")
         if wrap_ttl is not None:
+            check_header_value(wrap_ttl, "wrap_ttl")
             headers["X-Vault-Wrap-TTL"] = wrap_ttl
         body = options.get("json")
         content = None
@@ -313,4 +321,5 @@ class AsyncVaultClient:
         self._token_polled_at = now
         new = self._token_source.poll_token()
         if new is not None:
+            check_header_value(new, "token (from the token source)")
             self._token = new

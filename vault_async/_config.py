@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ClientConfig",
     "RetryPolicy",
+    "check_header_value",
 ]
 
 logger = logging.getLogger("vault_async.client")
@@ -35,6 +37,11 @@ DEFAULT_BACKOFF_INITIAL = 0.1
 DEFAULT_BACKOFF_MAX = 2.0
 DEFAULT_RETRY_DEADLINE = 30.0
 DEFAULT_POOL_SIZE = 100
+
+# What a header value may hold: visible ASCII (a namespace may also hold spaces). CR/LF
+# would split the request, anything else fails deep inside the HTTP library.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]*")
+_NAMESPACE_CHARS = re.compile(r"[\x20-\x7e]*")
 
 _TRUE = {"1", "t", "true", "yes", "y", "on"}
 _FALSE = {"0", "f", "false", "no", "n", "off", ""}
@@ -78,6 +85,10 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addr", _check_addr(self.addr))
+        if self.token is not None:
+            check_header_value(self.token, "token (VAULT_TOKEN)")
+        if self.namespace is not None:
+            check_header_value(self.namespace, "namespace (VAULT_NAMESPACE)", _NAMESPACE_CHARS)
         if not self.timeout > 0:
             raise InvalidConfig(
                 f"timeout (VAULT_CLIENT_TIMEOUT) must be > 0 seconds, got {self.timeout}"
@@ -161,6 +172,14 @@ class ClientConfig:
             client_cert=get("CLIENT_CERT") or None,
             client_key=get("CLIENT_KEY") or None,
             skip_verify=_parse_bool("VAULT_SKIP_VERIFY", get("SKIP_VERIFY")),
+        )
+
+
+def check_header_value(value: str, what: str, allowed: re.Pattern[str] = _TOKEN_CHARS) -> None:
+    """Refuse a value that cannot be sent as a header; the message never shows the value."""
+    if not isinstance(value, str) or allowed.fullmatch(value) is None:
+        raise InvalidConfig(
+            f"{what} must be printable ASCII without CR, LF or other control characters"
         )
 
 
