@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import httpx
 
 from ._config import ClientConfig, check_header_value
-from ._exceptions import InvalidPath, MalformedResponse
+from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge
 from ._json import JSONObject, drop_none, encode_json
 from ._models import AuthResult
 from ._parse import Body, data_section, decode_body, string_list
@@ -110,7 +110,11 @@ class AsyncVaultClient:
         self._given_transport = transport
         self._transport: Transport | None = None
         self._base_url = self.config.addr + "/v1/"
-        self._base_headers: dict[str, str] = {"X-Vault-Request": "true"}
+        # identity: a compressed body could inflate far past max_response_bytes.
+        self._base_headers: dict[str, str] = {
+            "X-Vault-Request": "true",
+            "Accept-Encoding": "identity",
+        }
         if self.config.namespace:
             self._base_headers["X-Vault-Namespace"] = self.config.namespace
         self._rng = rng if rng is not None else random.Random()
@@ -143,7 +147,9 @@ class AsyncVaultClient:
             given = self._given_transport
             if given is None:
                 given = default_transport(self.config, self._ssl_override)
-            self._transport = as_transport(given, self.config.timeout)
+            self._transport = as_transport(
+                given, self.config.timeout, self.config.max_response_bytes
+            )
         return self._transport
 
     async def aclose(self) -> None:
@@ -251,6 +257,8 @@ class AsyncVaultClient:
         while True:
             try:
                 response = await transport.send(method, url, headers, content)
+            except ResponseTooLarge as exc:
+                raise ResponseTooLarge(exc.limit, method=method, path=path) from None
             except httpx.TransportError as exc:
                 failure = transport_failure(exc, method=method, path=path)
                 reason = type(failure.error).__name__

@@ -21,6 +21,7 @@ from ._exceptions import InvalidConfig
 
 __all__ = [
     "DEFAULT_ADDR",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "ClientConfig",
@@ -37,6 +38,7 @@ DEFAULT_BACKOFF_INITIAL = 0.1
 DEFAULT_BACKOFF_MAX = 2.0
 DEFAULT_RETRY_DEADLINE = 30.0
 DEFAULT_POOL_SIZE = 100
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # far above any Vault answer
 
 # What a header value may hold: visible ASCII (a namespace may also hold spaces). CR/LF
 # would split the request, anything else fails deep inside the HTTP library.
@@ -82,6 +84,7 @@ class ClientConfig:
     client_key: str | None = None
     skip_verify: bool = False
     pool_size: int = DEFAULT_POOL_SIZE
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addr", _check_addr(self.addr))
@@ -95,6 +98,11 @@ class ClientConfig:
             )
         if self.pool_size < 1:
             raise InvalidConfig(f"pool_size must be >= 1, got {self.pool_size}")
+        if self.max_response_bytes < 1:
+            raise InvalidConfig(
+                "max_response_bytes (VAULT_MAX_RESPONSE_BYTES) must be >= 1, "
+                f"got {self.max_response_bytes}"
+            )
         if self.ca_cert is not None and not Path(self.ca_cert).is_file():
             raise InvalidConfig(f"CA certificate file (VAULT_CACERT) not found: {self.ca_cert}")
         if self.ca_path is not None and not Path(self.ca_path).is_dir():
@@ -161,6 +169,9 @@ class ClientConfig:
                 token = None
         timeout = _parse_duration("VAULT_CLIENT_TIMEOUT", get("CLIENT_TIMEOUT"), DEFAULT_TIMEOUT)
         retries = _parse_int("VAULT_MAX_RETRIES", get("MAX_RETRIES"), DEFAULT_MAX_RETRIES)
+        max_bytes = _parse_int(
+            "VAULT_MAX_RESPONSE_BYTES", get("MAX_RESPONSE_BYTES"), DEFAULT_MAX_RESPONSE_BYTES
+        )
         return cls(
             addr=get("ADDR") or DEFAULT_ADDR,
             token=token,
@@ -172,6 +183,7 @@ class ClientConfig:
             client_cert=get("CLIENT_CERT") or None,
             client_key=get("CLIENT_KEY") or None,
             skip_verify=_parse_bool("VAULT_SKIP_VERIFY", get("SKIP_VERIFY")),
+            max_response_bytes=max_bytes,
         )
 
 

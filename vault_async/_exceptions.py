@@ -15,6 +15,7 @@ The tree::
     ├── VaultConnectionError        no HTTP response at all (refused, reset, DNS, TLS)
     ├── VaultTimeout                the request ran out of time
     ├── MalformedResponse           a 2xx body that is not the JSON Vault sends
+    ├── ResponseTooLarge            a body over max_response_bytes (VAULT_MAX_RESPONSE_BYTES)
     └── InvalidConfig               bad configuration or argument, raised before sending
                                     (also ValueError)
 
@@ -36,6 +37,7 @@ __all__ = [
     "MalformedResponse",
     "PreconditionFailed",
     "RateLimited",
+    "ResponseTooLarge",
     "UnexpectedStatus",
     "VaultConnectionError",
     "VaultError",
@@ -141,6 +143,21 @@ class VaultTimeout(VaultError):
 
 class MalformedResponse(VaultError):
     """A successful status came with a body that is not the JSON object Vault sends."""
+
+
+class ResponseTooLarge(VaultError):
+    """The response body passed ``max_response_bytes``; reading stopped there."""
+
+    def __init__(
+        self, limit: int, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        self.limit = limit
+        super().__init__(
+            f"response body exceeds {limit} bytes (max_response_bytes= or "
+            "VAULT_MAX_RESPONSE_BYTES); reading stopped",
+            method=method,
+            path=path,
+        )
 
 
 class InvalidConfig(VaultError, ValueError):

@@ -5,7 +5,8 @@ raises, see ``_transport``) and an error status. Messages name the error class o
 reason, never the token or the body; Vault's ``errors`` are kept with every string we sent
 (token, body values and body keys) replaced by ``<redacted>``, since Vault may echo them.
 Only the request field names this client itself sends (``data``, ``custom_metadata``, ...)
-are left readable.
+are left readable. At most MAX_ERRORS errors of MAX_ERROR_CHARS characters are kept, with a
+note of how much was cut.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from ._transport import RawResponse
 __all__ = ["TransportFailure", "status_error", "transport_failure"]
 
 _MIN_SCRUB_LEN = 4
+MAX_ERROR_CHARS = 500  # per error kept in an exception
+MAX_ERRORS = 5  # errors kept in an exception
 # The field names of the client's own request bodies: API vocabulary, never secret.
 _FIELD_NAMES = frozenset(
     {
@@ -94,7 +97,7 @@ def status_error(
         errors = error_messages(decode_body(response.content))
     except VaultError:
         errors = ("<non-JSON error body>",)
-    errors = _scrub(errors, _secret_strings(sent, token))
+    errors = _cut(_scrub(errors, _secret_strings(sent, token)))
     cls = error_for_status(status)
     if cls is RateLimited:
         return RateLimited(
@@ -139,3 +142,15 @@ def _scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
                 message = message.replace(secret, "<redacted>")
         out.append(message)
     return tuple(out)
+
+
+def _cut(errors: tuple[str, ...]) -> tuple[str, ...]:
+    """At most MAX_ERRORS errors of MAX_ERROR_CHARS each, saying how much was left out."""
+    kept = [
+        e if len(e) <= MAX_ERROR_CHARS
+        else f"{e[:MAX_ERROR_CHARS]}... [{len(e) - MAX_ERROR_CHARS} more characters]"
+        for e in errors[:MAX_ERRORS]
+    ]
+    if len(errors) > MAX_ERRORS:
+        kept.append(f"[{len(errors) - MAX_ERRORS} more errors]")
+    return tuple(kept)
