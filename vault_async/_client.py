@@ -147,8 +147,9 @@ class AsyncVaultClient:
             given = self._given_transport
             if given is None:
                 given = default_transport(self.config, self._ssl_override)
+            config = self.config
             self._transport = as_transport(
-                given, self.config.timeout, self.config.max_response_bytes
+                given, config.timeout, config.max_response_bytes, config.tls_server_name
             )
         return self._transport
 

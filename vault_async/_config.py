@@ -44,6 +44,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # far above any Vault answer
 # would split the request, anything else fails deep inside the HTTP library.
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]*")
 _NAMESPACE_CHARS = re.compile(r"[\x20-\x7e]*")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,252}[A-Za-z0-9_\]])?|\[[0-9A-Fa-f:.]+\]")
 
 _TRUE = {"1", "t", "true", "yes", "y", "on"}
 _FALSE = {"0", "f", "false", "no", "n", "off", ""}
@@ -83,6 +84,7 @@ class ClientConfig:
     client_cert: str | None = None
     client_key: str | None = None
     skip_verify: bool = False
+    tls_server_name: str | None = None
     pool_size: int = DEFAULT_POOL_SIZE
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
@@ -107,6 +109,11 @@ class ClientConfig:
             raise InvalidConfig(f"CA certificate file (VAULT_CACERT) not found: {self.ca_cert}")
         if self.ca_path is not None and not Path(self.ca_path).is_dir():
             raise InvalidConfig(f"CA directory (VAULT_CAPATH) not found: {self.ca_path}")
+        if self.tls_server_name is not None and _HOST_NAME.fullmatch(self.tls_server_name) is None:
+            raise InvalidConfig(
+                "TLS server name (VAULT_TLS_SERVER_NAME) must be a host name such as "
+                "vault.internal"
+            )
         if (self.client_cert is None) != (self.client_key is None):
             raise InvalidConfig("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together")
         for name, value in (
@@ -126,10 +133,21 @@ class ClientConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context for https addresses (None for plain http)."""
+        """The TLS context for https addresses (None for plain http).
+
+        As the Vault CLI: ``ca_cert`` and every PEM certificate in the files under
+        ``ca_path`` (no ``c_rehash`` links needed; files without one are skipped) replace
+        the system's CAs. ``tls_server_name`` is applied per connection by the transports.
+        """
         if not self.addr.startswith("https://"):
             return None
-        ctx = ssl.create_default_context(cafile=self.ca_cert, capath=self.ca_path)
+        cadata = _ca_directory_pem(self.ca_path) if self.ca_path is not None else None
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_cert, cadata=cadata)
+        except ssl.SSLError as exc:
+            raise InvalidConfig(
+                f"cannot load the CA certificates (VAULT_CACERT/VAULT_CAPATH): {exc}"
+            ) from None
         if self.skip_verify:
             logger.warning(
                 "client.tls_verification_disabled",
@@ -183,6 +201,7 @@ class ClientConfig:
             client_cert=get("CLIENT_CERT") or None,
             client_key=get("CLIENT_KEY") or None,
             skip_verify=_parse_bool("VAULT_SKIP_VERIFY", get("SKIP_VERIFY")),
+            tls_server_name=get("TLS_SERVER_NAME") or None,
             max_response_bytes=max_bytes,
         )
 
@@ -193,6 +212,30 @@ def check_header_value(value: str, what: str, allowed: re.Pattern[str] = _TOKEN_
         raise InvalidConfig(
             f"{what} must be printable ASCII without CR, LF or other control characters"
         )
+
+
+_PEM_CERT = re.compile(
+    r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----"
+)
+
+
+def _ca_directory_pem(directory: str) -> str:
+    """Every PEM certificate in the files under ``directory`` (walked as the Vault CLI does)."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root, name)
+            try:
+                text = path.read_bytes().decode("latin-1")
+            except OSError as exc:
+                raise InvalidConfig(
+                    f"cannot read {path} in the CA directory (VAULT_CAPATH): {exc.strerror}"
+                ) from None
+            found.extend(_PEM_CERT.findall(text))
+    if not found:
+        raise InvalidConfig(f"CA directory (VAULT_CAPATH) holds no PEM certificate: {directory}")
+    return "\n".join(found) + "\n"
 
 
 def _check_addr(addr: str) -> str:

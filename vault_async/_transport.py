@@ -93,8 +93,10 @@ class DefaultTransport(Transport, httpx.AsyncBaseTransport):
         pool_size: int = 100,
         timeout: float = 60.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        server_name: str | None = None,
     ) -> None:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._server_name = server_name  # TLS: the SNI and the name verified
         self._pool_size = pool_size
         self._max_bytes = max_response_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
@@ -121,6 +123,7 @@ class DefaultTransport(Transport, httpx.AsyncBaseTransport):
                 headers=headers,
                 data=content,
                 allow_redirects=False,
+                server_hostname=self._server_name,
             ) as resp:
                 length = resp.content_length
                 if length is not None and length <= self._max_bytes:
@@ -191,16 +194,19 @@ class HttpxTransport(Transport):
         inner: httpx.AsyncBaseTransport,
         timeout: float,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        server_name: str | None = None,
     ) -> None:
         self.inner = inner
-        self._timeouts = httpx.Timeout(timeout).as_dict()
+        self._extensions: dict[str, object] = {"timeout": httpx.Timeout(timeout).as_dict()}
+        if server_name is not None:  # httpcore's name for the SNI and the name verified
+            self._extensions["sni_hostname"] = server_name
         self._max_bytes = max_response_bytes
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
     ) -> RawResponse:
         request = httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": self._timeouts}
+            method, url, headers=headers, content=content, extensions=self._extensions
         )
         response = await self.inner.handle_async_request(request)
         try:
@@ -237,11 +243,12 @@ def as_transport(
     transport: Transport | httpx.AsyncBaseTransport,
     timeout: float,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    server_name: str | None = None,
 ) -> Transport:
     """The client's interface to ``transport`` (an httpx transport gets the adapter)."""
     if isinstance(transport, Transport):
         return transport
-    return HttpxTransport(transport, timeout, max_response_bytes)
+    return HttpxTransport(transport, timeout, max_response_bytes, server_name)
 
 
 def default_transport(
@@ -253,6 +260,7 @@ def default_transport(
         pool_size=config.pool_size,
         timeout=config.timeout,
         max_response_bytes=config.max_response_bytes,
+        server_name=config.tls_server_name,
     )
 
 
