@@ -8,7 +8,6 @@ message naming the setting, never later on the first request.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import re
 import ssl
@@ -18,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ._exceptions import InvalidConfig
+from ._tls import tls_context
 
 __all__ = [
     "DEFAULT_ADDR",
@@ -28,8 +28,6 @@ __all__ = [
     "RetryPolicy",
     "check_header_value",
 ]
-
-logger = logging.getLogger("vault_async.client")
 
 DEFAULT_ADDR = "https://127.0.0.1:8200"
 DEFAULT_TIMEOUT = 60.0  # seconds, as the Vault CLI
@@ -141,28 +139,14 @@ class ClientConfig:
         """
         if not self.addr.startswith("https://"):
             return None
-        cadata = _ca_directory_pem(self.ca_path) if self.ca_path is not None else None
-        try:
-            ctx = ssl.create_default_context(cafile=self.ca_cert, cadata=cadata)
-        except ssl.SSLError as exc:
-            raise InvalidConfig(
-                f"cannot load the CA certificates (VAULT_CACERT/VAULT_CAPATH): {exc}"
-            ) from None
-        if self.skip_verify:
-            logger.warning(
-                "client.tls_verification_disabled",
-                extra={"addr": self.addr, "setting": "VAULT_SKIP_VERIFY"},
-            )
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.client_cert is not None:
-            try:
-                ctx.load_cert_chain(self.client_cert, self.client_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise InvalidConfig(
-                    f"cannot load VAULT_CLIENT_CERT/VAULT_CLIENT_KEY: {exc}"
-                ) from None
-        return ctx
+        return tls_context(
+            ca_cert=self.ca_cert,
+            ca_path=self.ca_path,
+            skip_verify=self.skip_verify,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            addr=self.addr,
+        )
 
     @classmethod
     def from_env(
@@ -212,30 +196,6 @@ def check_header_value(value: str, what: str, allowed: re.Pattern[str] = _TOKEN_
         raise InvalidConfig(
             f"{what} must be printable ASCII without CR, LF or other control characters"
         )
-
-
-_PEM_CERT = re.compile(
-    r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----"
-)
-
-
-def _ca_directory_pem(directory: str) -> str:
-    """Every PEM certificate in the files under ``directory`` (walked as the Vault CLI does)."""
-    found: list[str] = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root, name)
-            try:
-                text = path.read_bytes().decode("latin-1")
-            except OSError as exc:
-                raise InvalidConfig(
-                    f"cannot read {path} in the CA directory (VAULT_CAPATH): {exc.strerror}"
-                ) from None
-            found.extend(_PEM_CERT.findall(text))
-    if not found:
-        raise InvalidConfig(f"CA directory (VAULT_CAPATH) holds no PEM certificate: {directory}")
-    return "\n".join(found) + "\n"
 
 
 def _check_addr(addr: str) -> str:
