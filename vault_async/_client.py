@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ._config import ClientConfig
-from ._exceptions import InvalidPath, MalformedResponse
+from ._config import ClientConfig, check_header_value
+from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge
 from ._json import JSONObject, drop_none, encode_json
 from ._models import AuthResult
 from ._parse import Body, data_section, decode_body, string_list
@@ -110,7 +110,11 @@ class AsyncVaultClient:
         self._given_transport = transport
         self._transport: Transport | None = None
         self._base_url = self.config.addr + "/v1/"
-        self._base_headers: dict[str, str] = {"X-Vault-Request": "true"}
+        # identity: a compressed body could inflate far past max_response_bytes.
+        self._base_headers: dict[str, str] = {
+            "X-Vault-Request": "true",
+            "Accept-Encoding": "identity",
+        }
         if self.config.namespace:
             self._base_headers["X-Vault-Namespace"] = self.config.namespace
         self._rng = rng if rng is not None else random.Random()
@@ -143,7 +147,10 @@ class AsyncVaultClient:
             given = self._given_transport
             if given is None:
                 given = default_transport(self.config, self._ssl_override)
-            self._transport = as_transport(given, self.config.timeout)
+            config = self.config
+            self._transport = as_transport(
+                given, config.timeout, config.max_response_bytes, config.tls_server_name
+            )
         return self._transport
 
     async def aclose(self) -> None:
@@ -161,6 +168,8 @@ class AsyncVaultClient:
 
     def set_token(self, token: str | None) -> None:
         """Use another token from the next request on."""
+        if token is not None:
+            check_header_value(token, "token")
         self._token = token
 
     def set_token_source(self, source: TokenSource | None) -> None:
@@ -176,7 +185,7 @@ class AsyncVaultClient:
             if self._token_source is None:
                 self._token_source = previous
             raise
-        self._token = result.client_token
+        self.set_token(result.client_token)
         return result
 
     # -- requests --------------------------------------------------------------------
@@ -222,11 +231,17 @@ class AsyncVaultClient:
         if self._token_source is not None:
             self._poll_token_source()
         headers = self._base_headers.copy()
-        token = options.get("token", self._token)
+        if "token" in options:
+            token = options["token"]
+            if token:
+                check_header_value(token, "token")
+        else:
+            token = self._token
         if token:
             headers["X-Vault-Token"] = token
         wrap_ttl = options.get("wrap_ttl")
         if wrap_ttl is not None:
+            check_header_value(wrap_ttl, "wrap_ttl")
             headers["X-Vault-Wrap-TTL"] = wrap_ttl
         body = options.get("json")
         content = None
@@ -243,6 +258,8 @@ class AsyncVaultClient:
         while True:
             try:
                 response = await transport.send(method, url, headers, content)
+            except ResponseTooLarge as exc:
+                raise ResponseTooLarge(exc.limit, method=method, path=path) from None
             except httpx.TransportError as exc:
                 failure = transport_failure(exc, method=method, path=path)
                 reason = type(failure.error).__name__
@@ -313,4 +330,5 @@ class AsyncVaultClient:
         self._token_polled_at = now
         new = self._token_source.poll_token()
         if new is not None:
+            check_header_value(new, "token (from the token source)")
             self._token = new

@@ -8,8 +8,8 @@ message naming the setting, never later on the first request.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,16 +17,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ._exceptions import InvalidConfig
+from ._tls import tls_context
 
 __all__ = [
     "DEFAULT_ADDR",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "ClientConfig",
     "RetryPolicy",
+    "check_header_value",
 ]
-
-logger = logging.getLogger("vault_async.client")
 
 DEFAULT_ADDR = "https://127.0.0.1:8200"
 DEFAULT_TIMEOUT = 60.0  # seconds, as the Vault CLI
@@ -35,6 +36,13 @@ DEFAULT_BACKOFF_INITIAL = 0.1
 DEFAULT_BACKOFF_MAX = 2.0
 DEFAULT_RETRY_DEADLINE = 30.0
 DEFAULT_POOL_SIZE = 100
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # far above any Vault answer
+
+# What a header value may hold: visible ASCII (a namespace may also hold spaces). CR/LF
+# would split the request, anything else fails deep inside the HTTP library.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]*")
+_NAMESPACE_CHARS = re.compile(r"[\x20-\x7e]*")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,252}[A-Za-z0-9_\]])?|\[[0-9A-Fa-f:.]+\]")
 
 _TRUE = {"1", "t", "true", "yes", "y", "on"}
 _FALSE = {"0", "f", "false", "no", "n", "off", ""}
@@ -74,20 +82,36 @@ class ClientConfig:
     client_cert: str | None = None
     client_key: str | None = None
     skip_verify: bool = False
+    tls_server_name: str | None = None
     pool_size: int = DEFAULT_POOL_SIZE
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addr", _check_addr(self.addr))
+        if self.token is not None:
+            check_header_value(self.token, "token (VAULT_TOKEN)")
+        if self.namespace is not None:
+            check_header_value(self.namespace, "namespace (VAULT_NAMESPACE)", _NAMESPACE_CHARS)
         if not self.timeout > 0:
             raise InvalidConfig(
                 f"timeout (VAULT_CLIENT_TIMEOUT) must be > 0 seconds, got {self.timeout}"
             )
         if self.pool_size < 1:
             raise InvalidConfig(f"pool_size must be >= 1, got {self.pool_size}")
+        if self.max_response_bytes < 1:
+            raise InvalidConfig(
+                "max_response_bytes (VAULT_MAX_RESPONSE_BYTES) must be >= 1, "
+                f"got {self.max_response_bytes}"
+            )
         if self.ca_cert is not None and not Path(self.ca_cert).is_file():
             raise InvalidConfig(f"CA certificate file (VAULT_CACERT) not found: {self.ca_cert}")
         if self.ca_path is not None and not Path(self.ca_path).is_dir():
             raise InvalidConfig(f"CA directory (VAULT_CAPATH) not found: {self.ca_path}")
+        if self.tls_server_name is not None and _HOST_NAME.fullmatch(self.tls_server_name) is None:
+            raise InvalidConfig(
+                "TLS server name (VAULT_TLS_SERVER_NAME) must be a host name such as "
+                "vault.internal"
+            )
         if (self.client_cert is None) != (self.client_key is None):
             raise InvalidConfig("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together")
         for name, value in (
@@ -107,25 +131,22 @@ class ClientConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context for https addresses (None for plain http)."""
+        """The TLS context for https addresses (None for plain http).
+
+        As the Vault CLI: ``ca_cert`` and every PEM certificate in the files under
+        ``ca_path`` (no ``c_rehash`` links needed; files without one are skipped) replace
+        the system's CAs. ``tls_server_name`` is applied per connection by the transports.
+        """
         if not self.addr.startswith("https://"):
             return None
-        ctx = ssl.create_default_context(cafile=self.ca_cert, capath=self.ca_path)
-        if self.skip_verify:
-            logger.warning(
-                "client.tls_verification_disabled",
-                extra={"addr": self.addr, "setting": "VAULT_SKIP_VERIFY"},
-            )
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.client_cert is not None:
-            try:
-                ctx.load_cert_chain(self.client_cert, self.client_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise InvalidConfig(
-                    f"cannot load VAULT_CLIENT_CERT/VAULT_CLIENT_KEY: {exc}"
-                ) from None
-        return ctx
+        return tls_context(
+            ca_cert=self.ca_cert,
+            ca_path=self.ca_path,
+            skip_verify=self.skip_verify,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            addr=self.addr,
+        )
 
     @classmethod
     def from_env(
@@ -150,6 +171,9 @@ class ClientConfig:
                 token = None
         timeout = _parse_duration("VAULT_CLIENT_TIMEOUT", get("CLIENT_TIMEOUT"), DEFAULT_TIMEOUT)
         retries = _parse_int("VAULT_MAX_RETRIES", get("MAX_RETRIES"), DEFAULT_MAX_RETRIES)
+        max_bytes = _parse_int(
+            "VAULT_MAX_RESPONSE_BYTES", get("MAX_RESPONSE_BYTES"), DEFAULT_MAX_RESPONSE_BYTES
+        )
         return cls(
             addr=get("ADDR") or DEFAULT_ADDR,
             token=token,
@@ -161,6 +185,16 @@ class ClientConfig:
             client_cert=get("CLIENT_CERT") or None,
             client_key=get("CLIENT_KEY") or None,
             skip_verify=_parse_bool("VAULT_SKIP_VERIFY", get("SKIP_VERIFY")),
+            tls_server_name=get("TLS_SERVER_NAME") or None,
+            max_response_bytes=max_bytes,
+        )
+
+
+def check_header_value(value: str, what: str, allowed: re.Pattern[str] = _TOKEN_CHARS) -> None:
+    """Refuse a value that cannot be sent as a header; the message never shows the value."""
+    if not isinstance(value, str) or allowed.fullmatch(value) is None:
+        raise InvalidConfig(
+            f"{what} must be printable ASCII without CR, LF or other control characters"
         )
 
 

@@ -15,7 +15,9 @@ The tree::
     ├── VaultConnectionError        no HTTP response at all (refused, reset, DNS, TLS)
     ├── VaultTimeout                the request ran out of time
     ├── MalformedResponse           a 2xx body that is not the JSON Vault sends
-    └── InvalidConfig               bad configuration, raised at construction (also ValueError)
+    ├── ResponseTooLarge            a body over max_response_bytes (VAULT_MAX_RESPONSE_BYTES)
+    └── InvalidConfig               bad configuration or argument, raised before sending
+                                    (also ValueError)
 
 Errors keep the method, the path and Vault's ``errors`` list. They never keep the
 token, the request body or the raw response body: those can hold secrets.
@@ -35,6 +37,7 @@ __all__ = [
     "MalformedResponse",
     "PreconditionFailed",
     "RateLimited",
+    "ResponseTooLarge",
     "UnexpectedStatus",
     "VaultConnectionError",
     "VaultError",
@@ -142,8 +145,26 @@ class MalformedResponse(VaultError):
     """A successful status came with a body that is not the JSON object Vault sends."""
 
 
+class ResponseTooLarge(VaultError):
+    """The response body passed ``max_response_bytes``; reading stopped there."""
+
+    def __init__(
+        self, limit: int, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        self.limit = limit
+        super().__init__(
+            f"response body exceeds {limit} bytes (max_response_bytes= or "
+            "VAULT_MAX_RESPONSE_BYTES); reading stopped",
+            method=method,
+            path=path,
+        )
+
+
 class InvalidConfig(VaultError, ValueError):
-    """A setting (argument or environment variable) is malformed; the message names it."""
+    """A setting, environment variable or argument (e.g. a path segment) is malformed.
+
+    Raised before anything is sent; the message names what to fix.
+    """
 
 
 _BY_STATUS: dict[int, type[VaultError]] = {

@@ -1,4 +1,5 @@
-"""Typed results. Their ``repr`` shows the keys of secret data, never the values or tokens."""
+"""Typed results. Their ``repr`` shows the keys of secret data, never the values or tokens;
+lease ids, accessors and entity ids only by their last characters."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from ._redact import id_suffix, masked_repr
 
 __all__ = [
     "EMPTY",
@@ -20,6 +23,7 @@ __all__ = [
 ]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+_IDS = frozenset({"lease_id", "accessor", "entity_id"})  # shown as their last characters
 
 
 def _keys(data: Mapping[str, Any]) -> str:
@@ -40,7 +44,7 @@ class Secret:
 
     def __repr__(self) -> str:
         return (
-            f"Secret(lease_id={self.lease_id!r}, lease_duration={self.lease_duration}, "
+            f"Secret(lease_id=…{id_suffix(self.lease_id)}, lease_duration={self.lease_duration}, "
             f"renewable={self.renewable}, data={_keys(self.data)}, warnings={self.warnings!r})"
         )
 
@@ -71,6 +75,9 @@ class AuthResult:
     def is_batch(self) -> bool:
         """A batch token: it cannot be renewed or revoked, and it has no accessor."""
         return self.token_type == "batch"
+
+    def __repr__(self) -> str:
+        return masked_repr(self, _IDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,9 @@ class TokenInfo:
         """A batch token: it cannot be renewed or revoked, and it has no accessor."""
         return self.type == "batch"
 
+    def __repr__(self) -> str:
+        return masked_repr(self, _IDS)
+
     def __getitem__(self, key: str) -> Any:
         """Dict-style access, e.g. ``info["ttl"]``."""
         if key not in self.__dataclass_fields__:
@@ -124,6 +134,9 @@ class WrapInfo:
     creation_time: str = ""
     creation_path: str = ""
 
+    def __repr__(self) -> str:
+        return masked_repr(self, _IDS)
+
 
 @dataclass(frozen=True, slots=True)
 class LeaseInfo:
@@ -135,6 +148,9 @@ class LeaseInfo:
     issue_time: str | None = None
     expire_time: str | None = None
     last_renewal: str | None = None
+
+    def __repr__(self) -> str:
+        return masked_repr(self, _IDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,10 @@
 Two kinds of failure: no response (an ``httpx.TransportError``, which every transport
 raises, see ``_transport``) and an error status. Messages name the error class or Vault's
 reason, never the token or the body; Vault's ``errors`` are kept with every string we sent
-(token, body values) replaced by ``<redacted>``, since Vault may echo them.
+(token, body values and body keys) replaced by ``<redacted>``, since Vault may echo them.
+Only the request field names this client itself sends (``data``, ``custom_metadata``, ...)
+are left readable. At most MAX_ERRORS errors of MAX_ERROR_CHARS characters are kept, with a
+note of how much was cut.
 """
 
 from __future__ import annotations
@@ -28,6 +31,18 @@ from ._transport import RawResponse
 __all__ = ["TransportFailure", "status_error", "transport_failure"]
 
 _MIN_SCRUB_LEN = 4
+MAX_ERROR_CHARS = 500  # per error kept in an exception
+MAX_ERRORS = 5  # errors kept in an exception
+# The field names of the client's own request bodies: API vocabulary, never secret.
+_FIELD_NAMES = frozenset(
+    {
+        "accessor", "batch_input", "bits", "cas", "cas_required", "ciphertext", "context",
+        "custom_metadata", "data", "delete_version_after", "derived", "display_name",
+        "explicit_max_ttl", "exportable", "increment", "jwt", "key_version", "lease_id",
+        "max_versions", "meta", "options", "password", "plaintext", "policies", "renewable",
+        "reset", "role", "role_id", "secret_id", "token", "ttl", "type", "user", "versions",
+    }
+)
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -82,7 +97,7 @@ def status_error(
         errors = error_messages(decode_body(response.content))
     except VaultError:
         errors = ("<non-JSON error body>",)
-    errors = _scrub(errors, _secret_strings(sent, token))
+    errors = _cut(_scrub(errors, _secret_strings(sent, token)))
     cls = error_for_status(status)
     if cls is RateLimited:
         return RateLimited(
@@ -97,7 +112,7 @@ def status_error(
 
 
 def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
-    """Every string we sent (token and body values): none may show up in an error."""
+    """Every string we sent (token, body keys and values): none may show up in an error."""
     found: list[str] = [token] if token else []
 
     def walk(value: object) -> None:
@@ -105,7 +120,9 @@ def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
             if len(value) >= _MIN_SCRUB_LEN:
                 found.append(value)
         elif isinstance(value, Mapping):
-            for v in value.values():
+            for k, v in value.items():
+                if isinstance(k, str) and k not in _FIELD_NAMES and len(k) >= _MIN_SCRUB_LEN:
+                    found.append(k)
                 walk(v)
         elif isinstance(value, list | tuple):
             for v in value:
@@ -125,3 +142,15 @@ def _scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
                 message = message.replace(secret, "<redacted>")
         out.append(message)
     return tuple(out)
+
+
+def _cut(errors: tuple[str, ...]) -> tuple[str, ...]:
+    """At most MAX_ERRORS errors of MAX_ERROR_CHARS each, saying how much was left out."""
+    kept = [
+        e if len(e) <= MAX_ERROR_CHARS
+        else f"{e[:MAX_ERROR_CHARS]}... [{len(e) - MAX_ERROR_CHARS} more characters]"
+        for e in errors[:MAX_ERRORS]
+    ]
+    if len(errors) > MAX_ERRORS:
+        kept.append(f"[{len(errors) - MAX_ERRORS} more errors]")
+    return tuple(kept)

@@ -17,6 +17,11 @@ reached about 0.1x raw aiohttp, httpx.AsyncClient over ``httpx-aiohttp`` about 0
 building an ``httpx.Request`` and ``httpx.Response`` around each aiohttp call costs a few
 hundred microseconds: the per-request cost is in those objects, not in the socket.
 ``DefaultTransport`` is an httpx transport too, so it can serve a plain ``httpx.AsyncClient``.
+
+Both read the body as a stream and stop once it passes ``max_response_bytes`` (a declared
+``Content-Length`` over it is refused before reading), closing the connection and raising
+:class:`ResponseTooLarge`. Neither inflates a compressed body: the client asks for
+``Accept-Encoding: identity`` and both hand over the bytes as they came.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import aiohttp
 import httpx
 from yarl import URL
 
-from ._config import ClientConfig
+from ._config import DEFAULT_MAX_RESPONSE_BYTES, ClientConfig
+from ._exceptions import ResponseTooLarge
 
 __all__ = [
     "DefaultTransport",
@@ -68,7 +74,8 @@ class Transport(abc.ABC):
     ) -> RawResponse:
         """Send a request whose URL is already fully quoted and read the whole body.
 
-        Raises ``httpx.TransportError`` (and nothing else) when no response came.
+        Raises ``httpx.TransportError`` when no response came, and :class:`ResponseTooLarge`
+        (without method and path; the client adds them) once the body passes the limit.
         """
 
     @abc.abstractmethod
@@ -85,9 +92,13 @@ class DefaultTransport(Transport, httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | None = None,
         pool_size: int = 100,
         timeout: float = 60.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        server_name: str | None = None,
     ) -> None:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._server_name = server_name  # TLS: the SNI and the name verified
         self._pool_size = pool_size
+        self._max_bytes = max_response_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -97,7 +108,7 @@ class DefaultTransport(Transport, httpx.AsyncBaseTransport):
             limit=self._pool_size, ssl=self._ssl, keepalive_timeout=KEEPALIVE_EXPIRY
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, auto_decompress=True, trust_env=False
+            connector=connector, timeout=self._timeout, auto_decompress=False, trust_env=False
         )
         return self._session
 
@@ -112,18 +123,39 @@ class DefaultTransport(Transport, httpx.AsyncBaseTransport):
                 headers=headers,
                 data=content,
                 allow_redirects=False,
+                server_hostname=self._server_name,
             ) as resp:
-                body = await resp.read()
+                length = resp.content_length
+                if length is not None and length <= self._max_bytes:
+                    body = await resp.read()  # the parser stops at Content-Length
+                else:
+                    body = await self._read_capped(resp, length)
                 return RawResponse(resp.status, resp.headers, body, resp.reason or "")
         except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
             raise httpx_error(exc) from exc
 
+    async def _read_capped(self, resp: aiohttp.ClientResponse, length: int | None) -> bytes:
+        """Read an unsized (or oversized) body up to the limit; past it, drop the connection."""
+        limit = self._max_bytes
+        if length is None:
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in resp.content.iter_any():
+                total += len(chunk)
+                if total > limit:
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        resp.close()  # the rest is never read: this connection is not reused
+        raise ResponseTooLarge(limit)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """The httpx transport interface, for use under an ``httpx.AsyncClient``."""
         content = await request.aread()
-        raw = await self.send(
-            request.method, str(request.url), dict(request.headers), content or None
-        )
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "accept-encoding"}
+        headers["Accept-Encoding"] = "identity"  # the body is handed over as it came
+        raw = await self.send(request.method, str(request.url), headers, content or None)
         return httpx.Response(
             raw.status, headers=list(raw.headers.items()), content=raw.content, request=request
         )
@@ -157,32 +189,66 @@ def httpx_error(exc: aiohttp.ClientError | OSError) -> httpx.TransportError:
 class HttpxTransport(Transport):
     """Any ``httpx.AsyncBaseTransport`` behind the client's interface."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, timeout: float) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        timeout: float,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        server_name: str | None = None,
+    ) -> None:
         self.inner = inner
-        self._timeouts = httpx.Timeout(timeout).as_dict()
+        self._extensions: dict[str, object] = {"timeout": httpx.Timeout(timeout).as_dict()}
+        if server_name is not None:  # httpcore's name for the SNI and the name verified
+            self._extensions["sni_hostname"] = server_name
+        self._max_bytes = max_response_bytes
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
     ) -> RawResponse:
         request = httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": self._timeouts}
+            method, url, headers=headers, content=content, extensions=self._extensions
         )
         response = await self.inner.handle_async_request(request)
         try:
-            body = await response.aread()
+            body = await self._read_capped(response)
         finally:
-            await response.aclose()
+            await response.aclose()  # before the end of the body: closes the connection
         return RawResponse(response.status_code, response.headers, body, response.reason_phrase)
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The raw (never decompressed) body, read until it passes the limit."""
+        limit = self._max_bytes
+        if response.is_stream_consumed:  # built in memory (a mock): only the size is left
+            body = response.content
+            if len(body) > limit:
+                raise ResponseTooLarge(limit)
+            return body
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(limit)
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.aiter_raw():
+            total += len(chunk)
+            if total > limit:
+                raise ResponseTooLarge(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-def as_transport(transport: Transport | httpx.AsyncBaseTransport, timeout: float) -> Transport:
+def as_transport(
+    transport: Transport | httpx.AsyncBaseTransport,
+    timeout: float,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    server_name: str | None = None,
+) -> Transport:
     """The client's interface to ``transport`` (an httpx transport gets the adapter)."""
     if isinstance(transport, Transport):
         return transport
-    return HttpxTransport(transport, timeout)
+    return HttpxTransport(transport, timeout, max_response_bytes, server_name)
 
 
 def default_transport(
@@ -193,6 +259,8 @@ def default_transport(
         ssl_context=ssl_context if ssl_context is not None else config.ssl_context(),
         pool_size=config.pool_size,
         timeout=config.timeout,
+        max_response_bytes=config.max_response_bytes,
+        server_name=config.tls_server_name,
     )
 
 

@@ -13,6 +13,7 @@ from vault_async import (
     AsyncVaultClient,
     ClientConfig,
     Forbidden,
+    InvalidConfig,
     InvalidPath,
     InvalidRequest,
     TokenAuth,
@@ -269,7 +270,9 @@ async def test_database_static_credentials_and_listing(
     admin = root_client.secrets.database
     assert devstack.dynamic_role in await admin.list_roles()
     assert devstack.static_role in await admin.list_static_roles()
-    with pytest.raises(InvalidPath):  # quoted: one segment, so no route matches
+    with pytest.raises(InvalidRequest, match="unknown role"):
+        await admin.generate_credentials("no-such-role")
+    with pytest.raises(InvalidConfig, match="role name"):  # one segment: refused, not sent
         await admin.generate_credentials("no/such/role")
 
 

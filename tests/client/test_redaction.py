@@ -10,6 +10,9 @@ import pytest
 import respx
 
 from vault_async import AppRoleAuth, AsyncVaultClient, TokenAuth, UserpassAuth, VaultError
+from vault_async._models import AuthResult, LeaseInfo, Secret, TokenInfo, WrapInfo
+from vault_async._translate import status_error
+from vault_async._transport import RawResponse
 from vault_async.secrets import DataKey
 
 from .conftest import TOKEN
@@ -106,3 +109,51 @@ async def test_token_file_is_reread_when_it_changes(
     await client.auth.token.lookup_self()
     assert tokens == ["tok-one", "tok-two-longer"]
     assert client.token == "tok-two-longer"
+
+
+LEASE_ID = "database/creds/app/q7Zk2Lm9Xw4Rt8Yp3Vn6"
+ACCESSOR = "oX3l9QkR2mV8tY1wZ5nB7cD4"
+ENTITY = "0b7f6e2a-9c41-4d3e-8f55-a1b2c3d4e5f6"
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        (Secret(lease_id=LEASE_ID), LEASE_ID),
+        (LeaseInfo(lease_id=LEASE_ID), LEASE_ID),
+        (AuthResult(client_token=NEW_TOKEN, accessor=ACCESSOR), ACCESSOR),
+        (AuthResult(client_token=NEW_TOKEN, entity_id=ENTITY), ENTITY),
+        (WrapInfo(token=WRAP_TOKEN, accessor=ACCESSOR), ACCESSOR),
+        (TokenInfo(accessor=ACCESSOR), ACCESSOR),
+        (TokenInfo(entity_id=ENTITY), ENTITY),
+    ],
+)
+def test_reprs_show_only_a_suffix_of_ids(value: object, secret: str) -> None:
+    text = repr(value)
+    assert secret not in text, text
+    assert secret[-6:] in text, text
+    _check(text)
+
+
+async def test_a_secret_used_as_a_key_is_scrubbed_from_vault_errors(
+    root_client: AsyncVaultClient,
+) -> None:
+    # OpenBao quotes a custom_metadata key that is too long (over 128 characters).
+    secret_key = "sk-" + "Q7v" * 50
+    with pytest.raises(VaultError) as info:
+        await root_client.secrets.kv_v2.update_metadata(
+            "redaction/keys", custom_metadata={secret_key: "v"}
+        )
+    assert info.value.status == 400
+    assert "<redacted>" in str(info.value), str(info.value)
+    assert secret_key not in str(info.value)
+    assert secret_key not in repr(info.value)
+
+
+def test_status_error_scrubs_keys_at_any_depth() -> None:
+    body = b'{"errors": ["bad key outer-secret-key and inner-secret-key"]}'
+    response = RawResponse(400, {}, body, "Bad Request")
+    sent = {"outer-secret-key": {"list": [{"inner-secret-key": 1}]}}
+    error = status_error(response, method="POST", path="p", sent=sent, token=None)
+    assert "outer-secret-key" not in str(error)
+    assert "inner-secret-key" not in str(error)

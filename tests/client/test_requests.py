@@ -48,7 +48,7 @@ async def test_login_sends_no_token(client: AsyncVaultClient, router: respx.Mock
 
 @pytest.mark.parametrize(
     ("role", "expected"),
-    [("app", "app"), ("a/b", "a%2Fb"), ("a b", "a%20b"), ("x?y#z", "x%3Fy%23z")],
+    [("app", "app"), ("a b", "a%20b"), ("x?y#z", "x%3Fy%23z")],
 )
 async def test_role_names_are_quoted(
     client: AsyncVaultClient, router: respx.MockRouter, role: str, expected: str

@@ -28,7 +28,10 @@ class AuthMethod(Protocol):
 async def login_request(
     client: AsyncVaultClient, mount_point: str, route: str, payload: JSONObject
 ) -> AuthResult:
-    """POST auth/<mount>/<route> without a token; a login is retried only if never sent."""
+    """POST auth/<mount>/<route> without a token; a login is retried only if never sent.
+
+    ``mount_point`` may have several segments (``team/approle``), each checked and quoted.
+    """
     path = f"auth/{subpath(mount_point, 'mount_point')}/{route}"
     body = await client.request("POST", path, json=payload, idempotent=False, token=None)
     return to_auth(body)

@@ -15,7 +15,10 @@ __all__ = ["LDAPAuth", "UserpassAuth"]
 
 
 class UserpassAuth:
-    """POST auth/<mount_point>/login/<username> with the password."""
+    """POST auth/<mount_point>/login/<username> with the password.
+
+    The username is one path segment (no '/'); ``mount_point`` may have several.
+    """
 
     default_mount = "userpass"
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._redact import id_suffix as lease_id_suffix
+
 __all__ = [
     "Action",
     "EventKind",
@@ -25,13 +27,6 @@ __all__ = [
 SecretKind = Literal["database_dynamic", "database_static", "token"]
 EventKind = Literal["renewed", "rotated", "expiring", "failed", "revoked"]
 Action = Literal["renew", "rotate"]
-
-
-def lease_id_suffix(lease_id: str, keep: int = 6) -> str:
-    """The last ``keep`` characters of a lease id, enough to correlate logs."""
-    if not lease_id:
-        return ""
-    return lease_id[-keep:]
 
 
 def _summarise(data: Mapping[str, Any]) -> str:

@@ -18,7 +18,11 @@ DEFAULT_MOUNT_POINT = "database"
 
 
 class DatabaseApi:
-    """Dynamic and static credentials, and role listings."""
+    """Dynamic and static credentials, and role listings.
+
+    A role name is one path segment (no '/', see ``_paths.name``); ``mount_point`` may
+    have several (``team/database``).
+    """
 
     __slots__ = ("_client",)
 

@@ -18,7 +18,10 @@ DEFAULT_MOUNT_POINT = "kv"
 
 
 class KvV1Api:
-    """Read, write, delete and list under a KV v1 mount."""
+    """Read, write, delete and list under a KV v1 mount.
+
+    ``path`` and ``mount_point`` may both have several segments, each checked and quoted.
+    """
 
     __slots__ = ("_client",)
 

@@ -66,7 +66,10 @@ def _version(data: Mapping[str, Any], version: int | None = None) -> KvVersion:
 
 
 class KvV2Api:
-    """Routes under a KV v2 mount: data/, metadata/, delete/, undelete/, destroy/."""
+    """Routes under a KV v2 mount: data/, metadata/, delete/, undelete/, destroy/.
+
+    ``path`` and ``mount_point`` may both have several segments, each checked and quoted.
+    """
 
     __slots__ = ("_client",)
 

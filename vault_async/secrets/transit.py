@@ -56,7 +56,11 @@ def _ciphertext(data: Mapping[str, Any]) -> str:
 
 
 class TransitApi:
-    """Keys, encrypt/decrypt/rewrap (single and batch) and data keys."""
+    """Keys, encrypt/decrypt/rewrap (single and batch) and data keys.
+
+    A key name is one path segment (no '/', see ``_paths.name``), so it can never reach
+    another key's ``config`` or ``rotate`` route; ``mount_point`` may have several.
+    """
 
     __slots__ = ("_client",)
 
