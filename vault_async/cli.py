@@ -78,7 +78,8 @@ def run_devstack(args: argparse.Namespace) -> int:
                 check_target(path)  # before the stack starts: a bad path fails fast
         _stop_on_sigterm()
         with DevStack(db_ttl=args.db_ttl, db_max_ttl=args.db_max_ttl) as stack:
-            env = stack.env()
+            # The service logs in by AppRole; the root token is here for `bao` in that shell.
+            env = stack.env() | {"VAULT_TOKEN": stack.root_token}
             env["DEVSTACK_DB_STATIC_ROLE"] = stack.static_role
             if env_file is not None:
                 written.append(write_env_file(env_file, env))

@@ -244,3 +244,11 @@ async def test_dev_stack_migrator_login_reaches_only_migrator_leases(devstack: D
         assert lease_exists(devstack, service_lease)
     finally:
         devstack.vault_call("PUT", f"sys/leases/revoke/{service_lease}")
+
+
+def test_dev_stack_login_environments_carry_no_root_token(devstack: DevStack) -> None:
+    """Both log in by AppRole: the root token stays with whoever runs the stack."""
+    for env in (devstack.env(), devstack.migration_env()):
+        assert "VAULT_TOKEN" not in sorted(env)  # names only in a failure message
+        assert [key for key, value in env.items() if value == devstack.root_token] == []
+        assert env["VAULT_AUTH_METHOD"] == "approle"

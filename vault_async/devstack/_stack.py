@@ -192,7 +192,6 @@ class DevStack:
         tls = {"VAULT_CACERT": str(self.ca_cert)} if self.ca_cert else {}
         return tls | {
             "VAULT_ADDR": self.vault_addr,
-            "VAULT_TOKEN": self.root_token,
             "VAULT_AUTH_METHOD": "approle",
             "VAULT_ROLE_ID": login.role_id,
             "VAULT_SECRET_ID": login.secret_id,
