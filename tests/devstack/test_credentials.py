@@ -137,3 +137,10 @@ async def test_extra_approle_role_has_its_own_token_ttls(devstack: DevStack) -> 
     assert auth["lease_duration"] == 7
     assert auth["policies"] == ["app-service"]  # the service's policy, nothing more
     assert creds.role_id != devstack.role_id
+
+
+def test_approle_credentials_repr_shows_no_secret_id(devstack: DevStack) -> None:
+    for login in (devstack.migrator_login, devstack.examples_login):
+        assert login.secret_id
+        assert login.secret_id not in repr(login)
+        assert login.role_id in repr(login)  # which login it is stays visible

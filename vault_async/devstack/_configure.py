@@ -24,7 +24,7 @@ import secrets
 import textwrap
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import asyncpg
@@ -106,7 +106,7 @@ REVOCATION_STATEMENTS = ['DROP ROLE IF EXISTS "{{name}}";']
 @dataclass(frozen=True, slots=True)
 class AppRoleCredentials:
     role_id: str
-    secret_id: str
+    secret_id: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
