@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -32,15 +33,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def migrate() -> None:
-    """``alembic upgrade head`` with the current environment."""
+def migrate(env: Mapping[str, str] | None = None) -> None:
+    """``alembic upgrade head`` with the current environment, ``env`` set only while it runs."""
     from alembic.config import Config
 
     from alembic import command
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
-    command.upgrade(config, "head")
+    saved = {key: os.environ.get(key) for key in env or {}}
+    os.environ.update(env or {})
+    try:
+        command.upgrade(config, "head")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
@@ -97,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     from vault_async.devstack import DevStack
 
     with DevStack() as stack:
-        os.environ.update(stack.env())
         print(f"dev stack: Vault at {stack.vault_addr}, PostgreSQL at {stack.database_url}")
-        migrate()
+        migrate(stack.migration_env())  # the migrations' own login, gone once they ran
+        os.environ.update(stack.env())
         return run(args.host, args.port)
 
 

@@ -81,7 +81,7 @@ def main() -> int:
 
     with DevStack() as stack, ExitStack() as running:
         envs = service_modes(stack)
-        run_migrations(envs["vault"])
+        run_migrations(stack.migration_env())
         services = {mode: running.enter_context(ServiceProcess(env)) for mode, env in envs.items()}
         failed = False
         for concurrency in (16, 64):

@@ -118,7 +118,7 @@ def main() -> int:
     interval = 5.0 if args.quick else 30.0
     with DevStack() as stack, ExitStack() as running:
         envs = service_modes(stack)
-        run_migrations(envs["rotating"])
+        run_migrations(stack.migration_env())
         services = {mode: running.enter_context(ServiceProcess(envs[mode])) for mode in MODES}
         return asyncio.run(soak(stack, services, warmup, total, interval))
 

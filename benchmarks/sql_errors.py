@@ -184,7 +184,7 @@ def main() -> int:
     args = parser.parse_args()
     seconds, rounds = (2.0, 1) if args.quick else (args.seconds, args.rounds)
     with DevStack() as stack:
-        run_migrations(stack.env())
+        run_migrations(stack.migration_env())
         return asyncio.run(bench(stack, seconds, rounds, args.bad_rate))
 
 

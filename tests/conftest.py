@@ -20,7 +20,7 @@ def devstack() -> Iterator[DevStack]:
 @pytest.fixture(scope="session")
 def migrated(devstack: DevStack) -> DevStack:
     """The session's dev stack with `alembic upgrade head` applied (idempotent)."""
-    run_migrations(devstack.env())
+    run_migrations(devstack.migration_env())
     return devstack
 
 

@@ -38,6 +38,11 @@ def is_secret(key: str, value: str) -> bool:
         return False
 
 
+def migration_env_file(env_file: Path) -> Path:
+    """Where the migrations' environment goes: beside the service's, ``<env-file>.migrate``."""
+    return env_file.with_name(env_file.name + ".migrate")
+
+
 def _print_env(env: dict[str, str], env_file: Path | None, show_secrets: bool) -> None:
     """The environment on stdout, secrets only with --show-secrets; the ready line comes last."""
     hidden = [key for key, value in env.items() if is_secret(key, value)]
@@ -52,6 +57,13 @@ def _print_env(env: dict[str, str], env_file: Path | None, show_secrets: bool) -
             print(f"# not shown: {names}; rerun with --env-file PATH or --show-secrets to get them")
     if env_file is not None:
         print(f"# environment written to {env_file} (mode 0600; use: set -a; . {env_file}; set +a)")
+        migrate = migration_env_file(env_file)
+        print(
+            f"# migrations' own login written to {migrate} (mode 0600; use: "
+            f"(set -a; . {migrate}; alembic upgrade head))"
+        )
+    else:
+        print("# migrations log in on their own AppRole: --env-file PATH writes it to PATH.migrate")
     print("# vault-async dev stack is up; Ctrl-C stops it and removes its data.")
     sys.stdout.flush()
 
@@ -59,16 +71,20 @@ def _print_env(env: dict[str, str], env_file: Path | None, show_secrets: bool) -
 def run_devstack(args: argparse.Namespace) -> int:
     """Run the dev stack in the foreground until Ctrl-C or SIGTERM."""
     env_file: Path | None = args.env_file
-    written: EnvFile | None = None
+    written: list[EnvFile] = []
     try:
         if env_file is not None:
-            check_target(env_file)  # before the stack starts: a bad path fails fast
+            for path in (env_file, migration_env_file(env_file)):
+                check_target(path)  # before the stack starts: a bad path fails fast
         _stop_on_sigterm()
         with DevStack(db_ttl=args.db_ttl, db_max_ttl=args.db_max_ttl) as stack:
-            env = stack.env()
+            # The service logs in by AppRole; the root token is here for `bao` in that shell.
+            env = stack.env() | {"VAULT_TOKEN": stack.root_token}
             env["DEVSTACK_DB_STATIC_ROLE"] = stack.static_role
             if env_file is not None:
-                written = write_env_file(env_file, env)
+                written.append(write_env_file(env_file, env))
+                migrate = migration_env_file(env_file)
+                written.append(write_env_file(migrate, stack.migration_env()))
             _print_env(env, env_file, args.show_secrets)
             threading.Event().wait()  # until KeyboardInterrupt
     except KeyboardInterrupt:
@@ -80,8 +96,8 @@ def run_devstack(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        if written is not None:
-            written.remove()
+        for done in written:
+            done.remove()
     return 0
 
 
@@ -92,8 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         "devstack", help="run a real OpenBao + PostgreSQL on loopback for local development"
     )
     dev.add_argument(
-        "--env-file", type=Path,
-        help="write the environment, secrets included, to this file (mode 0600; removed on exit)",
+        "--env-file", type=Path, metavar="PATH",
+        help=(
+            "write the service's environment, secrets included, to PATH, and the migrations' "
+            "(their own AppRole login, for alembic upgrade head) to PATH.migrate; both mode "
+            "0600, removed on exit"
+        ),
     )
     dev.add_argument(
         "--show-secrets", action="store_true",

@@ -79,9 +79,20 @@ async def root_client(devstack: DevStack) -> AsyncIterator[AsyncVaultClient]:
 
 @pytest.fixture
 async def app_client(devstack: DevStack) -> AsyncIterator[AsyncVaultClient]:
-    """A real-server client logged in through AppRole (the app's policy)."""
+    """A real-server client logged in through the service's AppRole (the service's policy)."""
     async with AsyncVaultClient(config=ClientConfig(addr=devstack.vault_addr)) as c:
         await c.login(
             AppRoleAuth(devstack.role_id, devstack.secret_id, mount_point=devstack.approle_mount)
+        )
+        yield c
+
+
+@pytest.fixture
+async def examples_client(devstack: DevStack) -> AsyncIterator[AsyncVaultClient]:
+    """A real-server client logged in through the examples' AppRole (KV, transit, unwrap)."""
+    login = devstack.examples_login
+    async with AsyncVaultClient(config=ClientConfig(addr=devstack.vault_addr)) as c:
+        await c.login(
+            AppRoleAuth(login.role_id, login.secret_id, mount_point=devstack.approle_mount)
         )
         yield c

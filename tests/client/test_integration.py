@@ -127,8 +127,8 @@ async def test_userpass_on_custom_mount(root_client: AsyncVaultClient) -> None:
             await client.login(UserpassAuth("alice", "wrong", mount_point=mount))
 
 
-async def test_kv_v2_full_cycle(app_client: AsyncVaultClient) -> None:
-    kv = app_client.secrets.kv_v2
+async def test_kv_v2_full_cycle(examples_client: AsyncVaultClient) -> None:
+    kv = examples_client.secrets.kv_v2
     path = unique("it/app") + "/config"
     v1 = await kv.create_or_update_secret(path, {"user": "a", "pass": "p1"}, cas=0)
     assert v1.version == 1
@@ -193,9 +193,9 @@ async def test_kv_v1(root_client: AsyncVaultClient) -> None:
 
 
 async def test_transit_encrypt_rotate_rewrap(
-    devstack: DevStack, app_client: AsyncVaultClient, root_client: AsyncVaultClient
+    devstack: DevStack, examples_client: AsyncVaultClient, root_client: AsyncVaultClient
 ) -> None:
-    transit = app_client.secrets.transit
+    transit = examples_client.secrets.transit
     key = unique("key")
     await root_client.secrets.transit.create_key(key)
     plaintext = b"\x00\xffcard 4111-1111"

@@ -168,6 +168,55 @@ def test_its_own_env_file_is_removed_at_exit(
     assert sorted(os.listdir(tmp_path)) == []  # no temporary file left either
 
 
+def test_migrations_get_a_private_env_file_of_their_own(
+    devstack: DevStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`PATH` is the service's environment; `PATH.migrate` the migrations' own AppRole login."""
+    target = tmp_path / "dev.env"
+    migrate = tmp_path / "dev.env.migrate"
+    seen: list[tuple[dict[str, str], dict[str, str], os.stat_result]] = []
+    code = run_cli(
+        monkeypatch, devstack, ["devstack", "--env-file", str(target)],
+        while_up=lambda: seen.append((env_lines(target), env_lines(migrate), os.lstat(migrate))),
+    )
+    assert code == 0
+    ((service, migration, st),) = seen
+    assert oct(st.st_mode & 0o777) == oct(0o600)
+    assert st.st_uid == os.geteuid()
+    assert migration == devstack.migration_env()
+    assert service["VAULT_SECRET_ID"] == devstack.secret_id
+    assert migration["VAULT_ROLE_ID"] != service["VAULT_ROLE_ID"]
+    assert devstack.migrator_login.secret_id not in "".join(service.values())
+    assert "VAULT_DB_MIGRATION_ROLE" not in service
+    out = capsys.readouterr().out
+    assert devstack.migrator_login.secret_id not in out
+    assert str(migrate) in out
+    assert sorted(os.listdir(tmp_path)) == []  # both removed at exit
+
+
+def test_migration_env_file_owned_by_another_user_is_refused(
+    devstack: DevStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can make a file owned by another user")
+    target = tmp_path / "dev.env"
+    migrate = tmp_path / "dev.env.migrate"
+    migrate.write_text("THEIRS=1\n")
+    os.chown(migrate, STRANGER, STRANGER)
+    ran: list[bool] = []
+    code = run_cli(
+        monkeypatch, devstack, ["devstack", "--env-file", str(target)], lambda: ran.append(True)
+    )
+    assert code == 2
+    assert ran == []
+    assert migrate.read_text() == "THEIRS=1\n"
+    assert not target.exists()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(migrate) in line
+
+
 def test_stdout_names_the_env_file_but_shows_no_secret(
     devstack: DevStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.postgres import can_login, connected_as
 from vault_async.devstack import DevStack
+from vault_async.devstack._configure import AppRoleCredentials
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +26,12 @@ async def vault(
         )
 
 
-async def approle_token(stack: DevStack) -> str:
+async def approle_token(stack: DevStack, login: AppRoleCredentials | None = None) -> str:
+    """A token of the service's AppRole login, or of `login`."""
+    login = login or AppRoleCredentials(stack.role_id, stack.secret_id)
     response = await vault(
         stack, "POST", "auth/approle/login", "",
-        {"role_id": stack.role_id, "secret_id": stack.secret_id},
+        {"role_id": login.role_id, "secret_id": login.secret_id},
     )
     assert response.status_code == 200, response.text
     token: str = response.json()["auth"]["client_token"]
@@ -101,7 +104,8 @@ async def test_static_role_credentials_log_in(devstack: DevStack) -> None:
 async def test_roles_split_owner_and_service_rights(devstack: DevStack) -> None:
     """Migrators create objects as app_owner; service users read and write them, create nothing."""
     token = await approle_token(devstack)
-    mig = (await vault(devstack, "GET", "database/creds/migrator", token)).json()["data"]
+    migrator_token = await approle_token(devstack, devstack.migrator_login)
+    mig = (await vault(devstack, "GET", "database/creds/migrator", migrator_token)).json()["data"]
     app = (await vault(devstack, "GET", "database/creds/app", token)).json()["data"]
 
     async with connected_as(devstack, mig["username"], mig["password"]) as conn:
@@ -131,5 +135,12 @@ async def test_extra_approle_role_has_its_own_token_ttls(devstack: DevStack) -> 
     )
     auth = response.json()["auth"]
     assert auth["lease_duration"] == 7
-    assert "app-service" in auth["policies"]
+    assert auth["policies"] == ["app-service"]  # the service's policy, nothing more
     assert creds.role_id != devstack.role_id
+
+
+def test_approle_credentials_repr_shows_no_secret_id(devstack: DevStack) -> None:
+    for login in (devstack.migrator_login, devstack.examples_login):
+        assert login.secret_id
+        assert login.secret_id not in repr(login)
+        assert login.role_id in repr(login)  # which login it is stays visible

@@ -33,7 +33,7 @@ async def test_users_table_is_owned_by_the_owner_role(migrated: DevStack) -> Non
 
 async def test_migration_leaves_no_vault_user_behind(migrated: DevStack) -> None:
     before = set(await migrated.v_roles())
-    run_migrations(migrated.env())  # already at head: logs in, revokes, changes nothing
+    run_migrations(migrated.migration_env())  # already at head: logs in, revokes, changes nothing
     assert set(await migrated.v_roles()) <= before
 
 

@@ -26,7 +26,7 @@ async def table_exists(stack: DevStack, name: str) -> bool:
 
 
 async def test_injected_owner_role_never_runs_as_sql(stack: DevStack) -> None:
-    env = service_environ(stack.env() | {"DB_OWNER_ROLE": INJECTED_OWNER})
+    env = service_environ(stack.migration_env() | {"DB_OWNER_ROLE": INJECTED_OWNER})
     result = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "alembic", "downgrade", "base"],

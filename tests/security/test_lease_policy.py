@@ -7,6 +7,7 @@ still renew (200) and revoke (204), through the client and through raw URL-form 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -183,3 +184,71 @@ def test_deploy_policies_are_the_dev_stack_ones() -> None:
     assert deploy_policy("app-service") + "\n" == service_policy("database", ["app"])
     assert deploy_policy("app-migrator") + "\n" == service_policy("database", ["migrator"])
     assert 'path "sys/leases/revoke" ' not in (ROOT / "deploy" / "vault-init.sh").read_text()
+
+
+@contextlib.asynccontextmanager
+async def approle_client(stack: DevStack, env: dict[str, str]) -> AsyncIterator[AsyncVaultClient]:
+    """A client logged in with the AppRole credentials of `env` (a dev stack environment)."""
+    async with AsyncVaultClient(config=ClientConfig(addr=stack.vault_addr)) as client:
+        await client.login(
+            AppRoleAuth(
+                env["VAULT_ROLE_ID"], env["VAULT_SECRET_ID"], mount_point=stack.approle_mount
+            )
+        )
+        yield client
+
+
+async def test_dev_stack_service_login_cannot_touch_a_migrator_lease(devstack: DevStack) -> None:
+    """The service's environment (`env()`) logs in with the service's policy alone."""
+    migrator_lease: str = devstack.vault_call(
+        "GET", f"{devstack.db_mount}/creds/{devstack.migrator_role}"
+    )["lease_id"]
+    try:
+        async with approle_client(devstack, devstack.env()) as client:
+            with pytest.raises(Forbidden):
+                await client.sys.leases.revoke(migrator_lease)
+            with pytest.raises(Forbidden):
+                await client.sys.leases.renew(migrator_lease, increment=60)
+            with pytest.raises(Forbidden):
+                await client.secrets.database.generate_credentials(devstack.migrator_role)
+            with pytest.raises(Forbidden):  # the client examples' KV is not the service's
+                await client.secrets.kv_v2.read_secret("anything")
+            assert (await client.auth.token.lookup_self()).policies == ("app-service",)
+        assert lease_exists(devstack, migrator_lease)
+    finally:
+        devstack.vault_call("PUT", f"sys/leases/revoke/{migrator_lease}")
+
+
+async def test_dev_stack_migrator_login_reaches_only_migrator_leases(devstack: DevStack) -> None:
+    """The migrations' environment (`migration_env()`): its own role, not the service's."""
+    env = devstack.migration_env()
+    assert env["VAULT_ROLE_ID"] != devstack.env()["VAULT_ROLE_ID"]
+    service_lease: str = devstack.vault_call(
+        "GET", f"{devstack.db_mount}/creds/{devstack.dynamic_role}"
+    )["lease_id"]
+    try:
+        async with approle_client(devstack, env) as client:
+            assert (await client.auth.token.lookup_self()).policies == ("app-migrator",)
+            with pytest.raises(Forbidden):
+                await client.secrets.database.generate_credentials(devstack.dynamic_role)
+            with pytest.raises(Forbidden):
+                await client.secrets.database.get_static_credentials(devstack.static_role)
+            with pytest.raises(Forbidden):
+                await client.sys.leases.revoke(service_lease)
+            with pytest.raises(Forbidden):
+                await client.sys.leases.renew(service_lease, increment=60)
+            own = await client.secrets.database.generate_credentials(devstack.migrator_role)
+            await client.sys.leases.renew(own.lease_id, increment=60)
+            await client.sys.leases.revoke(own.lease_id)
+        assert own.data["username"] not in await devstack.v_roles()
+        assert lease_exists(devstack, service_lease)
+    finally:
+        devstack.vault_call("PUT", f"sys/leases/revoke/{service_lease}")
+
+
+def test_dev_stack_login_environments_carry_no_root_token(devstack: DevStack) -> None:
+    """Both log in by AppRole: the root token stays with whoever runs the stack."""
+    for env in (devstack.env(), devstack.migration_env()):
+        assert "VAULT_TOKEN" not in sorted(env)  # names only in a failure message
+        assert [key for key, value in env.items() if value == devstack.root_token] == []
+        assert env["VAULT_AUTH_METHOD"] == "approle"

@@ -30,7 +30,7 @@ def service_environ(env: dict[str, str]) -> dict[str, str]:
 
 
 def run_migrations(env: dict[str, str], timeout: float = 60) -> None:
-    """`alembic upgrade head` with the service's environment, as an operator runs it."""
+    """`alembic upgrade head` with `env` (a stack's `migration_env()`), as an operator runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         cwd=ROOT, env=service_environ(env), capture_output=True, text=True, timeout=timeout,
@@ -43,7 +43,7 @@ def run_migrations(env: dict[str, str], timeout: float = 60) -> None:
 def migrated_devstack(**options: Any) -> Iterator[DevStack]:
     """A dev stack of its own (``DevStack(**options)``) with the migrations applied."""
     with DevStack(**options) as stack:
-        run_migrations(stack.env())
+        run_migrations(stack.migration_env())
         yield stack
 
 

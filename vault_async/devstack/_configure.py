@@ -12,7 +12,8 @@ OpenBao:
   `SET ROLE app_owner`); static role `app-static` bound to `app_static`.
 - Policies `app-service` (role `app`, `app-static`), `app-migrator` (role `migrator`): each
   reads its roles' credentials and renews/revokes those roles' leases only (`_policies`);
-  `app-examples`: KV, transit, unwrapping. AppRole `app` carries the three.
+  `app-examples`: KV, transit, unwrapping. One AppRole per policy, none with `default`:
+  `app` (the service), `app-migrator` (migrations), `app-examples` (the client's examples).
 - KV v2 at `secret/`, transit at `transit/` with key `app`.
 """
 
@@ -21,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import textwrap
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import asyncpg
@@ -50,6 +51,8 @@ TRANSIT_MOUNT = "transit"
 TRANSIT_KEY = "app"
 APPROLE_MOUNT = "approle"
 APPROLE_ROLE = "app"
+MIGRATOR_APPROLE_ROLE = "app-migrator"
+EXAMPLES_APPROLE_ROLE = "app-examples"
 POLICY = "app-service"
 MIGRATOR_POLICY = "app-migrator"
 EXAMPLES_POLICY = "app-examples"
@@ -103,7 +106,16 @@ REVOCATION_STATEMENTS = ['DROP ROLE IF EXISTS "{{name}}";']
 @dataclass(frozen=True, slots=True)
 class AppRoleCredentials:
     role_id: str
-    secret_id: str
+    secret_id: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DevLogins:
+    """The dev stack's AppRole logins: one per job, each with its own policy only."""
+
+    service: AppRoleCredentials
+    migrator: AppRoleCredentials
+    examples: AppRoleCredentials
 
 
 async def _connect(pg: PostgresCluster, database: str) -> asyncpg.Connection:
@@ -192,8 +204,8 @@ def write_dynamic_role(
 def configure_openbao(
     bao: OpenBaoServer, pg: PostgresCluster, vault_admin_password: str,
     *, db_ttl: str, db_max_ttl: str,
-) -> AppRoleCredentials:
-    """Mount and configure every engine the service and the tests use."""
+) -> DevLogins:
+    """Mount and configure every engine the service and the tests use; the AppRole logins."""
     bao.call("POST", f"sys/mounts/{DB_MOUNT}", "mount the database engine", {"type": "database"})
     bao.call(
         "POST", f"{DB_MOUNT}/config/{DB_CONNECTION}", "configure the database connection",
@@ -229,23 +241,26 @@ def configure_openbao(
     bao.call("POST", f"sys/mounts/{TRANSIT_MOUNT}", "mount transit", {"type": "transit"})
     bao.call("POST", f"{TRANSIT_MOUNT}/keys/{TRANSIT_KEY}", "create the transit key", {})
     bao.call("POST", f"sys/auth/{APPROLE_MOUNT}", "enable AppRole", {"type": "approle"})
-    return write_approle_role(bao, APPROLE_ROLE, token_ttl="1h", token_max_ttl="4h")
+    ttls = {"token_ttl": "1h", "token_max_ttl": "4h"}
+    return DevLogins(
+        service=write_approle_role(bao, APPROLE_ROLE, [POLICY], **ttls),
+        migrator=write_approle_role(bao, MIGRATOR_APPROLE_ROLE, [MIGRATOR_POLICY], **ttls),
+        examples=write_approle_role(bao, EXAMPLES_APPROLE_ROLE, [EXAMPLES_POLICY], **ttls),
+    )
 
 
 def write_approle_role(
-    bao: OpenBaoServer, name: str, *, token_ttl: str, token_max_ttl: str
+    bao: OpenBaoServer, name: str, policies: Sequence[str], *, token_ttl: str, token_max_ttl: str
 ) -> AppRoleCredentials:
-    """Create (or replace) an AppRole role with the dev stack's policies; issue its credentials.
+    """Create (or replace) an AppRole role whose tokens carry `policies`; issue its credentials.
 
-    ``DevStack.env()`` runs migrations with this login too, so it carries the migrator policy
-    as well as the service's; a deployment gives migrations an AppRole of their own
-    (deploy/vault-init.sh). No token gets Vault's ``default`` policy.
+    No token gets Vault's ``default`` policy (it renews and looks up any lease by id).
     """
     base = f"auth/{APPROLE_MOUNT}/role/{name}"
     bao.call(
         "POST", base, f"create AppRole role {name!r}",
         {
-            "token_policies": [POLICY, MIGRATOR_POLICY, EXAMPLES_POLICY],
+            "token_policies": list(policies),
             "token_no_default_policy": True,
             "token_ttl": token_ttl,
             "token_max_ttl": token_max_ttl,

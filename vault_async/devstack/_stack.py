@@ -6,7 +6,7 @@ import contextlib
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +40,8 @@ class DevStack:
 
     approle_mount = cfg.APPROLE_MOUNT
     approle_role = cfg.APPROLE_ROLE
+    migrator_approle_role = cfg.MIGRATOR_APPROLE_ROLE
+    examples_approle_role = cfg.EXAMPLES_APPROLE_ROLE
     database = cfg.DATABASE
     db_mount = cfg.DB_MOUNT
     dynamic_role = cfg.DYNAMIC_ROLE
@@ -61,8 +63,12 @@ class DevStack:
         self.workdir: Path | None = None
         self._bao: OpenBaoServer | None = None
         self._pg: PostgresCluster | None = None
+        # AppRole logins, one per job: the service's (role_id, secret_id), the migrations',
+        # the client examples' (KV, transit).
         self.role_id = ""
         self.secret_id = ""
+        self.migrator_login = cfg.AppRoleCredentials("", "")
+        self.examples_login = cfg.AppRoleCredentials("", "")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -89,11 +95,12 @@ class DevStack:
         self._pg.start()
         self._bao.wait_ready()
         vault_admin_password = cfg.configure_postgres(self._pg)
-        creds = cfg.configure_openbao(
+        logins = cfg.configure_openbao(
             self._bao, self._pg, vault_admin_password,
             db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl,
         )
-        self.role_id, self.secret_id = creds.role_id, creds.secret_id
+        self.role_id, self.secret_id = logins.service.role_id, logins.service.secret_id
+        self.migrator_login, self.examples_login = logins.migrator, logins.examples
 
     def stop(self) -> None:
         """Stop both servers by PID and remove the data directory. Safe to call twice."""
@@ -181,18 +188,26 @@ class DevStack:
         assert process is not None
         return process.pid
 
-    def env(self) -> dict[str, str]:
-        """The environment a service (or `alembic upgrade head`) needs to use this stack."""
+    def _login_env(self, login: cfg.AppRoleCredentials) -> dict[str, str]:
         tls = {"VAULT_CACERT": str(self.ca_cert)} if self.ca_cert else {}
         return tls | {
             "VAULT_ADDR": self.vault_addr,
-            "VAULT_TOKEN": self.root_token,
             "VAULT_AUTH_METHOD": "approle",
-            "VAULT_ROLE_ID": self.role_id,
-            "VAULT_SECRET_ID": self.secret_id,
+            "VAULT_ROLE_ID": login.role_id,
+            "VAULT_SECRET_ID": login.secret_id,
             "DATABASE_URL": self.database_url,
             "VAULT_DB_MOUNT": self.db_mount,
-            "VAULT_DB_ROLE": self.dynamic_role,
+        }
+
+    def env(self) -> dict[str, str]:
+        """The service's environment: its AppRole login (policy `app-service`) and its role."""
+        service = cfg.AppRoleCredentials(self.role_id, self.secret_id)
+        return self._login_env(service) | {"VAULT_DB_ROLE": self.dynamic_role}
+
+    def migration_env(self) -> dict[str, str]:
+        """`alembic upgrade head`'s environment: the migrations' AppRole (`app-migrator`)."""
+        return self._login_env(self.migrator_login) | {
+            "VAULT_DB_ROLE": self.migrator_role,
             "VAULT_DB_MIGRATION_ROLE": self.migrator_role,
             "DB_OWNER_ROLE": self.owner_role,
         }
@@ -214,11 +229,12 @@ class DevStack:
         cfg.write_dynamic_role(self._started_bao(), name, default_ttl, max_ttl, migrator=migrator)
 
     def create_approle_role(
-        self, name: str, *, token_ttl: str, token_max_ttl: str
+        self, name: str, *, token_ttl: str, token_max_ttl: str,
+        policies: Sequence[str] = (cfg.POLICY,),
     ) -> cfg.AppRoleCredentials:
-        """Add an AppRole role with the service policy and other token TTLs; its credentials."""
+        """Add an AppRole role with `policies` (the service's) and other TTLs; its credentials."""
         return cfg.write_approle_role(
-            self._started_bao(), name, token_ttl=token_ttl, token_max_ttl=token_max_ttl
+            self._started_bao(), name, policies, token_ttl=token_ttl, token_max_ttl=token_max_ttl
         )
 
     @contextlib.asynccontextmanager
