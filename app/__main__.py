@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 from sqlalchemy import text
 
+from .logging_setup import configure_logging
 from .settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
@@ -58,6 +59,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         config = uvicorn.Config(
             create_app(settings, runtime=runtime), host=host, port=port,
             log_level=settings.log_level.lower(), timeout_graceful_shutdown=3, lifespan="on",
+            log_config=None,  # uvicorn's records go through the service's handler and format
         )
         # uvicorn re-raises the signal it caught once it returns; make that a no-op so the
         # runtime below still closes the pool and revokes the leases and the token.
@@ -91,7 +93,7 @@ def run(host: str, port: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(os.environ)
     if not args.dev:
         return run(args.host, args.port)
     from vault_async.devstack import DevStack

@@ -12,9 +12,18 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["DEFAULT_MAX_REQUEST_BODY_BYTES", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BODY_BYTES",
+    "LogFormat",
+    "LogLevel",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 AuthMethodName = Literal["token", "approle", "kubernetes", "jwt"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024
 """A user is two short strings: 64 KiB is ample, and bounds what one request can cost."""
@@ -63,13 +72,19 @@ class Settings(BaseSettings):
     db_owner_role: str | None = None
     vault_startup_timeout: float = Field(default=30.0, gt=0)
     vault_health_probe_interval: float = Field(default=10.0, gt=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
     max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
