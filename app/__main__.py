@@ -15,15 +15,26 @@ import uvicorn
 from sqlalchemy import text
 
 from .logging_setup import configure_logging
-from .settings import Settings, SettingsError, load_settings
+from .settings import ENVIRONMENT, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _environment_help() -> str:
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    rows = [f"  {name:<{width}}  {meaning}" for name, meaning in ENVIRONMENT]
+    return "\n".join(["environment variables:", *rows])
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description=__doc__,
+        epilog=_environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
