@@ -15,15 +15,27 @@ from types import FrameType
 import uvicorn
 from sqlalchemy import text
 
-from .settings import Settings, SettingsError, load_settings
+from .logging_setup import configure_logging
+from .settings import ENVIRONMENT, Settings, SettingsError, load_settings
 
 logger = logging.getLogger("app")
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _environment_help() -> str:
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    rows = [f"  {name:<{width}}  {meaning}" for name, meaning in ENVIRONMENT]
+    return "\n".join(["environment variables:", *rows])
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description=__doc__,
+        epilog=_environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
@@ -68,6 +80,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         config = uvicorn.Config(
             create_app(settings, runtime=runtime), host=host, port=port,
             log_level=settings.log_level.lower(), timeout_graceful_shutdown=3, lifespan="on",
+            log_config=None,  # uvicorn's records go through the service's handler and format
         )
         # uvicorn re-raises the signal it caught once it returns; make that a no-op so the
         # runtime below still closes the pool and revokes the leases and the token.
@@ -101,7 +114,7 @@ def run(host: str, port: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(os.environ)
     if not args.dev:
         return run(args.host, args.port)
     from vault_async.devstack import DevStack

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from vault_async.fastapi import VaultRuntime, add_database_error_handlers, vault_lifespan
 
@@ -32,15 +35,37 @@ def _bounded(error: dict[str, object]) -> dict[str, object]:
     return shown
 
 
+def _unprocessable(errors: Sequence[dict[str, object]]) -> Response:
+    detail = [_bounded(e) for e in errors]
+    body = json.dumps({"detail": jsonable_encoder(detail)}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 async def validation_error(request: Request, error: Exception) -> Response:
     """422 with the errors as ASCII JSON (any input, even lone surrogates, can be shown).
 
     The input is cut to a prefix: an answer never grows with what the client sent.
     """
     errors = error.errors() if isinstance(error, RequestValidationError) else []
-    detail = [_bounded(dict(e)) for e in errors]
-    body = json.dumps({"detail": jsonable_encoder(detail)}, ensure_ascii=True)
-    return Response(body, status_code=422, media_type="application/json")
+    return _unprocessable([dict(e) for e in errors])
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """FastAPI's answer, except that a body that is not UTF-8 is a 422 like any bad JSON.
+
+    FastAPI answers a JSON body it cannot decode as UTF-8 with a bare 400; a client then
+    sees two shapes for one mistake.
+    """
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return _unprocessable([{
+            "type": "json_invalid",
+            "loc": ["body", cause.start],
+            "msg": "JSON decode error",
+            "ctx": {"error": f"not valid UTF-8 ({cause.reason})"},
+        }])
+    assert isinstance(error, HTTPException)
+    return await http_exception_handler(request, error)
 
 
 def create_app(
@@ -69,6 +94,7 @@ def create_app(
     application.add_middleware(BodySizeLimit, limit=limit)
     add_database_error_handlers(application)
     application.add_exception_handler(RequestValidationError, validation_error)
+    application.add_exception_handler(HTTPException, http_error)
     application.include_router(health.router)
     application.include_router(users.router)
     return application

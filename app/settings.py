@@ -12,12 +12,66 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["DEFAULT_MAX_REQUEST_BODY_BYTES", "Settings", "SettingsError", "load_settings"]
+from vault_async._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BODY_BYTES",
+    "ENVIRONMENT",
+    "LogFormat",
+    "LogLevel",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 AuthMethodName = Literal["token", "approle", "kubernetes", "jwt"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024
 """A user is two short strings: 64 KiB is ample, and bounds what one request can cost."""
+
+
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("VAULT_ADDR", "Vault's address, e.g. https://vault:8200"),
+    ("VAULT_NAMESPACE", "Vault Enterprise namespace"),
+    ("VAULT_CACERT", "PEM file of the CA that signed Vault's certificate"),
+    ("VAULT_CAPATH", "directory of PEM CA certificates (no hash links needed)"),
+    ("VAULT_TLS_SERVER_NAME", "host name Vault's certificate is checked against"),
+    ("VAULT_CLIENT_CERT", "client certificate (PEM) for TLS client auth"),
+    ("VAULT_CLIENT_KEY", "private key of VAULT_CLIENT_CERT"),
+    ("VAULT_SKIP_VERIFY", "true: Vault's certificate is not checked (never in production)"),
+    ("VAULT_CLIENT_TIMEOUT", f"seconds per Vault request (default {DEFAULT_TIMEOUT:g})"),
+    ("VAULT_MAX_RETRIES", f"retries of a failed Vault request (default {DEFAULT_MAX_RETRIES})"),
+    (
+        "VAULT_MAX_RESPONSE_BYTES",
+        f"largest Vault answer read (default {DEFAULT_MAX_RESPONSE_BYTES // 2**20} MiB)",
+    ),
+    ("VAULT_TOKEN", "token auth (the default method)"),
+    ("VAULT_AUTH_METHOD", "token (default), approle, kubernetes or jwt"),
+    ("VAULT_AUTH_MOUNT", "mount of the auth method, when not its default"),
+    ("VAULT_ROLE_ID", "AppRole role ID"),
+    ("VAULT_SECRET_ID", "AppRole secret ID (or VAULT_SECRET_ID_FILE)"),
+    ("VAULT_SECRET_ID_FILE", "file holding the AppRole secret ID"),
+    ("VAULT_AUTH_ROLE", "Kubernetes or JWT role"),
+    ("VAULT_JWT_FILE", "file holding the JWT (jwt; kubernetes has a default)"),
+    ("DATABASE_URL", "postgresql+asyncpg://host:port/dbname, no credentials in Vault mode"),
+    ("VAULT_DB_MOUNT", "database secrets engine mount (default database)"),
+    ("VAULT_DB_ROLE", "dynamic database role the service logs in with"),
+    ("VAULT_DB_STATIC_ROLE", "static database role instead of VAULT_DB_ROLE"),
+    ("DB_ASSUME_ROLE", "SET ROLE on each of the service's connections"),
+    ("VAULT_DB_MIGRATION_ROLE", "role Alembic logs in with (default VAULT_DB_ROLE)"),
+    ("DB_OWNER_ROLE", "role migrations SET ROLE to, so it owns every object"),
+    ("VAULT_STARTUP_TIMEOUT", "seconds to wait for the first token and credential (default 30)"),
+    ("VAULT_HEALTH_PROBE_INTERVAL", "seconds of Vault silence before /healthz asks (default 10)"),
+    (
+        "MAX_REQUEST_BODY_BYTES",
+        f"largest request body accepted, else 413 (default {DEFAULT_MAX_REQUEST_BODY_BYTES})",
+    ),
+    ("LOG_LEVEL", "DEBUG, INFO (default), WARNING or ERROR; no level logs a secret"),
+    ("LOG_FORMAT", "text (default: event then key=value fields) or json (one object a line)"),
+)
+"""Every variable the service reads, with its meaning: ``python -m app --help`` shows it."""
 
 
 class SettingsError(Exception):
@@ -63,13 +117,19 @@ class Settings(BaseSettings):
     db_owner_role: str | None = None
     vault_startup_timeout: float = Field(default=30.0, gt=0)
     vault_health_probe_interval: float = Field(default=10.0, gt=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
     max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

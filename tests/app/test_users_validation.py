@@ -55,3 +55,30 @@ async def test_bad_bodies_are_422(client: httpx.AsyncClient, body: bytes) -> Non
 )
 async def test_out_of_range_parameters_are_422(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"username": "u\xff", "email": "a@b.c"}',
+        b'{"username": "u", "email": "\xc3(@b.c"}',
+    ],
+)
+async def test_invalid_utf8_is_a_422_like_invalid_json(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    """Bytes that are not UTF-8 are malformed JSON: the same 422 as any other bad body."""
+    response = await client.post(
+        "/users", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    not_json = await client.post(
+        "/users", content=b"not json", headers={"content-type": "application/json"}
+    )
+    [error] = response.json()["detail"]
+    [reference] = not_json.json()["detail"]
+    assert set(error) == set(reference)
+    assert error["type"] == reference["type"] == "json_invalid"
+    assert error["loc"][0] == "body"
+    assert isinstance(error["loc"][1], int)
+    assert "UTF-8" in error["ctx"]["error"]

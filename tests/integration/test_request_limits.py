@@ -67,3 +67,31 @@ async def test_a_422_for_a_long_username_does_not_echo_it(service: ServiceProces
     assert response.status_code == 422
     assert "@@" not in response.text
     assert len(response.content) < 1000
+
+
+async def test_a_60_kb_invalid_email_is_echoed_as_a_short_prefix(
+    service: ServiceProcess,
+) -> None:
+    """Just under the body limit, a 422 still shows only the first 100 characters."""
+    email = "e" * 60_000 + "-no-at-sign"
+    async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as http:
+        response = await http.post("/users", json={"username": "u", "email": email})
+    assert len(response.request.content) < DEFAULT_LIMIT
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "email"]
+    assert error["input"] == email[:100]
+    assert "e" * 101 not in response.text
+    assert len(response.content) < 1000
+
+
+async def test_invalid_utf8_is_a_422(service: ServiceProcess) -> None:
+    async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as http:
+        response = await http.post(
+            "/users", content=b'{"username": "\xff", "email": "a@b.c"}',
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["type"] == "json_invalid"
+    assert error["loc"] == ["body", 14]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ async def test_nothing_vault_issued_leaks(audited: DevStack) -> None:
     assert len(leases) >= 3, "the run should have rotated credentials a few times"
     assert len(passwords) >= 6
     assert "DEBUG" in shown["output"], "the service did not log at DEBUG"
+    # The records' fields are printed (so they are checked below too).
+    assert re.search(r"lease\.rotated secret=\S+ ttl=\d+ generation=\d+", shown["output"])
     for where, text in shown.items():
         leaked = [s[:4] + "…" for s in secrets if s in text]
         assert not leaked, f"{len(leaked)} issued secrets appear in {where}: {leaked}"

@@ -18,6 +18,7 @@ import anyio
 
 from . import _policy as policy
 from ._core import Core
+from ._logfields import lease_fields
 from ._models import Lease, lease_id_suffix
 from ._queue import Revocation
 
@@ -98,17 +99,27 @@ class Drain:
         except Exception as exc:
             logger.warning(
                 "lease.revoke_failed",
-                extra={
-                    "secret": handle.name,
-                    "lease": lease_id_suffix(lease.lease_id),
-                    "error_class": type(exc).__name__,
-                    "final": final,
-                },
+                extra=lease_fields(
+                    self._core,
+                    handle,
+                    about=lease,
+                    generation=generation,
+                    error=exc,
+                    lease=lease_id_suffix(lease.lease_id),
+                    final=final,
+                ),
             )
             return False
         logger.info(
             "lease.revoked",
-            extra={"secret": handle.name, "lease": lease_id_suffix(lease.lease_id), "final": final},
+            extra=lease_fields(
+                self._core,
+                handle,
+                about=lease,
+                generation=generation,
+                lease=lease_id_suffix(lease.lease_id),
+                final=final,
+            ),
         )
         await self._core.emit(handle, "revoked", lease=lease, generation=generation)
         return True

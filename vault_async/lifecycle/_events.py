@@ -11,6 +11,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
+from ._logfields import error_fields
 from ._models import LeaseEvent
 
 __all__ = ["EventBus", "EventCallback"]
@@ -57,7 +58,8 @@ class EventBus:
                     "lease.callback_failed",
                     extra={
                         "secret": event.name,
+                        "generation": event.generation,
                         "event": event.kind,
-                        "error_class": type(exc).__name__,
+                        **error_fields(exc),
                     },
                 )

@@ -21,6 +21,7 @@ from . import _policy as policy
 from ._core import Core
 from ._drain import Drain
 from ._handle import ManagedSecret
+from ._logfields import lease_fields
 from ._models import Grant, Lease, lease_id_suffix
 from ._policy import Step
 from ._tokens import TokenGuard
@@ -75,12 +76,9 @@ class Renewer:
         capped = handle.extend(grant, now=self._core.clock.now(), rng=self._core.rng)
         logger.debug(
             "lease.renewed",
-            extra={
-                "secret": handle.name,
-                "lease": lease_id_suffix(lease.lease_id),
-                "ttl": grant.lease_duration,
-                "capped": capped,
-            },
+            extra=lease_fields(
+                self._core, handle, lease=lease_id_suffix(lease.lease_id), capped=capped
+            ),
         )
         await self._core.emit(handle, "renewed")
         await self._plan(handle)
@@ -106,11 +104,7 @@ class Renewer:
         if first:
             logger.info(
                 "lease.acquired",
-                extra={
-                    "secret": handle.name,
-                    "lease": lease_id_suffix(new.lease_id),
-                    "ttl": grant.lease_duration,
-                },
+                extra=lease_fields(core, handle, lease=lease_id_suffix(new.lease_id)),
             )
         elif old is not None:
             await self._rotated(handle, old, new, reason)
@@ -119,12 +113,9 @@ class Renewer:
     async def _rotated(self, handle: ManagedSecret, old: Lease, new: Lease, reason: str) -> None:
         logger.info(
             "lease.rotated",
-            extra={
-                "secret": handle.name,
-                "generation": handle.generation,
-                "lease": lease_id_suffix(new.lease_id),
-                "reason": reason,
-            },
+            extra=lease_fields(
+                self._core, handle, lease=lease_id_suffix(new.lease_id), reason=reason
+            ),
         )
         # Queue the old credential's end before telling subscribers: a subscriber may take
         # its time, and a shutdown cancelling it must not leave the old lease unrevoked.
@@ -160,13 +151,14 @@ class Renewer:
         handle.failed(exc, retry.due)
         logger.warning(
             "lease.failed",
-            extra={
-                "secret": handle.name,
-                "action": step.action,
-                "error_class": handle.last_error_class,
-                "status": getattr(exc, "status", None),
-                "consecutive_failures": handle.consecutive_failures,
-            },
+            extra=lease_fields(
+                core,
+                handle,
+                error=exc,
+                action=step.action,
+                status=getattr(exc, "status", None),
+                consecutive_failures=handle.consecutive_failures,
+            ),
         )
         await core.emit(handle, "failed", error_class=handle.last_error_class, reason=step.action)
         core.plan(handle, retry)
@@ -195,7 +187,7 @@ class Renewer:
             if error is not None:
                 logger.debug(
                     "lease.force_rotate_backing_off",
-                    extra={"secret": handle.name, "error_class": handle.last_error_class},
+                    extra=lease_fields(core, handle, error=error),
                 )
                 raise error.with_traceback(None)
             try:

@@ -23,6 +23,7 @@ import anyio
 
 from .. import _exceptions as errors
 from ._core import Core
+from ._logfields import lease_fields
 from ._models import Lease
 from ._policy import Step
 from ._queue import Revocation
@@ -118,7 +119,7 @@ class TokenGuard:
             accepted = await check()
             self._verdicts[id(token)] = (seen, now, accepted)
         if not accepted:
-            logger.info("lease.token_refused", extra={"secret": token.name})
+            logger.info("lease.token_refused", extra=lease_fields(self._core, token))
         return not accepted
 
     async def _relogin(self, token: ManagedSecret, seen: int, refused: Exception) -> None:

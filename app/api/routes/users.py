@@ -12,10 +12,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ...models import User
 from ..deps import SessionDep
+from ..responses import CONFLICT, NOT_FOUND, TOO_LARGE, UNAVAILABLE
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=UNAVAILABLE)
 
 
 PG_INT_MAX = 2**31 - 1
@@ -51,7 +52,7 @@ class UserOut(BaseModel):
     created_at: dt.datetime
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=CONFLICT | TOO_LARGE)
 async def create_user(body: UserCreate, session: SessionDep) -> UserOut:
     user = User(username=body.username, email=body.email)
     session.add(user)
@@ -64,7 +65,7 @@ async def create_user(body: UserCreate, session: SessionDep) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.get("/{user_id}")
+@router.get("/{user_id}", responses=NOT_FOUND)
 async def get_user(
     user_id: Annotated[int, Path(ge=1, le=PG_INT_MAX)], session: SessionDep
 ) -> UserOut:
