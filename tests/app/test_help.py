@@ -9,8 +9,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import pytest
-
 from app.settings import ENVIRONMENT, Settings
 from vault_async import ClientConfig
 
@@ -79,10 +77,5 @@ def readme_names() -> set[str]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the README table gains LOG_FORMAT, MAX_REQUEST_BODY_BYTES and the client's TLS, "
-    "timeout and size variables with the README update",
-)
 def test_the_readme_table_lists_the_same_names() -> None:
     assert readme_names() == set(NAMES)
