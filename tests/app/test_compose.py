@@ -1,37 +1,19 @@
-"""docker-compose.yml without a Docker engine: it parses, and it matches the settings contract."""
+"""docker-compose.yml without a Docker engine: it matches the settings contract."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from app.settings import Settings, load_settings
+from tests.support.compose import ROOT, load_compose
 from vault_async.devstack import DevStack
-
-ROOT = Path(__file__).resolve().parents[2]
-INTERPOLATION = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-
-
-def _interpolate(value: Any) -> Any:
-    """Compose's ``${NAME:-default}`` with nothing set: the default."""
-    if isinstance(value, str):
-        return INTERPOLATION.sub(lambda m: m.group(2) or "", value)
-    if isinstance(value, dict):
-        return {k: _interpolate(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v) for v in value]
-    return value
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert isinstance(loaded, dict)
-    return _interpolate(loaded)  # type: ignore[no-any-return]
+    return load_compose()
 
 
 def test_services_and_order(compose: dict[str, Any]) -> None:
