@@ -49,16 +49,20 @@ def _volume_sources(service: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("service", "volume", "role_id_variable"),
+    ("service", "volume", "role_id_variable", "dir_variable"),
     [
-        ("app", "approle", "APPROLE_ROLE_ID"),
-        ("migrate", "approle-migrator", "MIGRATOR_APPROLE_ROLE_ID"),
+        ("app", "approle", "APPROLE_ROLE_ID", "SECRET_ID_DIR"),
+        ("migrate", "approle-migrator", "MIGRATOR_APPROLE_ROLE_ID", "MIGRATOR_SECRET_ID_DIR"),
     ],
 )
 def test_environment_satisfies_the_settings_contract(
-    compose: dict[str, Any], service: str, volume: str, role_id_variable: str
+    compose: dict[str, Any], service: str, volume: str, role_id_variable: str, dir_variable: str
 ) -> None:
-    """Each of app and migrate logs in on its own AppRole, with the secret_id vault-init wrote."""
+    """Each of app and migrate logs in on its own AppRole, with the secret_id vault-init wrote.
+
+    vault-init.sh writes ``$SECRET_ID_DIR/secret_id`` and ``$MIGRATOR_SECRET_ID_DIR/secret_id``
+    (tests/integration/test_deploy_scripts.py runs it); its defaults are compose's paths.
+    """
     services = compose["services"]
     env = {k: str(v) for k, v in services[service]["environment"].items()}
     unknown = {k for k in env if k.lower() not in Settings.model_fields}
@@ -70,10 +74,12 @@ def test_environment_satisfies_the_settings_contract(
     init_volumes = _volume_sources(services["vault-init"])
     own_volumes = _volume_sources(services[service])
     assert set(own_volumes) == {volume}  # the other login's secret_id is not mounted here
-    assert str(settings.vault_secret_id_file).startswith(own_volumes[volume] + "/")
-    written = init_volumes[volume] + "/" + settings.vault_secret_id_file.name
-    assert f"> {written}" in (ROOT / "deploy" / "vault-init.sh").read_text()
-    assert services["vault-init"]["environment"][role_id_variable] == env["VAULT_ROLE_ID"]
+    assert str(settings.vault_secret_id_file) == own_volumes[volume] + "/secret_id"
+    init_env = services["vault-init"]["environment"]
+    assert init_env[dir_variable] == init_volumes[volume]
+    script = (ROOT / "deploy" / "vault-init.sh").read_text()
+    assert f'{dir_variable}="${{{dir_variable}:-{init_volumes[volume]}}}"' in script
+    assert init_env[role_id_variable] == env["VAULT_ROLE_ID"]
 
 
 def test_roles_match_the_dev_stack(compose: dict[str, Any]) -> None:

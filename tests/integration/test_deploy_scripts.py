@@ -8,9 +8,12 @@ only the addresses and the secret_id directories point into the test's own place
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from tests.support.compose import ROOT, healthcheck_argv, load_compose
 from vault_async.devstack import DevStack
 from vault_async.devstack._binaries import find_bao, find_pg_bindir
 from vault_async.devstack._openbao import OpenBaoServer
+from vault_async.devstack._policies import service_policy
 from vault_async.devstack._postgres import PostgresCluster
 from vault_async.devstack._private import private_temp_dir
 from vault_async.devstack._processes import free_port, free_port_pair
@@ -47,10 +51,20 @@ def fresh_postgres() -> Iterator[PostgresCluster]:
     try:
         pg.init()
         pg.start()
+        _wait_accepting(pg)
         yield pg
     finally:
         pg.stop()
         pg.remove()
+
+
+def _wait_accepting(pg: PostgresCluster, timeout: float = 30) -> None:
+    """Until the server takes logins (the port opens while it still starts up)."""
+    argv = [str(pg.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(pg.port), "-t", "2"]
+    deadline = time.monotonic() + timeout
+    while subprocess.run(argv, capture_output=True, timeout=10).returncode != 0:
+        assert time.monotonic() < deadline, "PostgreSQL did not accept connections"
+        time.sleep(0.1)
 
 
 def _base_env(extra_path: Path) -> dict[str, str]:
@@ -109,6 +123,7 @@ class Deployed:
     migrator_dir: Path
     uid: int
     gid: int
+    first_run: subprocess.CompletedProcess[str] | None = None
 
     def vault_init_env(self) -> dict[str, str]:
         return _base_env(find_bao().parent) | INIT_ENV | {
@@ -167,6 +182,7 @@ def initialised(deployed: Deployed) -> Deployed:
     """vault-init.sh has run once."""
     result = deployed.vault_init()
     assert result.returncode == 0, result.stdout + result.stderr
+    deployed.first_run = result
     return deployed
 
 
@@ -220,3 +236,126 @@ async def test_postgres_init_makes_the_dev_stack_layout(
     assert [r["rolname"] for r in deployed_layout["roles"]] == sorted(LAYOUT_ROLES)
     assert deployed_layout["database"][0]["owner"] == "app_owner"
     assert deployed_layout == dev_layout
+
+
+# (role_id variable, secret_id directory, policy, own database role, the other login's role)
+LOGINS = [
+    ("APPROLE_ROLE_ID", "service_dir", "app-service", "app", "migrator"),
+    ("MIGRATOR_APPROLE_ROLE_ID", "migrator_dir", "app-migrator", "migrator", "app"),
+]
+
+
+def secret_id_file(deployed: Deployed, directory: str) -> Path:
+    path: Path = getattr(deployed, directory) / "secret_id"
+    return path
+
+
+@pytest.mark.parametrize("directory", ["service_dir", "migrator_dir"])
+def test_vault_init_writes_each_secret_id_for_its_reader_only(
+    initialised: Deployed, directory: str
+) -> None:
+    """0600, owned by APP_UID:APP_GID, and nothing else left in the volume."""
+    path = secret_id_file(initialised, directory)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["secret_id"]
+    st = path.lstat()
+    assert stat.S_ISREG(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert (st.st_uid, st.st_gid) == (initialised.uid, initialised.gid)
+    assert path.read_text().strip()
+
+
+def _log_in_and_read(
+    deployed: Deployed, role_id: str, secret_id: str, own: str, other: str
+) -> tuple[list[str], int, dict[str, str]]:
+    """AppRole login; the token's policies, the status of the other role's credentials, and
+    the own role's credentials."""
+    login = httpx.post(
+        f"{deployed.bao.addr}/v1/auth/approle/login", timeout=10,
+        json={"role_id": role_id, "secret_id": secret_id},
+    )
+    assert login.status_code == 200, login.text
+    auth = login.json()["auth"]
+    token = auth["client_token"]
+    other_status = deployed.vault("GET", f"database/creds/{other}", token).status_code
+    creds = deployed.vault("GET", f"database/creds/{own}", token)
+    assert creds.status_code == 200, creds.text
+    return auth["token_policies"], other_status, creds.json()["data"]
+
+
+@pytest.mark.parametrize(("role_id_variable", "directory", "policy", "own", "other"), LOGINS)
+async def test_each_login_reaches_its_own_database_role_only(
+    initialised: Deployed, role_id_variable: str, directory: str, policy: str, own: str,
+    other: str,
+) -> None:
+    """The role_id compose gives the reader and the secret_id in its file log in; the token
+    carries one policy (no default) and reads its own role's credentials, not the other's."""
+    policies, other_status, data = await asyncio.to_thread(
+        _log_in_and_read, initialised, INIT_ENV[role_id_variable],
+        secret_id_file(initialised, directory).read_text().strip(), own, other,
+    )
+    assert policies == [policy]
+    assert other_status == 403
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=initialised.pg.port, user=data["username"],
+        password=data["password"], database="app", timeout=10,
+    )
+    try:
+        owner = await conn.fetchval("SELECT pg_has_role(current_user, 'app_owner', 'MEMBER')")
+        writer = await conn.fetchval("SELECT pg_has_role(current_user, 'app_rw', 'MEMBER')")
+    finally:
+        await conn.close()
+    assert (owner, writer) == ((True, False) if own == "migrator" else (False, True))
+
+
+@pytest.mark.parametrize(("policy", "role"), [("app-service", "app"), ("app-migrator", "migrator")])
+def test_vault_init_writes_the_dev_stack_policies(
+    initialised: Deployed, policy: str, role: str
+) -> None:
+    answer = initialised.vault("GET", f"sys/policies/acl/{policy}", initialised.bao.root_token)
+    assert answer.status_code == 200
+    assert answer.json()["data"]["policy"].strip() == service_policy("database", [role]).strip()
+
+
+def test_vault_init_prints_no_secret(initialised: Deployed) -> None:
+    assert initialised.first_run is not None
+    output = initialised.first_run.stdout + initialised.first_run.stderr
+    secrets = [
+        VAULT_ADMIN_PASSWORD, initialised.bao.root_token,
+        *(secret_id_file(initialised, d).read_text().strip() for _, d, *_ in LOGINS),
+    ]
+    assert [s for s in secrets if s in output] == []
+    assert "vault-init: " in output
+
+
+def test_vault_init_runs_again_and_replaces_each_secret_id(initialised: Deployed) -> None:
+    before = {d: secret_id_file(initialised, d).read_text() for _, d, *_ in LOGINS}
+    again = initialised.vault_init()
+    assert again.returncode == 0, again.stdout + again.stderr
+    for directory, old in before.items():
+        path = secret_id_file(initialised, directory)
+        assert path.read_text() != old
+        assert sorted(p.name for p in path.parent.iterdir()) == ["secret_id"]
+        st = path.lstat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
+            0o600, initialised.uid, initialised.gid
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"SECRET_ID_DIR": "/nonexistent/approle"}, "SECRET_ID_DIR"),
+        ({"MIGRATOR_SECRET_ID_DIR": "/nonexistent/approle-migrator"}, "MIGRATOR_SECRET_ID_DIR"),
+        ({"APP_UID": ""}, "APP_UID"),
+    ],
+)
+def test_vault_init_refuses_a_bad_setting_before_changing_anything(
+    initialised: Deployed, changes: dict[str, str], named: str
+) -> None:
+    """One line naming the setting; no secret_id file replaced."""
+    before = {d: secret_id_file(initialised, d).read_text() for _, d, *_ in LOGINS}
+    result = initialised.vault_init(**changes)
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert result.stdout == ""
+    assert {d: secret_id_file(initialised, d).read_text() for d in before} == before
