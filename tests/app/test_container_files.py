@@ -7,17 +7,15 @@ as; the app's healthcheck tells a 200 from a 503; the build context holds the pa
 from __future__ import annotations
 
 import http.server
-import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.compose import ROOT, healthcheck_argv, load_compose
+from tests.support.compose import ROOT, app_healthcheck, load_compose
 from vault_async.devstack._binaries import find_bao, find_pg_bindir
 from vault_async.devstack._processes import free_port
 
@@ -100,30 +98,19 @@ def status_server() -> Iterator[tuple[int, type[_Status]]]:
         thread.join(timeout=10)
 
 
-def _app_healthcheck(compose: dict[str, Any], port: int) -> subprocess.CompletedProcess[str]:
-    """The app's healthcheck with this interpreter, aimed at `port` instead of the app's."""
-    app = compose["services"]["app"]
-    app_port = app["command"][app["command"].index("--port") + 1]
-    argv = healthcheck_argv(app)
-    assert argv[0] == "python", "the image has python, not curl"
-    argv = [sys.executable, *(a.replace(f":{app_port}/", f":{port}/") for a in argv[1:])]
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
-
-
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False), (500, False)])
 def test_app_healthcheck_follows_healthz(
     compose: dict[str, Any], status_server: tuple[int, type[_Status]], status: int, healthy: bool
 ) -> None:
     port, handler = status_server
     handler.status = status
-    result = _app_healthcheck(compose, port)
+    result = app_healthcheck(compose, port)
     assert (result.returncode == 0) is healthy, result.stderr
     assert handler.paths == ["/healthz"]
 
 
 def test_app_healthcheck_fails_when_nothing_listens(compose: dict[str, Any]) -> None:
-    result = _app_healthcheck(compose, free_port())
+    result = app_healthcheck(compose, free_port())
     assert result.returncode != 0
     check = compose["services"]["app"]["healthcheck"]
     assert "start_period" in check  # the first login to Vault is not a failure

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,14 @@ def healthcheck_argv(service: dict[str, Any]) -> list[str]:
         return ["/bin/sh", "-c", " ".join(rest)]
     assert kind == "CMD", test
     return list(rest)
+
+
+def app_healthcheck(compose: dict[str, Any], port: int) -> subprocess.CompletedProcess[str]:
+    """The app service's healthcheck with this interpreter, aimed at `port` instead of 8000."""
+    app = compose["services"]["app"]
+    app_port = app["command"][app["command"].index("--port") + 1]
+    argv = healthcheck_argv(app)
+    assert argv[0] == "python", "the image has python, not curl"
+    argv = [sys.executable, *(a.replace(f":{app_port}/", f":{port}/") for a in argv[1:])]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
