@@ -60,7 +60,7 @@ def test_secret_id_files_go_to_the_uid_the_service_runs_as(compose: dict[str, An
     """
     user = _dockerfile_user()
     assert re.fullmatch(r"\d+:\d+", user), f"USER {user}: give a numeric uid:gid"
-    assert user not in ("0:0",)
+    assert user != "0:0"
     init = compose["services"]["vault-init"]
     assert init["user"] == "0:0"
     env = init["environment"]
