@@ -1,10 +1,50 @@
 #!/bin/sh
 # One-shot: configure OpenBao like vault_async.devstack does, then write each AppRole's
-# secret_id where its reader finds it (VAULT_SECRET_ID_FILE): /run/approle for the service,
-# /run/approle-migrator for the migrations. Idempotent enough to re-run.
+# secret_id where its reader finds it (VAULT_SECRET_ID_FILE): $SECRET_ID_DIR (default
+# /run/approle) for the service, $MIGRATOR_SECRET_ID_DIR (default /run/approle-migrator) for
+# the migrations. Each file is 0600, owned by APP_UID:APP_GID (the uid:gid those readers run
+# as), and replaced whole: written beside it, then renamed over it. Safe to re-run; each run
+# issues new secret_ids (earlier ones stay valid until they expire or are destroyed).
 set -eu
+umask 077
 
-bao secrets enable -path=database database 2>/dev/null || true
+SECRET_ID_DIR="${SECRET_ID_DIR:-/run/approle}"
+MIGRATOR_SECRET_ID_DIR="${MIGRATOR_SECRET_ID_DIR:-/run/approle-migrator}"
+
+fail() {
+    echo "vault-init: $*" >&2
+    exit 2
+}
+
+# Every setting is checked before anything changes; no value is printed but uids and paths.
+for name in BAO_ADDR BAO_TOKEN PG_HOST PG_PORT VAULT_ADMIN_PASSWORD APPROLE_ROLE_ID \
+    MIGRATOR_APPROLE_ROLE_ID DB_TTL DB_MAX_TTL; do
+    eval "value=\${$name:-}"
+    [ -n "$value" ] || fail "$name is not set"
+done
+for name in APP_UID APP_GID; do
+    eval "value=\${$name:-}"
+    case "$value" in
+        '' | *[!0-9]*) fail "$name='$value': set the numeric id the service and migrations run as" ;;
+    esac
+done
+for name in SECRET_ID_DIR MIGRATOR_SECRET_ID_DIR; do
+    eval "value=\$$name"
+    [ -d "$value" ] && [ -w "$value" ] || fail "$name=$value: not a writable directory"
+done
+
+# write_secret_id ROLE DIR: a new secret_id of AppRole ROLE into DIR/secret_id.
+write_secret_id() {
+    tmp=$(mktemp "$2/.secret_id.XXXXXX") || fail "cannot create a file in $2"
+    if ! bao write -field=secret_id -f "auth/approle/role/$1/secret-id" >"$tmp" \
+        || [ ! -s "$tmp" ] || ! chown "$APP_UID:$APP_GID" "$tmp" || ! chmod 0600 "$tmp"; then
+        rm -f "$tmp"
+        fail "AppRole $1: no secret_id written to $2"
+    fi
+    mv -f "$tmp" "$2/secret_id"
+}
+
+bao read sys/mounts/database >/dev/null 2>&1 || bao secrets enable -path=database database
 bao write database/config/app \
     plugin_name=postgresql-database-plugin \
     connection_url="postgresql://{{username}}:{{password}}@${PG_HOST}:${PG_PORT}/app?sslmode=disable" \
@@ -68,7 +108,7 @@ path "sys/leases/revoke/database/creds/migrator/*" {
 }
 HCL
 
-bao auth enable approle 2>/dev/null || true
+bao read sys/auth/approle >/dev/null 2>&1 || bao auth enable approle
 bao write auth/approle/role/app token_policies=app-service token_no_default_policy=true \
     token_ttl=1h token_max_ttl=4h
 bao write auth/approle/role/app/role-id role_id="$APPROLE_ROLE_ID"
@@ -76,10 +116,6 @@ bao write auth/approle/role/app/role-id role_id="$APPROLE_ROLE_ID"
 bao write auth/approle/role/app-migrator token_policies=app-migrator token_no_default_policy=true \
     token_ttl=15m token_max_ttl=1h
 bao write auth/approle/role/app-migrator/role-id role_id="$MIGRATOR_APPROLE_ROLE_ID"
-umask 077
-bao write -field=secret_id -f auth/approle/role/app/secret-id > /run/approle/secret_id
-chmod 0444 /run/approle/secret_id
-bao write -field=secret_id -f auth/approle/role/app-migrator/secret-id \
-    > /run/approle-migrator/secret_id
-chmod 0444 /run/approle-migrator/secret_id
+write_secret_id app "$SECRET_ID_DIR"
+write_secret_id app-migrator "$MIGRATOR_SECRET_ID_DIR"
 echo "vault-init: database engine, roles, policies and AppRoles configured"

@@ -1,37 +1,19 @@
-"""docker-compose.yml without a Docker engine: it parses, and it matches the settings contract."""
+"""docker-compose.yml without a Docker engine: it matches the settings contract."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from app.settings import Settings, load_settings
+from tests.support.compose import ROOT, load_compose
 from vault_async.devstack import DevStack
-
-ROOT = Path(__file__).resolve().parents[2]
-INTERPOLATION = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-
-
-def _interpolate(value: Any) -> Any:
-    """Compose's ``${NAME:-default}`` with nothing set: the default."""
-    if isinstance(value, str):
-        return INTERPOLATION.sub(lambda m: m.group(2) or "", value)
-    if isinstance(value, dict):
-        return {k: _interpolate(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v) for v in value]
-    return value
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert isinstance(loaded, dict)
-    return _interpolate(loaded)  # type: ignore[no-any-return]
+    return load_compose()
 
 
 def test_services_and_order(compose: dict[str, Any]) -> None:
@@ -67,16 +49,20 @@ def _volume_sources(service: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("service", "volume", "role_id_variable"),
+    ("service", "volume", "role_id_variable", "dir_variable"),
     [
-        ("app", "approle", "APPROLE_ROLE_ID"),
-        ("migrate", "approle-migrator", "MIGRATOR_APPROLE_ROLE_ID"),
+        ("app", "approle", "APPROLE_ROLE_ID", "SECRET_ID_DIR"),
+        ("migrate", "approle-migrator", "MIGRATOR_APPROLE_ROLE_ID", "MIGRATOR_SECRET_ID_DIR"),
     ],
 )
 def test_environment_satisfies_the_settings_contract(
-    compose: dict[str, Any], service: str, volume: str, role_id_variable: str
+    compose: dict[str, Any], service: str, volume: str, role_id_variable: str, dir_variable: str
 ) -> None:
-    """Each of app and migrate logs in on its own AppRole, with the secret_id vault-init wrote."""
+    """Each of app and migrate logs in on its own AppRole, with the secret_id vault-init wrote.
+
+    vault-init.sh writes ``$SECRET_ID_DIR/secret_id`` and ``$MIGRATOR_SECRET_ID_DIR/secret_id``
+    (tests/integration/test_deploy_scripts.py runs it); its defaults are compose's paths.
+    """
     services = compose["services"]
     env = {k: str(v) for k, v in services[service]["environment"].items()}
     unknown = {k for k in env if k.lower() not in Settings.model_fields}
@@ -88,10 +74,12 @@ def test_environment_satisfies_the_settings_contract(
     init_volumes = _volume_sources(services["vault-init"])
     own_volumes = _volume_sources(services[service])
     assert set(own_volumes) == {volume}  # the other login's secret_id is not mounted here
-    assert str(settings.vault_secret_id_file).startswith(own_volumes[volume] + "/")
-    written = init_volumes[volume] + "/" + settings.vault_secret_id_file.name
-    assert f"> {written}" in (ROOT / "deploy" / "vault-init.sh").read_text()
-    assert services["vault-init"]["environment"][role_id_variable] == env["VAULT_ROLE_ID"]
+    assert str(settings.vault_secret_id_file) == own_volumes[volume] + "/secret_id"
+    init_env = services["vault-init"]["environment"]
+    assert init_env[dir_variable] == init_volumes[volume]
+    script = (ROOT / "deploy" / "vault-init.sh").read_text()
+    assert f'{dir_variable}="${{{dir_variable}:-{init_volumes[volume]}}}"' in script
+    assert init_env[role_id_variable] == env["VAULT_ROLE_ID"]
 
 
 def test_roles_match_the_dev_stack(compose: dict[str, Any]) -> None:
