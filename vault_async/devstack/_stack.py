@@ -18,7 +18,7 @@ from ._binaries import find_bao, find_pg_bindir
 from ._errors import DevStackError
 from ._openbao import OpenBaoServer
 from ._postgres import PostgresCluster
-from ._private import private_temp_dir
+from ._private import private_temp_dir, write_private_file
 from ._processes import free_port, free_port_pair
 
 
@@ -146,6 +146,14 @@ class DevStack:
     @property
     def root_token(self) -> str:
         return self._started_bao().root_token
+
+    def write_root_token_file(self) -> Path:
+        """Write the root token to a new 0600 file in the private work dir (removed with it)."""
+        if self.workdir is None:
+            raise DevStackError("write the root token file", "the dev stack is not started")
+        path = self.workdir / "root-token"
+        write_private_file(path, self.root_token + "\n")
+        return path
 
     @property
     def pg_workdir(self) -> Path:
