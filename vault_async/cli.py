@@ -68,6 +68,7 @@ def run_devstack(args: argparse.Namespace) -> int:
             env = stack.env()
             env["DEVSTACK_DB_STATIC_ROLE"] = stack.static_role
             if env_file is not None:
+                stack.own_file(env_file.absolute())  # noted first: a SIGKILL leaves no orphan
                 written = write_env_file(env_file, env)
             _print_env(env, env_file, args.show_secrets)
             threading.Event().wait()  # until KeyboardInterrupt
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--env-file", type=Path,
-        help="write the environment, secrets included, to this file (mode 0600; removed on exit)",
+        help="write the environment, secrets included, to this file (mode 0600; removed on "
+        "exit, or by the next dev stack to start if this one was killed)",
     )
     dev.add_argument(
         "--show-secrets", action="store_true",
