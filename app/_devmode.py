@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fill the dev defaults; exit 2 with one line on a TTL that cannot work, before any start."""
-    from vault_async.devstack._durations import check_ttls
+    from ._durations import check_ttls  # not from vault_async: its import takes a second
 
     if not args.dev:
         if args.db_ttl is not None or args.db_max_ttl is not None:
