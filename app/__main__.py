@@ -1,4 +1,4 @@
-"""``python -m app [--host 127.0.0.1] [--port 8000] [--dev]``: serve the reference service."""
+"""``python -m app [--host 127.0.0.1] [--port 8000] [--dev [--db-ttl 30s] [--db-max-ttl 2m]]``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-import uvicorn
-from sqlalchemy import text
-
+from . import _devmode
 from .logging_setup import configure_logging
-from .settings import ENVIRONMENT, Settings, SettingsError, load_settings
+from .settings import ENVIRONMENT
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+# uvicorn and the service's modules are imported where used: `--dev` says what it does, and
+# Ctrl-C is handled, before those slow imports.
 
 logger = logging.getLogger("app")
 
@@ -42,7 +47,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dev", action="store_true",
         help="start OpenBao and PostgreSQL in-process, apply the migrations, then serve",
     )
-    return parser.parse_args(argv)
+    _devmode.add_arguments(parser)
+    args = parser.parse_args(argv)
+    _devmode.check_arguments(parser, args)
+    return args
 
 
 def migrate(env: Mapping[str, str] | None = None) -> None:
@@ -71,6 +79,9 @@ def _ignore_signal(signum: int, frame: FrameType | None) -> None:
 
 async def serve(settings: Settings, host: str, port: int) -> None:
     """Open the runtime (fail fast with one line), serve, then shut down in order."""
+    import uvicorn
+    from sqlalchemy import text
+
     from .db import open_service_runtime
     from .main import create_app
 
@@ -97,6 +108,8 @@ def _describe(error: BaseException) -> str:
 
 
 def run(host: str, port: int) -> int:
+    from .settings import SettingsError, load_settings
+
     try:
         settings = load_settings()
         logging.getLogger().setLevel(settings.log_level)
@@ -117,14 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(os.environ)
     if not args.dev:
         return run(args.host, args.port)
-    from vault_async.devstack import DevStack
-
-    with DevStack() as stack:
-        print(f"dev stack: Vault at {stack.vault_addr}, PostgreSQL at {stack.database_url}")
-        migrate(stack.migration_env())  # the migrations' own login, gone once they ran
-        os.environ.update(stack.env())
-        return run(args.host, args.port)
+    return _devmode.run_dev(args, migrate=migrate, serve=run)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before any handler of ours was in place: nothing to clean up
+        sys.exit(0)

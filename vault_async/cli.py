@@ -82,8 +82,10 @@ def run_devstack(args: argparse.Namespace) -> int:
             env = stack.env() | {"VAULT_TOKEN": stack.root_token}
             env["DEVSTACK_DB_STATIC_ROLE"] = stack.static_role
             if env_file is not None:
+                stack.own_file(env_file.absolute())  # noted first: a SIGKILL leaves no orphan
                 written.append(write_env_file(env_file, env))
                 migrate = migration_env_file(env_file)
+                stack.own_file(migrate.absolute())
                 written.append(write_env_file(migrate, stack.migration_env()))
             _print_env(env, env_file, args.show_secrets)
             threading.Event().wait()  # until KeyboardInterrupt
@@ -112,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "write the service's environment, secrets included, to PATH, and the migrations' "
             "(their own AppRole login, for alembic upgrade head) to PATH.migrate; both mode "
-            "0600, removed on exit"
+            "0600, removed on exit, or by the next dev stack to start if this one was killed"
         ),
     )
     dev.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -39,6 +40,9 @@ class FakeStack:
 
     def migration_env(self) -> dict[str, str]:
         return dict(MIGRATION)
+
+    def write_root_token_file(self) -> Path:
+        return Path("/nonexistent/root-token")
 
 
 def test_dev_mode_migrates_and_serves_with_separate_logins(

@@ -49,7 +49,8 @@ def run_cli(
 
 
 def env_lines(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if not line.startswith("#"))
 
 
 def test_existing_readable_env_file_becomes_private_and_ours(

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from ._errors import DevStackError
+from ._stale import mark_owned
 
 _SYSTEM_PG_ROOTS = ("/usr/lib/postgresql", "/usr/local/pgsql", "/opt/homebrew/opt", "/usr/pgsql")
 
@@ -107,6 +108,7 @@ def runnable_copy(bindir: Path) -> tuple[Path, Path]:
     site = package.parent
     top = Path(tempfile.mkdtemp(prefix="vault-async-devstack-pgbin-"))
     try:
+        mark_owned(top)
         shutil.copytree(
             install, top / package.name / install.name, symlinks=True,
             copy_function=_link_or_copy, ignore=shutil.ignore_patterns("include"),

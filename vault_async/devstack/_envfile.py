@@ -1,9 +1,16 @@
-"""The dev stack's env file: 0600 by rename, never through a link, removed only while ours."""
+"""The dev stack's env file: 0600 by rename, never through a link, removed only while ours.
+
+Its first line is a comment naming the process that wrote it (PID and start time). A file left
+by a killed `vault-async devstack` is removed by the next dev stack to start (the work
+directory's marker lists it), or replaced when the next one is given the same path; a file
+whose writer still runs is refused, so two stacks never share one env file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -11,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import EnvFileError
+from ._stale import ENV_COMMENT, Owner
+
+_ENV_COMMENT = re.compile(rf"^{re.escape(ENV_COMMENT)} pid=(\d+) start=(\S*): ")
 
 
 def refusal(path: Path, st: os.stat_result | None, euid: int) -> str | None:
@@ -35,6 +45,26 @@ def check_target(path: Path) -> None:
     reason = refusal(path, st, os.geteuid())
     if reason is not None:
         raise EnvFileError(path, reason)
+    writer = _writer(path) if st is not None and stat.S_ISREG(st.st_mode) else None
+    if writer is not None and writer.pid != os.getpid():
+        if writer.alive():
+            raise EnvFileError(
+                path, f"is the env file of a running dev stack (pid {writer.pid}); "
+                "stop it or choose another path",
+            )
+        path.unlink(missing_ok=True)  # a killed stack's: its secrets are dead, drop them now
+
+
+def _writer(path: Path) -> Owner | None:
+    """The process named on the first line of an env file of ours, if it has that line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "r", errors="replace") as handle:
+        first = handle.readline(512)
+    match = _ENV_COMMENT.match(first)
+    return Owner(int(match.group(1)), match.group(2)) if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +101,7 @@ def write_env_file(path: Path, env: Mapping[str, str]) -> EnvFile:
         raise EnvFileError(path, exc.strerror or str(exc)) from exc
     try:
         with os.fdopen(fd, "w") as handle:
+            handle.write(Owner.current().env_comment() + "\n")
             handle.writelines(f"{key}={value}\n" for key, value in env.items())
             handle.flush()
             st = os.fstat(handle.fileno())

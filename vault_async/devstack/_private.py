@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -16,11 +17,14 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def private_temp_dir(prefix: str, owner: RunAs | None = None) -> Path:
     """A new directory in the temporary directory, created 0700, then handed to `owner`."""
+    from ._stale import mark_owned
+
     path = Path(tempfile.mkdtemp(prefix=prefix))  # mkdtemp creates it 0700 in one step
     try:
+        mark_owned(path)  # who uses it: a later start removes it once that process is gone
         (owner or RunAs()).give(path)
     except BaseException:
-        path.rmdir()
+        shutil.rmtree(path, ignore_errors=True)
         raise
     return path
 

@@ -18,8 +18,9 @@ from ._binaries import find_bao, find_pg_bindir
 from ._errors import DevStackError
 from ._openbao import OpenBaoServer
 from ._postgres import PostgresCluster
-from ._private import private_temp_dir
-from ._processes import free_port, free_port_pair
+from ._private import private_temp_dir, write_private_file
+from ._processes import RunAs, free_port, free_port_pair
+from ._stale import mark_owned, remove_stale
 
 
 class DevStack:
@@ -69,6 +70,7 @@ class DevStack:
         self.secret_id = ""
         self.migrator_login = cfg.AppRoleCredentials("", "")
         self.examples_login = cfg.AppRoleCredentials("", "")
+        self._files: list[Path] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -82,6 +84,7 @@ class DevStack:
         return self
 
     def _start(self) -> None:
+        remove_stale(owner_uids={RunAs.for_postgres().owner_uid})
         bao_binary = find_bao()
         pg_bindir = find_pg_bindir()
         self.workdir = private_temp_dir("vault-async-devstack-")
@@ -153,6 +156,21 @@ class DevStack:
     @property
     def root_token(self) -> str:
         return self._started_bao().root_token
+
+    def own_file(self, path: Path) -> None:
+        """Note a file written for this stack (an env file): a later start removes it if killed."""
+        if self.workdir is None:
+            raise DevStackError("note an env file", "the dev stack is not started")
+        self._files.append(path)
+        mark_owned(self.workdir, files=self._files)
+
+    def write_root_token_file(self) -> Path:
+        """Write the root token to a new 0600 file in the private work dir (removed with it)."""
+        if self.workdir is None:
+            raise DevStackError("write the root token file", "the dev stack is not started")
+        path = self.workdir / "root-token"
+        write_private_file(path, self.root_token + "\n")
+        return path
 
     @property
     def pg_workdir(self) -> Path:
