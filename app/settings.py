@@ -6,11 +6,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 
 __all__ = ["DEFAULT_MAX_REQUEST_BODY_BYTES", "Settings", "SettingsError", "load_settings"]
 
@@ -71,6 +74,26 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("vault_auth_method", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"must start with http:// or https:// and name a host, got {value[:100]!r}"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _asyncpg_url(cls, value: str) -> str:
@@ -119,6 +142,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"VAULT_AUTH_ROLE is required with VAULT_AUTH_METHOD={method}")
             if method == "jwt" and self.vault_jwt_file is None:
                 raise ValueError("VAULT_JWT_FILE is required with VAULT_AUTH_METHOD=jwt")
+            _check_readable(self.vault_jwt_file or Path(DEFAULT_JWT_FILE), "VAULT_JWT_FILE")
+        if method == "approle" and self.vault_secret_id_file is not None:
+            _check_readable(self.vault_secret_id_file, "VAULT_SECRET_ID_FILE")
 
     @property
     def auth_method(self) -> AuthMethodName:
@@ -131,6 +157,17 @@ class Settings(BaseSettings):
     @property
     def migration_role(self) -> str | None:
         return self.vault_db_migration_role or self.vault_db_role
+
+
+def _check_readable(path: Path, setting: str) -> None:
+    """A credential file must be there before Vault is asked; its contents are not kept."""
+    try:
+        with path.open("rb") as file:
+            empty = not file.read(4096).strip()
+    except OSError as error:
+        raise ValueError(f"cannot read {setting} '{path}': {error.strerror}") from None
+    if empty:
+        raise ValueError(f"{setting} '{path}' is empty")
 
 
 def _one_line(error: ValidationError) -> str:

@@ -26,6 +26,16 @@ def test_approle_environment_is_accepted() -> None:
     assert "s3cr3t" not in repr(settings)
 
 
+def test_auth_method_is_case_insensitive() -> None:
+    assert load_settings({**APPROLE, "VAULT_AUTH_METHOD": "AppRole"}).auth_method == "approle"
+
+
+def test_vault_addr_needs_a_scheme() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({**APPROLE, "VAULT_ADDR": "127.0.0.1:8200"})
+    assert str(info.value).startswith("VAULT_ADDR must start with http:// or https://")
+
+
 def test_migration_role_defaults_to_service_role() -> None:
     assert load_settings(APPROLE).migration_role == "app"
 
