@@ -49,8 +49,9 @@ def explain(
         return Failure(EXIT_SETTING, f"configuration error: {error.message}")
     if isinstance(error, StartupError):
         hint = _startup_hint(error, settings, db_role_setting)
-        code = EXIT_SETTING if error.reason == "invalid" else EXIT_REFUSED
-        return Failure(code, f"{what}: {error} ({hint})")
+        if error.reason == "invalid":  # an argument the client rejected before sending
+            return Failure(EXIT_SETTING, f"configuration error: {error} ({hint})")
+        return Failure(EXIT_REFUSED, f"{what}: {error} ({hint})")
     if isinstance(error, DBAPIError | OSError):
         return Failure(EXIT_REFUSED, f"{what}: {_database(error, settings)}")
     message = str(error).splitlines()[0] if str(error) else ""

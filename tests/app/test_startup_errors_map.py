@@ -85,3 +85,18 @@ def test_setting_and_client_argument_errors_exit_2() -> None:
     assert (failure.code, failure.line) == (
         2, "configuration error: VAULT_MAX_RETRIES must be an integer, got 'x'"
     )
+
+
+def test_an_argument_the_client_rejects_is_a_setting_error() -> None:
+    settings = load_settings(BASE | {"VAULT_TOKEN": "s.abc"})
+    error = InvalidConfig("role must be one path segment, got 'a/b'")
+    found = diagnose("database/creds/a/b", "database_dynamic", error, "http://127.0.0.1:8200")
+    failure = explain(
+        StartupError(found, secret="database/creds/a/b", kind="database_dynamic", error=error),
+        settings,
+    )
+    assert (failure.code, failure.line) == (
+        2,
+        "configuration error: database/creds/a/b: role must be one path segment, got 'a/b' "
+        "(check VAULT_DB_ROLE)",
+    )
