@@ -30,7 +30,7 @@ from app import models  # noqa: F401  (registers the tables on the metadata)
 from app._migration_report import Report, describe_step
 from app._startup_errors import explain
 from app.db import Base, build_auth, build_client
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings, SettingsError, check_credential_files, load_settings
 from vault_async import InvalidConfig
 from vault_async.runtime import StartupError, VaultRuntime, open_runtime
 from vault_async.sqlalchemy import quote_role
@@ -121,6 +121,7 @@ def main() -> None:
         if context.is_offline_mode():
             run_offline(settings)
             return
+        check_credential_files(settings)
         report = asyncio.run(run_online(settings))
     except FAILED_START as error:
         role = "VAULT_DB_MIGRATION_ROLE"

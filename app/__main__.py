@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy import text
 
 from ._startup_errors import cannot_listen, explain
-from .settings import Settings, load_settings
+from .settings import Settings, check_credential_files, load_settings
 
 logger = logging.getLogger("app")
 
@@ -92,6 +92,7 @@ def run(host: str, port: int) -> int:
     try:
         settings = load_settings()
         logging.getLogger().setLevel(settings.log_level)
+        check_credential_files(settings)
         try:
             sock = _listen(host, port)
         except OSError as error:

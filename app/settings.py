@@ -15,7 +15,13 @@ from sqlalchemy.exc import ArgumentError
 
 from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 
-__all__ = ["DEFAULT_MAX_REQUEST_BODY_BYTES", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BODY_BYTES",
+    "Settings",
+    "SettingsError",
+    "check_credential_files",
+    "load_settings",
+]
 
 AuthMethodName = Literal["token", "approle", "kubernetes", "jwt"]
 
@@ -142,9 +148,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"VAULT_AUTH_ROLE is required with VAULT_AUTH_METHOD={method}")
             if method == "jwt" and self.vault_jwt_file is None:
                 raise ValueError("VAULT_JWT_FILE is required with VAULT_AUTH_METHOD=jwt")
-            _check_readable(self.vault_jwt_file or Path(DEFAULT_JWT_FILE), "VAULT_JWT_FILE")
-        if method == "approle" and self.vault_secret_id_file is not None:
-            _check_readable(self.vault_secret_id_file, "VAULT_SECRET_ID_FILE")
 
     @property
     def auth_method(self) -> AuthMethodName:
@@ -159,15 +162,29 @@ class Settings(BaseSettings):
         return self.vault_db_migration_role or self.vault_db_role
 
 
+def check_credential_files(settings: Settings) -> None:
+    """The login's credential file is readable and not empty: checked before Vault is asked.
+
+    Separate from :func:`load_settings`, which checks the contract alone (a file mounted
+    only where the service runs is no error there). The contents are not kept.
+    """
+    if not settings.vault_mode:
+        return
+    method = settings.auth_method
+    if method == "approle" and settings.vault_secret_id_file is not None:
+        _check_readable(settings.vault_secret_id_file, "VAULT_SECRET_ID_FILE")
+    if method in ("kubernetes", "jwt"):
+        _check_readable(settings.vault_jwt_file or Path(DEFAULT_JWT_FILE), "VAULT_JWT_FILE")
+
+
 def _check_readable(path: Path, setting: str) -> None:
-    """A credential file must be there before Vault is asked; its contents are not kept."""
     try:
         with path.open("rb") as file:
             empty = not file.read(4096).strip()
     except OSError as error:
-        raise ValueError(f"cannot read {setting} '{path}': {error.strerror}") from None
+        raise SettingsError(f"cannot read {setting} '{path}': {error.strerror}") from None
     if empty:
-        raise ValueError(f"{setting} '{path}' is empty")
+        raise SettingsError(f"{setting} '{path}' is empty")
 
 
 def _one_line(error: ValidationError) -> str:

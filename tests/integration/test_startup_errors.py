@@ -208,6 +208,19 @@ def test_alembic_migration_role_names_its_setting(devstack: DevStack) -> None:
     )
 
 
+def test_alembic_missing_secret_id_file_is_a_setting_error(
+    devstack: DevStack, tmp_path: Path
+) -> None:
+    missing = tmp_path / "secret-id"
+    env = command_env(devstack, VAULT_SECRET_ID=None, VAULT_SECRET_ID_FILE=str(missing))
+    result = run_alembic(env)
+    assert result.returncode == 2
+    assert the_line(result, *secrets_of(devstack)) == (
+        f"configuration error: cannot read VAULT_SECRET_ID_FILE '{missing}': "
+        "No such file or directory"
+    )
+
+
 def test_alembic_setting_error_is_one_line_exit_2(devstack: DevStack) -> None:
     result = run_alembic(command_env(devstack, DATABASE_URL=None))
     assert result.returncode == 2
