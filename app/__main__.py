@@ -7,21 +7,16 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from . import _devmode
+from ._startup_errors import cannot_listen, explain
 from .logging_setup import configure_logging
-from .settings import ENVIRONMENT
-
-if TYPE_CHECKING:
-    from .settings import Settings
-
-# uvicorn and the service's modules are imported where used: `--dev` says what it does, and
-# Ctrl-C is handled, before those slow imports.
+from .settings import ENVIRONMENT, Settings, check_credential_files, load_settings
 
 logger = logging.getLogger("app")
 
@@ -77,7 +72,9 @@ def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     """Placeholder restored by uvicorn after it handled a signal; the shutdown is ours."""
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
+async def serve(
+    settings: Settings, host: str, port: int, sock: socket.socket | None = None
+) -> None:
     """Open the runtime (fail fast with one line), serve, then shut down in order."""
     import uvicorn
     from sqlalchemy import text
@@ -97,31 +94,48 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         # runtime below still closes the pool and revokes the leases and the token.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _ignore_signal)
-        await uvicorn.Server(config).serve()
+        # uvicorn names a socket it was given by its tuple; say where to send requests.
+        logger.info("app.serving", extra={"url": f"http://{host}:{port}"})
+        await uvicorn.Server(config).serve(sockets=None if sock is None else [sock])
         logger.info("app.shutdown", extra={"stage": "revoking"})
 
 
-def _describe(error: BaseException) -> str:
-    name = type(error).__name__
-    message = str(error).splitlines()[0] if str(error) else ""
-    return f"{name}: {message}" if message else name
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket first: a port in use fails before Vault is asked."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def run(host: str, port: int) -> int:
-    from .settings import SettingsError, load_settings
-
+    """Serve until stopped; a failed start prints one line and returns its exit code."""
+    settings: Settings | None = None
     try:
         settings = load_settings()
         logging.getLogger().setLevel(settings.log_level)
-        asyncio.run(serve(settings, host, port))
-    except SettingsError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
+        check_credential_files(settings)
+        try:
+            sock = _listen(host, port)
+        except OSError as error:
+            failure = cannot_listen(host, port, error)
+            print(failure.line, file=sys.stderr)
+            return failure.code
+        with sock:
+            asyncio.run(serve(settings, host, port, sock))
     except KeyboardInterrupt:
         return 0
     except Exception as error:
-        print(f"start-up failed: {_describe(error)}", file=sys.stderr)
-        return 1
+        failure = explain(error, settings)
+        print(failure.line, file=sys.stderr)
+        return failure.code
     return 0
 
 

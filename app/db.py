@@ -106,6 +106,7 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         assume_role=settings.db_assume_role,
         latency=latency,
         ready_timeout=settings.vault_startup_timeout,
+        ready_timeout_name="VAULT_STARTUP_TIMEOUT",
         probe_interval=settings.vault_health_probe_interval,
         engine_options=dict(ENGINE_OPTIONS),
     )

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -13,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from vault_async._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BODY_BYTES",
@@ -21,6 +23,7 @@ __all__ = [
     "LogLevel",
     "Settings",
     "SettingsError",
+    "check_credential_files",
     "load_settings",
 ]
 
@@ -126,10 +129,25 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("vault_auth_method", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"must start with http:// or https:// and name a host, got {value[:100]!r}"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -191,6 +209,31 @@ class Settings(BaseSettings):
     @property
     def migration_role(self) -> str | None:
         return self.vault_db_migration_role or self.vault_db_role
+
+
+def check_credential_files(settings: Settings) -> None:
+    """The login's credential file is readable and not empty: checked before Vault is asked.
+
+    Separate from :func:`load_settings`, which checks the contract alone (a file mounted
+    only where the service runs is no error there). The contents are not kept.
+    """
+    if not settings.vault_mode:
+        return
+    method = settings.auth_method
+    if method == "approle" and settings.vault_secret_id_file is not None:
+        _check_readable(settings.vault_secret_id_file, "VAULT_SECRET_ID_FILE")
+    if method in ("kubernetes", "jwt"):
+        _check_readable(settings.vault_jwt_file or Path(DEFAULT_JWT_FILE), "VAULT_JWT_FILE")
+
+
+def _check_readable(path: Path, setting: str) -> None:
+    try:
+        with path.open("rb") as file:
+            empty = not file.read(4096).strip()
+    except OSError as error:
+        raise SettingsError(f"cannot read {setting} '{path}': {error.strerror}") from None
+    if empty:
+        raise SettingsError(f"{setting} '{path}' is empty")
 
 
 def _one_line(error: ValidationError) -> str:

@@ -28,7 +28,7 @@ from ._parse import decode_body, error_messages
 from ._retry import parse_retry_after
 from ._transport import RawResponse
 
-__all__ = ["TransportFailure", "status_error", "transport_failure"]
+__all__ = ["HTTP_TO_HTTPS", "TransportFailure", "status_error", "transport_failure"]
 
 _MIN_SCRUB_LEN = 4
 MAX_ERROR_CHARS = 500  # per error kept in an exception
@@ -44,6 +44,8 @@ _FIELD_NAMES = frozenset(
     }
 )
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+HTTP_TO_HTTPS = "Client sent an HTTP request to an HTTPS server"
+"""A TLS listener's fixed answer (400, plain text) to plain HTTP: kept, it names the cause."""
 
 
 class TransportFailure:
@@ -96,7 +98,8 @@ def status_error(
     try:
         errors = error_messages(decode_body(response.content))
     except VaultError:
-        errors = ("<non-JSON error body>",)
+        plain_to_tls = HTTP_TO_HTTPS.encode() in response.content[:200]
+        errors = (HTTP_TO_HTTPS,) if plain_to_tls else ("<non-JSON error body>",)
     errors = _cut(_scrub(errors, _secret_strings(sent, token)))
     cls = error_for_status(status)
     if cls is RateLimited:

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from ._prometheus import LatencyRecorder, runtime_registry
+from ._startup import Diagnosis, Reason, diagnose
 from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind_credentials
 
 if TYPE_CHECKING:
@@ -99,31 +100,55 @@ class VaultRuntime:
 
 
 class StartupError(RuntimeError):
-    """The runtime could not get its first token or credential; the message names why."""
+    """The runtime could not get its first token or credential; the message names why.
+
+    ``secret`` and ``kind`` say which handle (``auth/approle``, ``database/creds/app``),
+    ``reason`` why (see ``vault_async._startup.Reason``), ``error`` is the last error.
+    """
+
+    def __init__(
+        self, diagnosis: Diagnosis, *, secret: str, kind: str, error: BaseException | None
+    ) -> None:
+        super().__init__(diagnosis.text)
+        self.reason: Reason = diagnosis.reason
+        self.secret = secret
+        self.kind = kind
+        self.error = error
 
 
-FATAL_AT_STARTUP = frozenset({"Forbidden", "InvalidRequest", "InvalidPath", "InvalidConfig"})
-"""Error classes that retrying will not fix: wrong credentials, unknown role or path."""
+async def wait_first(
+    handle: ManagedSecret,
+    timeout: float,  # noqa: ASYNC109
+    *,
+    addr: str = "",
+    timeout_name: str = "ready_timeout",
+) -> Lease:
+    """Wait for a handle's first credential; give up at once on an error retrying won't fix.
 
-
-async def wait_first(handle: ManagedSecret, timeout: float) -> Lease:  # noqa: ASYNC109
-    """Wait for a handle's first credential; give up at once on an error retrying won't fix."""
+    The first failure that retrying may fix (Vault unreachable, sealed) is logged at once,
+    with ``addr`` and how long the wait goes on (``timeout_name`` names that setting).
+    """
     deadline = anyio.current_time() + timeout
+    told = False
     while True:
         remaining = deadline - anyio.current_time()
         try:
             return await handle.wait_ready(timeout=max(0.0, min(0.2, remaining)))
         except TimeoutError:
-            error_class = handle.last_error_class
-            if error_class in FATAL_AT_STARTUP:
+            error = handle.last_error
+            found = diagnose(handle.name, handle.kind, error, addr or "?")
+            if found.final or remaining <= 0:
+                if not found.final:
+                    found = Diagnosis(found.reason, f"{found.text} after {timeout:g} s")
                 raise StartupError(
-                    f"{handle.name}: Vault refused the request ({error_class})"
+                    found, secret=handle.name, kind=handle.kind, error=error
                 ) from None
-            if remaining <= 0:
-                raise StartupError(
-                    f"{handle.name}: nothing from Vault after {timeout:g} s "
-                    f"(last error: {error_class or 'none'})"
-                ) from None
+            if error is not None and not told:
+                told = True
+                logger.warning(
+                    "%s; still trying for %g s (%s)", found.text, timeout, timeout_name,
+                    extra={"secret": handle.name, "reason": found.reason},
+                )
 
 
 async def _probe_vault(
@@ -179,6 +204,7 @@ async def open_runtime(
     latency: LatencyRecorder | None = None,
     engine_options: Mapping[str, Any] | None = None,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    ready_timeout_name: str = "ready_timeout",
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
     recent_window: float = VAULT_RECENT_WINDOW,
 ) -> AsyncIterator[VaultRuntime]:
@@ -187,6 +213,9 @@ async def open_runtime(
     In Vault mode ``client`` is an (unopened) ``AsyncVaultClient``; ``auth`` an auth method
     object. A token obtained by login is revoked at the end; a given token (``TokenAuth``,
     or ``auth=None`` with a client that has a token) is renewed but never revoked.
+    If no first credential comes within ``ready_timeout`` seconds, or Vault refuses, a
+    :class:`StartupError` says why in one line; ``ready_timeout_name`` is how the log
+    line about a Vault that is not answering yet names that setting.
     """
     if db_role and db_static_role:
         raise ValueError("give db_role or db_static_role, not both")
@@ -210,7 +239,8 @@ async def open_runtime(
                 manager = LeaseManager(client)
             await stack.enter_async_context(manager)
             token_handle = _manage_token(manager, client, auth)
-            await wait_first(token_handle, ready_timeout)
+            waiting = {"addr": client.config.addr, "timeout_name": ready_timeout_name}
+            await wait_first(token_handle, ready_timeout, **waiting)
             token_secret = token_handle.name
             if db_role:
                 db_handle = manager.manage_database_credentials(
@@ -220,7 +250,7 @@ async def open_runtime(
                 db_handle = manager.manage_static_credentials(
                     client, role=db_static_role or "", mount=db_mount
                 )
-            await wait_first(db_handle, ready_timeout)
+            await wait_first(db_handle, ready_timeout, **waiting)
             db_secret = db_handle.name
             source = db_handle
             engine = create_async_engine(url.set(username=None, password=None), **options)

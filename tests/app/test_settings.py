@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from app.settings import SettingsError, load_settings
+from app.settings import SettingsError, check_credential_files, load_settings
 
 URL = "postgresql+asyncpg://127.0.0.1:5432/app"
 APPROLE = {
@@ -24,6 +26,16 @@ def test_approle_environment_is_accepted() -> None:
     assert settings.migration_role == "migrator"
     assert settings.vault_db_mount == "database"
     assert "s3cr3t" not in repr(settings)
+
+
+def test_auth_method_is_case_insensitive() -> None:
+    assert load_settings({**APPROLE, "VAULT_AUTH_METHOD": "AppRole"}).auth_method == "approle"
+
+
+def test_vault_addr_needs_a_scheme() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({**APPROLE, "VAULT_ADDR": "127.0.0.1:8200"})
+    assert str(info.value).startswith("VAULT_ADDR must start with http:// or https://")
 
 
 def test_migration_role_defaults_to_service_role() -> None:
@@ -89,3 +101,19 @@ def test_bad_settings_give_one_line_naming_the_variable(
     assert message in text
     assert "\n" not in text
     assert "s3cr3t" not in text
+
+
+def test_credential_files_are_checked_apart_from_the_contract(tmp_path: Path) -> None:
+    missing = tmp_path / "secret-id"
+    env = {k: v for k, v in APPROLE.items() if k != "VAULT_SECRET_ID"}
+    settings = load_settings(env | {"VAULT_SECRET_ID_FILE": str(missing)})  # contract only
+    with pytest.raises(SettingsError) as info:
+        check_credential_files(settings)
+    assert str(info.value) == (
+        f"cannot read VAULT_SECRET_ID_FILE '{missing}': No such file or directory"
+    )
+    missing.write_text("\n")
+    with pytest.raises(SettingsError, match="is empty"):
+        check_credential_files(settings)
+    missing.write_text("a-secret-id\n")
+    check_credential_files(settings)

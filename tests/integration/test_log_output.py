@@ -26,7 +26,7 @@ async def test_dev_start_up_is_quiet_at_info_and_shows_the_lease_fields() -> Non
         await asyncio.to_thread(service.stop)
     lines = service.output().splitlines()
     assert not [line for line in lines if " httpx " in line or " alembic" in line]
-    assert [line for line in lines if "Uvicorn running on http://127.0.0.1:" in line]
+    assert [line for line in lines if "app.serving url=http://127.0.0.1:" in line]
     acquired = [line for line in lines if " lease.acquired " in line]
     assert any("secret=database/creds/app " in line for line in acquired), acquired
     assert all(" ttl=" in line and " generation=1" in line for line in acquired), acquired
@@ -48,7 +48,7 @@ async def test_json_format_writes_one_object_per_line(migrated: DevStack) -> Non
     assert creds
     assert isinstance(creds[0]["ttl"], int)
     assert creds[0]["generation"] == 1
-    assert [r for r in records if r["message"].startswith("Uvicorn running on")]
+    assert [r for r in records if r["message"] == "app.serving" and r["url"].startswith("http://")]
     assert [r for r in records if r["logger"] == "uvicorn.access" and "404" in r["message"]]
 
 

@@ -221,8 +221,8 @@ async def test_non_renewable_token_leads_to_relogin_and_leases_follow(
         assert creds.rotations >= 2
         assert creds.renewals >= 2
         snap = mgr.snapshot()
-        assert snap["auth/token"].kind == "token"
-        assert not snap["auth/token"].renewable
+        assert snap[token.name].kind == "token"
+        assert not snap[token.name].renewable
     # Shutdown: leases revoked first, then the token (revoke-self).
     assert fake_vault.times("revoke_self")
     assert fake_vault.tokens[client.token].revoked  # type: ignore[index]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._method import AuthMethod
+from ._method import AuthMethod, auth_label
 from .approle import AppRoleAuth
 from .jwt import JWTAuth
 from .kubernetes import KubernetesAuth
@@ -24,6 +24,7 @@ __all__ = [
     "TokenApi",
     "TokenAuth",
     "UserpassAuth",
+    "auth_label",
 ]
 
 

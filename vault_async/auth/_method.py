@@ -14,7 +14,7 @@ from .._paths import subpath
 if TYPE_CHECKING:
     from .._client import AsyncVaultClient
 
-__all__ = ["AuthMethod", "login_request", "read_secret_file"]
+__all__ = ["AuthMethod", "auth_label", "login_request", "read_secret_file"]
 
 
 class AuthMethod(Protocol):
@@ -23,6 +23,18 @@ class AuthMethod(Protocol):
     async def login(self, client: AsyncVaultClient) -> AuthResult:
         """Obtain a token (without setting it on the client)."""
         ...
+
+
+def auth_label(method: object) -> str:
+    """``auth/<mount>`` for an auth method object: the name of its token's handle and metrics.
+
+    Every login class here has a ``mount_point`` (``TokenAuth``'s is ``token``); another
+    object is named after its class.
+    """
+    mount = getattr(method, "mount_point", None)
+    if isinstance(mount, str) and mount.strip("/"):
+        return f"auth/{mount.strip('/')}"
+    return f"auth/{type(method).__name__}"
 
 
 async def login_request(

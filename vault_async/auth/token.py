@@ -91,6 +91,9 @@ class TokenAuth:
     rotated by the agent is picked up without a new login.
     """
 
+    mount_point = "token"
+    """Token auth is always mounted at ``auth/token``."""
+
     def __init__(self, token: str | None = None, token_file: str | Path | None = None) -> None:
         if (token is None) == (token_file is None):
             raise InvalidConfig("TokenAuth needs exactly one of token or token_file")

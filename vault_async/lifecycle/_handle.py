@@ -123,6 +123,11 @@ class ManagedSecret:
         return self.current is not None
 
     @property
+    def last_error(self) -> Exception | None:
+        """The last attempt's error while the secret is failing; None after a success."""
+        return self._last_error
+
+    @property
     def closed(self) -> bool:
         """True once the manager has shut down."""
         return self._closed

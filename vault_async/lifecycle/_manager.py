@@ -166,14 +166,16 @@ class LeaseManager:
         client: AsyncVaultClient | None = None,
         auth_method: AuthMethod | None = None,
         *,
-        name: str = "auth/token",
+        name: str | None = None,
         source: SecretSource | None = None,
     ) -> ManagedSecret:
         """Manage the client's own token: log in, renew-self, log in again when needed.
 
         Register it before the leases of the same client, which then wait for the
         login and are replaced in time when the token is. ``source`` replaces the
-        default token source (built from ``auth_method``).
+        default token source (built from ``auth_method``). The handle is named after
+        the auth method's mount (``auth/approle``, ``auth/token``, ...) unless ``name``
+        is given.
         """
         vault = self._client(client)
         if source is None:

@@ -139,16 +139,19 @@ def database_static(client: AsyncVaultClient, role: str, mount: str = "database"
 
 
 def token_login(
-    client: AsyncVaultClient, auth_method: AuthMethod, name: str = "auth/token"
+    client: AsyncVaultClient, auth_method: AuthMethod, name: str | None = None
 ) -> SecretSource:
     """The client's own token: log in with ``auth_method``, renew-self, revoke.
+
+    Named ``auth/<mount>`` after the auth method (``auth/approle``, ``auth/token``, ...)
+    unless ``name`` is given.
 
     A token handed to the service (``TokenAuth``) is the operator's: renewed, never
     revoked; looking it up again is no rotation. A batch token is neither renewed
     nor revoked (Vault cannot). A replaced token is revoked by the engine only once
     no lease obtained with it is left (revoking a token revokes its leases).
     """
-    from ..auth import TokenAuth
+    from ..auth import TokenAuth, auth_label
 
     given = isinstance(auth_method, TokenAuth)
     issued: dict[str, str] = {}  # identity -> token, for the tokens this source may revoke
@@ -196,7 +199,7 @@ def token_login(
 
     return SecretSource(
         kind="token",
-        name=name,
+        name=name or auth_label(auth_method),
         acquire=acquire,
         renew=renew,
         revoke=revoke,
