@@ -20,7 +20,7 @@ def service_snippet() -> str:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     found = [block for block in blocks if "app = FastAPI(" in block]
     assert len(found) == 1, "expected one FastAPI service snippet in the README"
-    return found[0]
+    return str(found[0])
 
 
 def test_the_snippet_defines_every_name_it_uses(tmp_path: Path) -> None:
