@@ -11,6 +11,8 @@ note of how much was cut.
 
 from __future__ import annotations
 
+import json
+import re
 import ssl
 from collections.abc import Mapping
 
@@ -132,6 +134,65 @@ def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
                 walk(v)
 
     walk(body)
+    return _with_escaped_forms(found)
+
+
+# A secret that may come back escaped: a quote, backslash, <, >, & or anything but printable
+# ASCII (the full forms are only built for these).
+_MAY_BE_ESCAPED = re.compile(r'[^ -~]|["\\<>&]')
+_GO_SHORT = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def _go_quoted(text: str) -> str:
+    """The body of Go's ``strconv.Quote(text)``: how OpenBao's %q echoes a key."""
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _GO_SHORT:
+            out.append(_GO_SHORT[ch])
+        elif ch.isprintable():  # Go's unicode.IsPrint: letters, marks, numbers, P, S, ' '
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def _json_quoted(text: str) -> str:
+    """The body of Go's ``json.Marshal(text)`` (HTML-safe, U+2028/9 escaped)."""
+    body = json.dumps(text, ensure_ascii=False)[1:-1]
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        body = body.replace(raw, escaped)
+    return body
+
+
+def _with_escaped_forms(secrets: list[str]) -> list[str]:
+    """Each secret, plus the forms Vault may echo it in (Go-quoted, JSON-escaped)."""
+    found = list(secrets)
+    for secret in secrets:
+        if _MAY_BE_ESCAPED.search(secret):
+            for form in (_go_quoted(secret), _json_quoted(secret)):
+                if form != secret and form not in found:
+                    found.append(form)
     return found
 
 
@@ -150,7 +211,8 @@ def _scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
 def _cut(errors: tuple[str, ...]) -> tuple[str, ...]:
     """At most MAX_ERRORS errors of MAX_ERROR_CHARS each, saying how much was left out."""
     kept = [
-        e if len(e) <= MAX_ERROR_CHARS
+        e
+        if len(e) <= MAX_ERROR_CHARS
         else f"{e[:MAX_ERROR_CHARS]}... [{len(e) - MAX_ERROR_CHARS} more characters]"
         for e in errors[:MAX_ERRORS]
     ]
