@@ -12,15 +12,17 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.support.hostile_http import MB, HostileServer, gzip_bomb
+from tests.support.hostile_http import MANY_ERRORS, MB, HostileServer, gzip_bomb
 from vault_async import (
     AsyncVaultClient,
     ClientConfig,
+    InternalServerError,
     InvalidConfig,
     InvalidRequest,
     MalformedResponse,
     ResponseTooLarge,
     RetryPolicy,
+    _translate,
 )
 
 CAP = 1 * MB
@@ -95,6 +97,41 @@ async def test_vault_errors_are_cut_in_the_exception(
     assert "more characters" in message
     assert "more errors" in message
     assert sum(len(e) for e in info.value.errors) < 4000
+
+
+async def test_only_the_kept_errors_are_scrubbed(
+    server: HostileServer, transport_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scrubbed: list[int] = []
+    real_scrub = _translate._scrub
+
+    def counting_scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
+        scrubbed.append(len(errors))
+        return real_scrub(errors, secrets)
+
+    monkeypatch.setattr(_translate, "_scrub", counting_scrub)
+    async with asyncio.timeout(60), make_client(server, transport_kind, cap=64 * MB) as client:
+        with pytest.raises(InvalidRequest) as info:
+            await client.request("GET", "many-errors", idempotent=True)
+    assert info.value.errors[-1] == f"[{MANY_ERRORS - _translate.MAX_ERRORS} more errors]"
+    assert sum(scrubbed) <= _translate.MAX_ERRORS + 1, scrubbed  # the errors kept, the reason
+
+
+async def test_the_reason_phrase_is_cut_and_scrubbed(bomb: bytes, transport_kind: str) -> None:
+    token = "t-0123456789"
+    reason = f"Oops {token} " + "R" * 3000
+    async with (
+        asyncio.timeout(60),
+        HostileServer(bomb, reason=reason) as server,
+        make_client(server, transport_kind) as client,
+    ):
+        with pytest.raises(InternalServerError) as info:
+            await client.request("GET", "long-reason", idempotent=True)
+    for text in (str(info.value), repr(info.value)):
+        assert token not in text, text
+        assert "R" * 200 not in text, text
+    assert "Oops <redacted> RRR" in str(info.value), str(info.value)
+    assert len(info.value.message) <= _translate.MAX_REASON_CHARS + 40, info.value.message
 
 
 def test_the_cap_is_a_setting() -> None:
