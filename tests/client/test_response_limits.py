@@ -24,6 +24,7 @@ from vault_async import (
     RetryPolicy,
     _translate,
 )
+from vault_async._transport import DefaultTransport
 
 CAP = 1 * MB
 # What loopback socket buffers may hold beyond what the client read (send + receive).
@@ -132,6 +133,19 @@ async def test_the_reason_phrase_is_cut_and_scrubbed(bomb: bytes, transport_kind
         assert "R" * 200 not in text, text
     assert "Oops <redacted> RRR" in str(info.value), str(info.value)
     assert len(info.value.message) <= _translate.MAX_REASON_CHARS + 40, info.value.message
+
+
+async def test_default_transport_under_httpx_never_inflates() -> None:
+    async with (
+        asyncio.timeout(60),
+        HostileServer(gzip_bomb(64)) as server,
+        DefaultTransport(max_response_bytes=CAP) as transport,
+        httpx.AsyncClient(transport=transport) as plain,
+    ):
+        with pytest.raises(httpx.DecodingError, match="Content-Encoding"):
+            await plain.get(server.addr + "/v1/bomb")
+    accept = {k.lower(): v for k, v in server.request_headers.items()}["accept-encoding"]
+    assert accept == "identity"
 
 
 def test_the_cap_is_a_setting() -> None:
