@@ -75,7 +75,9 @@ class AsyncVaultClient:
 
     ``transport`` is any ``httpx.AsyncBaseTransport`` (respx in tests) or a
     ``_transport.Transport``; by default one aiohttp pool. Every request takes the same
-    path through :meth:`_send` whichever it is.
+    path through :meth:`_send` whichever it is. An httpx transport is given the config's
+    timeout, ``max_response_bytes`` and ``tls_server_name``; a ``Transport`` instance is
+    used as it is and must enforce its own limits (response size, timeout, TLS name).
     """
 
     def __init__(

@@ -1,7 +1,8 @@
 """A hostile or broken server cannot make the client read, inflate or keep unbounded data.
 
-Each case runs over both transports: the default aiohttp pool and an httpx transport
-passed as ``transport=``. The server is a loopback one (tests/support/hostile_http.py).
+Each case runs over the default aiohttp pool, an httpx transport passed as ``transport=``,
+and the metrics wrapper around an httpx transport. The server is a loopback one
+(tests/support/hostile_http.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from vault_async import (
     RetryPolicy,
     _translate,
 )
+from vault_async._prometheus import LatencyRecorder, LatencyTransport
 from vault_async._transport import DefaultTransport
 
 CAP = 1 * MB
@@ -42,7 +44,7 @@ async def server(bomb: bytes) -> AsyncIterator[HostileServer]:
         yield running
 
 
-@pytest.fixture(params=["default", "httpx"])
+@pytest.fixture(params=["default", "httpx", "latency-httpx"])
 def transport_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
@@ -56,7 +58,16 @@ def make_client(server: HostileServer, kind: str, cap: int | None = CAP) -> Asyn
         retry=RetryPolicy(max_retries=0),
         **({} if cap is None else {"max_response_bytes": cap}),
     )
-    transport = httpx.AsyncHTTPTransport() if kind == "httpx" else None
+    transport: httpx.AsyncBaseTransport | LatencyTransport | None = None
+    if kind == "httpx":
+        transport = httpx.AsyncHTTPTransport()
+    elif kind == "latency-httpx":  # the metrics wrapper adapts the httpx transport itself
+        transport = LatencyTransport(
+            httpx.AsyncHTTPTransport(),
+            LatencyRecorder(),
+            config.timeout,
+            max_response_bytes=config.max_response_bytes,
+        )
     return AsyncVaultClient(config=config, transport=transport)
 
 

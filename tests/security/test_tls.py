@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.certs import ca_and_server_cert, self_signed_pem
@@ -20,6 +21,7 @@ from vault_async import (
     VaultConnectionError,
     VaultError,
 )
+from vault_async._prometheus import LatencyRecorder, LatencyTransport
 from vault_async._transport import httpx_transport
 from vault_async.devstack import DevStack
 
@@ -96,11 +98,20 @@ def named_bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsOpe
 
 
 def _client(config: ClientConfig, kind: str) -> AsyncVaultClient:
-    transport = httpx_transport(config) if kind == "httpx" else None
+    transport: httpx.AsyncBaseTransport | LatencyTransport | None = None
+    if kind == "httpx":
+        transport = httpx_transport(config)
+    elif kind == "latency-httpx":  # the metrics wrapper adapts the httpx transport itself
+        transport = LatencyTransport(
+            httpx_transport(config),
+            LatencyRecorder(),
+            config.timeout,
+            server_name=config.tls_server_name,
+        )
     return AsyncVaultClient(config=config, transport=transport)
 
 
-@pytest.mark.parametrize("kind", ["default", "httpx"])
+@pytest.mark.parametrize("kind", ["default", "httpx", "latency-httpx"])
 async def test_tls_server_name_verifies_a_certificate_for_another_name(
     named_bao: tuple[TlsOpenBao, Path], kind: str
 ) -> None:
