@@ -165,3 +165,19 @@ def test_capath_without_any_certificate_names_the_setting(tmp_path: Path) -> Non
 def test_tls_server_name_must_be_a_host_name() -> None:
     with pytest.raises(InvalidConfig, match="VAULT_TLS_SERVER_NAME"):
         ClientConfig(addr="https://127.0.0.1:8200", tls_server_name="vault.internal\r\nX: 1")
+
+
+def test_vault_cacert_wins_over_vault_capath(tmp_path: Path) -> None:
+    # As in the Vault CLI: with both set, the CA file is used and the directory ignored.
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(self_signed_pem(common_name="file-ca"))
+    directory = tmp_path / "capath"
+    directory.mkdir()
+    (directory / "other.pem").write_text(self_signed_pem(common_name="directory-ca"))
+    env = {"VAULT_ADDR": "https://127.0.0.1:8200", "VAULT_CACERT": str(ca_file)}
+    context = ClientConfig.from_env(env | {"VAULT_CAPATH": str(directory)}).ssl_context()
+    assert context is not None
+    names = [dict(pair[0] for pair in ca["subject"])["commonName"] for ca in context.get_ca_certs()]
+    assert names == ["file-ca"]
+    (directory / "other.pem").unlink()  # a directory with no certificate is not even read
+    assert ClientConfig.from_env(env | {"VAULT_CAPATH": str(directory)}).ssl_context()
