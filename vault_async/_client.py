@@ -29,6 +29,7 @@ from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge
 from ._json import JSONObject, drop_none, encode_json
 from ._models import AuthResult
 from ._parse import Body, data_section, decode_body, string_list
+from ._redact import display_path
 from ._retry import parse_retry_after, retry_delay, retryable_status
 from ._translate import status_error, transport_failure
 from ._transport import RawResponse, Transport, as_transport, default_transport
@@ -74,7 +75,9 @@ class AsyncVaultClient:
 
     ``transport`` is any ``httpx.AsyncBaseTransport`` (respx in tests) or a
     ``_transport.Transport``; by default one aiohttp pool. Every request takes the same
-    path through :meth:`_send` whichever it is.
+    path through :meth:`_send` whichever it is. An httpx transport is given the config's
+    timeout, ``max_response_bytes`` and ``tls_server_name``; a ``Transport`` instance is
+    used as it is and must enforce its own limits (response size, timeout, TLS name).
     """
 
     def __init__(
@@ -213,7 +216,8 @@ class AsyncVaultClient:
             return decode_body(response.content), response.status
         except MalformedResponse as exc:
             status = response.status
-            raise MalformedResponse(exc.message, status=status, method=method, path=path) from None
+            shown = display_path(path)
+            raise MalformedResponse(exc.message, status=status, method=method, path=shown) from None
 
     async def list_keys(self, path: str) -> tuple[str, ...]:
         """LIST ``/v1/<path>``: the keys under it, empty when nothing is there (404)."""
@@ -226,7 +230,10 @@ class AsyncVaultClient:
     async def _send(
         self, method: str, path: str, options: RequestOptions, ok_statuses: Collection[int]
     ) -> RawResponse:
-        """The one send path: build the request, send it, retry by the rules, translate errors."""
+        """The one send path: build the request, send it, retry by the rules, translate errors.
+
+        Errors and logs name ``shown``, the path with any lease id in it cut to a suffix.
+        """
         transport = self._transport if self._transport is not None else self._open()
         if self._token_source is not None:
             self._poll_token_source()
@@ -253,18 +260,19 @@ class AsyncVaultClient:
         if params:
             url += "?" + urlencode(params)
         idempotent = options["idempotent"]
+        shown = display_path(path)
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
         while True:
             try:
                 response = await transport.send(method, url, headers, content)
             except ResponseTooLarge as exc:
-                raise ResponseTooLarge(exc.limit, method=method, path=path) from None
+                raise ResponseTooLarge(exc.limit, method=method, path=shown) from None
             except httpx.TransportError as exc:
-                failure = transport_failure(exc, method=method, path=path)
+                failure = transport_failure(exc, method=method, path=shown)
                 reason = type(failure.error).__name__
                 if (idempotent or failure.unsent) and await self._wait_to_retry(
-                    attempt, deadline, method, path, reason
+                    attempt, deadline, method, shown, reason
                 ):
                     attempt += 1
                     continue
@@ -274,7 +282,7 @@ class AsyncVaultClient:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "client.request",
-                        extra={"vault_method": method, "vault_path": path, "vault_status": status},
+                        extra={"vault_method": method, "vault_path": shown, "vault_status": status},
                     )
                 return response
             if idempotent and retryable_status(status):
@@ -284,11 +292,11 @@ class AsyncVaultClient:
                     else None
                 )
                 if await self._wait_to_retry(
-                    attempt, deadline, method, path, f"status {status}", retry_after
+                    attempt, deadline, method, shown, f"status {status}", retry_after
                 ):
                     attempt += 1
                     continue
-            raise status_error(response, method=method, path=path, sent=body, token=token)
+            raise status_error(response, method=method, path=shown, sent=body, token=token)
 
     async def _wait_to_retry(
         self,

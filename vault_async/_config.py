@@ -133,9 +133,10 @@ class ClientConfig:
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for https addresses (None for plain http).
 
-        As the Vault CLI: ``ca_cert`` and every PEM certificate in the files under
-        ``ca_path`` (no ``c_rehash`` links needed; files without one are skipped) replace
-        the system's CAs. ``tls_server_name`` is applied per connection by the transports.
+        As the Vault CLI: ``ca_cert``, or else every PEM certificate in the files under
+        ``ca_path`` (no ``c_rehash`` links needed; files without one are skipped), replaces
+        the system's CAs; with both set, ``ca_path`` is not read. ``tls_server_name`` is
+        applied per connection by the transports.
         """
         if not self.addr.startswith("https://"):
             return None

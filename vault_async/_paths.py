@@ -3,7 +3,8 @@
 Quoting alone is not enough: OpenBao and Vault decode ``%2F`` before routing, so a quoted
 slash inside a key name still splits the path (``keys/app%2Fconfig`` reaches the config
 endpoint of the key ``app``). So a single-segment name (:func:`name`) refuses any slash,
-raw or percent-encoded, and every segment refuses control characters (CR/LF, NUL, ...).
+raw or percent-encoded, and every segment refuses control characters (CR/LF, NUL, ...)
+and lone surrogates.
 Errors are :class:`InvalidConfig` (a ``ValueError`` too), raised before anything is sent;
 they name the argument and the reason, not the value.
 """
@@ -20,6 +21,8 @@ __all__ = ["name", "subpath"]
 
 # C0 and C1 control characters and DEL: never part of a name, and CR/LF split headers/logs.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A lone surrogate (from surrogateescape'd bytes): not text, cannot be sent as UTF-8.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # A percent-encoded slash, also when the '%' itself is encoded again (%252F).
 _ENCODED_SLASH = re.compile(r"%(?:25)*2f", re.IGNORECASE)
 
@@ -29,6 +32,8 @@ def _check_segment(segment: str, what: str) -> None:
         raise InvalidConfig(f"{what} has an empty, '.' or '..' segment")
     if _CONTROL.search(segment):
         raise InvalidConfig(f"{what} must not contain a control character (CR, LF, NUL, ...)")
+    if _SURROGATE.search(segment):
+        raise InvalidConfig(f"{what} must be valid Unicode text (it holds a lone surrogate)")
     if _ENCODED_SLASH.search(segment):
         raise InvalidConfig(f"{what} must not contain an encoded slash (%2F)")
 

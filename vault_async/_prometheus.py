@@ -16,7 +16,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ._config import DEFAULT_TIMEOUT
+from ._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from ._transport import RawResponse, Transport, as_transport
 
 if TYPE_CHECKING:
@@ -74,7 +74,9 @@ class LatencyTransport(Transport):
     """Wrap the client's transport and record how long each Vault request takes.
 
     It sits on the client's own interface, so the default (aiohttp) transport keeps its
-    fast path underneath; an httpx transport is adapted as the client would adapt it.
+    fast path underneath; an httpx transport is adapted as the client would adapt it, with
+    ``timeout``, ``max_response_bytes`` and ``server_name`` (the TLS name verified), which
+    should be the client's settings. A ``Transport`` passed in enforces its own.
     """
 
     def __init__(
@@ -82,8 +84,11 @@ class LatencyTransport(Transport):
         inner: Transport | httpx.AsyncBaseTransport,
         recorder: LatencyRecorder,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        server_name: str | None = None,
     ) -> None:
-        self._inner = as_transport(inner, timeout)
+        self._inner = as_transport(inner, timeout, max_response_bytes, server_name)
         self.recorder = recorder
 
     async def send(

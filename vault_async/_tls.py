@@ -27,8 +27,11 @@ def tls_context(
     client_key: str | None,
     addr: str,
 ) -> ssl.SSLContext:
-    """A verifying client context; given CAs replace the system's, as with the Vault CLI."""
-    cadata = ca_directory_pem(ca_path) if ca_path is not None else None
+    """A verifying client context; given CAs replace the system's, as with the Vault CLI.
+
+    As there too, VAULT_CACERT wins: with both set, the VAULT_CAPATH directory is not read.
+    """
+    cadata = ca_directory_pem(ca_path) if ca_path is not None and ca_cert is None else None
     try:
         ctx = ssl.create_default_context(cafile=ca_cert, cadata=cadata)
     except ssl.SSLError as exc:

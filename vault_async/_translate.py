@@ -5,12 +5,15 @@ raises, see ``_transport``) and an error status. Messages name the error class o
 reason, never the token or the body; Vault's ``errors`` are kept with every string we sent
 (token, body values and body keys) replaced by ``<redacted>``, since Vault may echo them.
 Only the request field names this client itself sends (``data``, ``custom_metadata``, ...)
-are left readable. At most MAX_ERRORS errors of MAX_ERROR_CHARS characters are kept, with a
-note of how much was cut.
+are left readable. At most MAX_ERRORS errors of MAX_ERROR_CHARS characters are kept (only
+those are scrubbed), with a note of how much was cut; the HTTP reason phrase is scrubbed and
+cut to MAX_REASON_CHARS.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import ssl
 from collections.abc import Mapping
 
@@ -33,6 +36,7 @@ __all__ = ["HTTP_TO_HTTPS", "TransportFailure", "status_error", "transport_failu
 _MIN_SCRUB_LEN = 4
 MAX_ERROR_CHARS = 500  # per error kept in an exception
 MAX_ERRORS = 5  # errors kept in an exception
+MAX_REASON_CHARS = 100  # of the HTTP reason phrase kept in an exception
 # The field names of the client's own request bodies: API vocabulary, never secret.
 _FIELD_NAMES = frozenset(
     {
@@ -100,7 +104,9 @@ def status_error(
     except VaultError:
         plain_to_tls = HTTP_TO_HTTPS.encode() in response.content[:200]
         errors = (HTTP_TO_HTTPS,) if plain_to_tls else ("<non-JSON error body>",)
-    errors = _cut(_scrub(errors, _secret_strings(sent, token)))
+    # Only the errors kept are scrubbed (a hostile body may hold millions), then cut.
+    secrets = _secret_strings(sent, token)
+    errors = _cut(_scrub(errors[:MAX_ERRORS], secrets), total=len(errors))
     cls = error_for_status(status)
     if cls is RateLimited:
         return RateLimited(
@@ -111,7 +117,8 @@ def status_error(
             errors=errors,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
-    return cls(response.reason or "error", status=status, method=method, path=path, errors=errors)
+    reason = _cut_text(_scrub((response.reason,), secrets)[0], MAX_REASON_CHARS)
+    return cls(reason or "error", status=status, method=method, path=path, errors=errors)
 
 
 def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
@@ -132,6 +139,65 @@ def _secret_strings(body: JSONObject | None, token: str | None) -> list[str]:
                 walk(v)
 
     walk(body)
+    return _with_escaped_forms(found)
+
+
+# A secret that may come back escaped: a quote, backslash, <, >, & or anything but printable
+# ASCII (the full forms are only built for these).
+_MAY_BE_ESCAPED = re.compile(r'[^ -~]|["\\<>&]')
+_GO_SHORT = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def _go_quoted(text: str) -> str:
+    """The body of Go's ``strconv.Quote(text)``: how OpenBao's %q echoes a key."""
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _GO_SHORT:
+            out.append(_GO_SHORT[ch])
+        elif ch.isprintable():  # Go's unicode.IsPrint: letters, marks, numbers, P, S, ' '
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def _json_quoted(text: str) -> str:
+    """The body of Go's ``json.Marshal(text)`` (HTML-safe, U+2028/9 escaped)."""
+    body = json.dumps(text, ensure_ascii=False)[1:-1]
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        body = body.replace(raw, escaped)
+    return body
+
+
+def _with_escaped_forms(secrets: list[str]) -> list[str]:
+    """Each secret, plus the forms Vault may echo it in (Go-quoted, JSON-escaped)."""
+    found = list(secrets)
+    for secret in secrets:
+        if _MAY_BE_ESCAPED.search(secret):
+            for form in (_go_quoted(secret), _json_quoted(secret)):
+                if form != secret and form not in found:
+                    found.append(form)
     return found
 
 
@@ -147,13 +213,16 @@ def _scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _cut(errors: tuple[str, ...]) -> tuple[str, ...]:
-    """At most MAX_ERRORS errors of MAX_ERROR_CHARS each, saying how much was left out."""
-    kept = [
-        e if len(e) <= MAX_ERROR_CHARS
-        else f"{e[:MAX_ERROR_CHARS]}... [{len(e) - MAX_ERROR_CHARS} more characters]"
-        for e in errors[:MAX_ERRORS]
-    ]
-    if len(errors) > MAX_ERRORS:
-        kept.append(f"[{len(errors) - MAX_ERRORS} more errors]")
+def _cut(errors: tuple[str, ...], total: int) -> tuple[str, ...]:
+    """The (at most MAX_ERRORS) errors kept out of ``total``, cut to MAX_ERROR_CHARS each."""
+    kept = [_cut_text(e, MAX_ERROR_CHARS) for e in errors[:MAX_ERRORS]]
+    if total > MAX_ERRORS:
+        kept.append(f"[{total - MAX_ERRORS} more errors]")
     return tuple(kept)
+
+
+def _cut_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"

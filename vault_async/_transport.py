@@ -21,7 +21,8 @@ hundred microseconds: the per-request cost is in those objects, not in the socke
 Both read the body as a stream and stop once it passes ``max_response_bytes`` (a declared
 ``Content-Length`` over it is refused before reading), closing the connection and raising
 :class:`ResponseTooLarge`. Neither inflates a compressed body: the client asks for
-``Accept-Encoding: identity`` and both hand over the bytes as they came.
+``Accept-Encoding: identity`` and both hand over the bytes as they came (under a plain
+``httpx.AsyncClient``, ``DefaultTransport`` refuses a compressed answer instead).
 """
 
 from __future__ import annotations
@@ -151,11 +152,22 @@ class DefaultTransport(Transport, httpx.AsyncBaseTransport):
         raise ResponseTooLarge(limit)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """The httpx transport interface, for use under an ``httpx.AsyncClient``."""
+        """The httpx transport interface, for use under an ``httpx.AsyncClient``.
+
+        A compressed answer is refused (``httpx.DecodingError``): httpx would inflate it
+        past ``max_response_bytes``.
+        """
         content = await request.aread()
         headers = {k: v for k, v in request.headers.items() if k.lower() != "accept-encoding"}
         headers["Accept-Encoding"] = "identity"  # the body is handed over as it came
         raw = await self.send(request.method, str(request.url), headers, content or None)
+        encoding = raw.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding != "identity":  # httpx would inflate it, past max_response_bytes
+            raise httpx.DecodingError(
+                f"refused a compressed response (Content-Encoding: {encoding[:20]}); "
+                "only identity was asked for",
+                request=request,
+            )
         return httpx.Response(
             raw.status, headers=list(raw.headers.items()), content=raw.content, request=request
         )

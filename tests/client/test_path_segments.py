@@ -23,6 +23,7 @@ BAD_NAMES = [
     ("{victim}\x00", "control character"),
     ("{victim}\x7f", "control character"),
     ("", "empty"),
+    ("{victim}\udcff", "surrogate"),
 ]
 
 
@@ -63,7 +64,7 @@ async def test_bad_names_are_refused_before_sending(
 
 
 @pytest.mark.parametrize(
-    "bad", ["a/%2F/b", "a/b%2fc", "a/b%252Fc", "a/b\r\nc", "a/\x00", "a/b\x85"]
+    "bad", ["a/%2F/b", "a/b%2fc", "a/b%252Fc", "a/b\r\nc", "a/\x00", "a/b\x85", "a/b\udcff"]
 )
 async def test_multi_segment_paths_refuse_encoded_slashes_and_controls(
     client: AsyncVaultClient, router: respx.MockRouter, bad: str

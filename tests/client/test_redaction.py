@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -157,3 +158,38 @@ def test_status_error_scrubs_keys_at_any_depth() -> None:
     error = status_error(response, method="POST", path="p", sent=sent, token=None)
     assert "outer-secret-key" not in str(error)
     assert "inner-secret-key" not in str(error)
+
+
+@pytest.mark.parametrize(
+    "special",
+    ['"', "\\", "\t", "\u2028", "\x01", "<&>"],
+    ids=["quote", "backslash", "tab", "u2028", "ctrl", "html"],
+)
+async def test_a_secret_vault_echoes_escaped_is_scrubbed(
+    root_client: AsyncVaultClient, special: str
+) -> None:
+    # OpenBao quotes the too-long key Go-style (%q): '"' comes back as '\"', a tab as '\t'.
+    secret_key = "SUPERSECRET" + special + "q" + "x" * 200
+    with pytest.raises(VaultError) as info:
+        await root_client.secrets.kv_v2.update_metadata(
+            "redaction/escaped", custom_metadata={secret_key: "v"}
+        )
+    assert info.value.status == 400
+    for text in (str(info.value), repr(info.value)):
+        assert "<redacted>" in text, text
+        assert "x" * 50 not in text, text
+
+
+def test_status_error_scrubs_json_escaped_secrets() -> None:
+    secret = 'pw"<tab>\t&\u2028end'
+    echoed = '"pw\\"\\u003ctab\\u003e\\t\\u0026\\u2028end"'  # Go's json.Marshal form
+    body = json.dumps({"errors": ["bad value " + echoed]}).encode()
+    error = status_error(
+        RawResponse(400, {}, body, "Bad Request"),
+        method="PUT",
+        path="p",
+        sent={"data": {"k": secret}},
+        token=None,
+    )
+    assert "<redacted>" in str(error), str(error)
+    assert "end" not in str(error), str(error)

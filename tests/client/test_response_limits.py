@@ -1,7 +1,8 @@
 """A hostile or broken server cannot make the client read, inflate or keep unbounded data.
 
-Each case runs over both transports: the default aiohttp pool and an httpx transport
-passed as ``transport=``. The server is a loopback one (tests/support/hostile_http.py).
+Each case runs over the default aiohttp pool, an httpx transport passed as ``transport=``,
+and the metrics wrapper around an httpx transport. The server is a loopback one
+(tests/support/hostile_http.py).
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.support.hostile_http import MB, HostileServer, gzip_bomb
+from tests.support.hostile_http import MANY_ERRORS, MB, HostileServer, gzip_bomb
 from vault_async import (
     AsyncVaultClient,
     ClientConfig,
+    InternalServerError,
     InvalidConfig,
     InvalidRequest,
     MalformedResponse,
     ResponseTooLarge,
     RetryPolicy,
+    _translate,
 )
+from vault_async._prometheus import LatencyRecorder, LatencyTransport
+from vault_async._transport import DefaultTransport
 
 CAP = 1 * MB
 # What loopback socket buffers may hold beyond what the client read (send + receive).
@@ -39,7 +44,7 @@ async def server(bomb: bytes) -> AsyncIterator[HostileServer]:
         yield running
 
 
-@pytest.fixture(params=["default", "httpx"])
+@pytest.fixture(params=["default", "httpx", "latency-httpx"])
 def transport_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
@@ -53,7 +58,16 @@ def make_client(server: HostileServer, kind: str, cap: int | None = CAP) -> Asyn
         retry=RetryPolicy(max_retries=0),
         **({} if cap is None else {"max_response_bytes": cap}),
     )
-    transport = httpx.AsyncHTTPTransport() if kind == "httpx" else None
+    transport: httpx.AsyncBaseTransport | LatencyTransport | None = None
+    if kind == "httpx":
+        transport = httpx.AsyncHTTPTransport()
+    elif kind == "latency-httpx":  # the metrics wrapper adapts the httpx transport itself
+        transport = LatencyTransport(
+            httpx.AsyncHTTPTransport(),
+            LatencyRecorder(),
+            config.timeout,
+            max_response_bytes=config.max_response_bytes,
+        )
     return AsyncVaultClient(config=config, transport=transport)
 
 
@@ -95,6 +109,54 @@ async def test_vault_errors_are_cut_in_the_exception(
     assert "more characters" in message
     assert "more errors" in message
     assert sum(len(e) for e in info.value.errors) < 4000
+
+
+async def test_only_the_kept_errors_are_scrubbed(
+    server: HostileServer, transport_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scrubbed: list[int] = []
+    real_scrub = _translate._scrub
+
+    def counting_scrub(errors: tuple[str, ...], secrets: list[str]) -> tuple[str, ...]:
+        scrubbed.append(len(errors))
+        return real_scrub(errors, secrets)
+
+    monkeypatch.setattr(_translate, "_scrub", counting_scrub)
+    async with asyncio.timeout(60), make_client(server, transport_kind, cap=64 * MB) as client:
+        with pytest.raises(InvalidRequest) as info:
+            await client.request("GET", "many-errors", idempotent=True)
+    assert info.value.errors[-1] == f"[{MANY_ERRORS - _translate.MAX_ERRORS} more errors]"
+    assert sum(scrubbed) <= _translate.MAX_ERRORS + 1, scrubbed  # the errors kept, the reason
+
+
+async def test_the_reason_phrase_is_cut_and_scrubbed(bomb: bytes, transport_kind: str) -> None:
+    token = "t-0123456789"
+    reason = f"Oops {token} " + "R" * 3000
+    async with (
+        asyncio.timeout(60),
+        HostileServer(bomb, reason=reason) as server,
+        make_client(server, transport_kind) as client,
+    ):
+        with pytest.raises(InternalServerError) as info:
+            await client.request("GET", "long-reason", idempotent=True)
+    for text in (str(info.value), repr(info.value)):
+        assert token not in text, text
+        assert "R" * 200 not in text, text
+    assert "Oops <redacted> RRR" in str(info.value), str(info.value)
+    assert len(info.value.message) <= _translate.MAX_REASON_CHARS + 40, info.value.message
+
+
+async def test_default_transport_under_httpx_never_inflates() -> None:
+    async with (
+        asyncio.timeout(60),
+        HostileServer(gzip_bomb(64)) as server,
+        DefaultTransport(max_response_bytes=CAP) as transport,
+        httpx.AsyncClient(transport=transport) as plain,
+    ):
+        with pytest.raises(httpx.DecodingError, match="Content-Encoding"):
+            await plain.get(server.addr + "/v1/bomb")
+    accept = {k.lower(): v for k, v in server.request_headers.items()}["accept-encoding"]
+    assert accept == "identity"
 
 
 def test_the_cap_is_a_setting() -> None:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.certs import ca_and_server_cert, self_signed_pem
@@ -20,6 +21,7 @@ from vault_async import (
     VaultConnectionError,
     VaultError,
 )
+from vault_async._prometheus import LatencyRecorder, LatencyTransport
 from vault_async._transport import httpx_transport
 from vault_async.devstack import DevStack
 
@@ -96,11 +98,20 @@ def named_bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsOpe
 
 
 def _client(config: ClientConfig, kind: str) -> AsyncVaultClient:
-    transport = httpx_transport(config) if kind == "httpx" else None
+    transport: httpx.AsyncBaseTransport | LatencyTransport | None = None
+    if kind == "httpx":
+        transport = httpx_transport(config)
+    elif kind == "latency-httpx":  # the metrics wrapper adapts the httpx transport itself
+        transport = LatencyTransport(
+            httpx_transport(config),
+            LatencyRecorder(),
+            config.timeout,
+            server_name=config.tls_server_name,
+        )
     return AsyncVaultClient(config=config, transport=transport)
 
 
-@pytest.mark.parametrize("kind", ["default", "httpx"])
+@pytest.mark.parametrize("kind", ["default", "httpx", "latency-httpx"])
 async def test_tls_server_name_verifies_a_certificate_for_another_name(
     named_bao: tuple[TlsOpenBao, Path], kind: str
 ) -> None:
@@ -154,3 +165,19 @@ def test_capath_without_any_certificate_names_the_setting(tmp_path: Path) -> Non
 def test_tls_server_name_must_be_a_host_name() -> None:
     with pytest.raises(InvalidConfig, match="VAULT_TLS_SERVER_NAME"):
         ClientConfig(addr="https://127.0.0.1:8200", tls_server_name="vault.internal\r\nX: 1")
+
+
+def test_vault_cacert_wins_over_vault_capath(tmp_path: Path) -> None:
+    # As in the Vault CLI: with both set, the CA file is used and the directory ignored.
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(self_signed_pem(common_name="file-ca"))
+    directory = tmp_path / "capath"
+    directory.mkdir()
+    (directory / "other.pem").write_text(self_signed_pem(common_name="directory-ca"))
+    env = {"VAULT_ADDR": "https://127.0.0.1:8200", "VAULT_CACERT": str(ca_file)}
+    context = ClientConfig.from_env(env | {"VAULT_CAPATH": str(directory)}).ssl_context()
+    assert context is not None
+    names = [dict(pair[0] for pair in ca["subject"])["commonName"] for ca in context.get_ca_certs()]
+    assert names == ["file-ca"]
+    (directory / "other.pem").unlink()  # a directory with no certificate is not even read
+    assert ClientConfig.from_env(env | {"VAULT_CAPATH": str(directory)}).ssl_context()

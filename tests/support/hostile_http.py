@@ -16,6 +16,7 @@ __all__ = ["HostileServer", "gzip_bomb"]
 
 CHUNK = 64 * 1024
 MB = 1024 * 1024
+MANY_ERRORS = 200_000  # entries of the many-errors answer
 
 
 def gzip_bomb(inflated_mb: int) -> bytes:
@@ -31,8 +32,9 @@ def gzip_bomb(inflated_mb: int) -> bytes:
 class HostileServer:
     """aiohttp's server on a free 127.0.0.1 port; ``async with`` starts and stops it."""
 
-    def __init__(self, bomb: bytes) -> None:
+    def __init__(self, bomb: bytes, reason: str = "") -> None:
         self.sent = 0
+        self._reason = reason
         self.request_headers: Mapping[str, str] = {}
         self._bomb = bomb
         self._runner: web.AppRunner | None = None
@@ -45,6 +47,8 @@ class HostileServer:
         app.router.add_get("/v1/endless", self._endless)
         app.router.add_get("/v1/bomb", self._gzip)
         app.router.add_get("/v1/errors", self._errors)
+        app.router.add_get("/v1/many-errors", self._many_errors)
+        app.router.add_get("/v1/long-reason", self._long_reason)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -98,4 +102,17 @@ class HostileServer:
         errors = ["E" * (50 * MB)] + [f"error {i}" for i in range(1000)]
         return web.Response(
             status=400, body=json.dumps({"errors": errors}), content_type="application/json"
+        )
+
+    async def _many_errors(self, request: web.Request) -> web.Response:
+        self.request_headers = dict(request.headers)
+        body = json.dumps({"errors": ["e"] * MANY_ERRORS})
+        return web.Response(status=400, body=body, content_type="application/json")
+
+    async def _long_reason(self, request: web.Request) -> web.Response:
+        """A 500 whose reason phrase is the ``reason`` given (a long one, echoing a secret)."""
+        self.request_headers = dict(request.headers)
+        body = json.dumps({"errors": ["x"]})
+        return web.Response(
+            status=500, reason=self._reason, body=body, content_type="application/json"
         )
