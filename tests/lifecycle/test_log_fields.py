@@ -108,11 +108,11 @@ async def test_token_records_never_show_the_token(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     client = FakeClient(fake_vault)
-    manager.manage_token(client, object())  # type: ignore[arg-type]
+    token = manager.manage_token(client, object())  # type: ignore[arg-type]
     creds = manager.manage_database_credentials(client, role="app")  # type: ignore[arg-type]
     await clock.advance(fake_vault.token_max_ttl + 30)
     assert creds.ready
-    records = [r for r in lease_records(caplog) if r.__dict__.get("secret") == "auth/token"]
+    records = [r for r in lease_records(caplog) if r.__dict__.get("secret") == token.name]
     assert {r.getMessage() for r in records} >= {"lease.acquired", "lease.rotated"}
     for record in records:
         assert isinstance(record.__dict__["ttl"], int)
