@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -115,6 +116,29 @@ class ClusterNode(OpenBaoServer):
             return "down"
         return _HEALTH_STATES.get(code, f"http-{code}")
 
+    def seal(self, timeout: float) -> None:
+        """PUT sys/seal; again while the node answers 500 (it does just after stepping down)."""
+        http = self._client()
+        assert http is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                # Just after a step-down the call can take about 10 s before it returns.
+                response = http.put("/v1/sys/seal", timeout=timeout)
+            except httpx.TransportError as exc:
+                raise DevStackError(f"seal {self.node_id}", str(exc), self.tail()) from exc
+            if response.status_code < 400:
+                return
+            if response.status_code != 500 or time.monotonic() > deadline:
+                raise DevStackError(
+                    f"seal {self.node_id}", f"PUT /v1/sys/seal -> {response.status_code}",
+                    self.tail(),
+                )
+            time.sleep(0.2)
+
+    def tail(self) -> str:
+        return self.process.tail() if self.process is not None else ""
+
     def unseal_key(self) -> str:
         raise DevStackError(
             "read the unseal key", "a cluster node has none: its static seal unseals it at start"
@@ -200,7 +224,10 @@ class OpenBaoCluster:
         )
 
     def stop(self) -> None:
-        """Stop every node by PID."""
+        """Stop every node by PID: all are told at once, then each is waited for."""
+        for node in self.nodes:
+            if node.process is not None:
+                node.process.signal(signal.SIGTERM)
         for node in self.nodes:
             node.stop()
 
@@ -253,7 +280,7 @@ class OpenBaoCluster:
     def seal(self, index: int, timeout: float = 30.0) -> None:
         """Seal node `index` through its API; it stays sealed until started again."""
         node = self.nodes[index]
-        node.call("PUT", "sys/seal", f"seal {node.node_id}")
+        node.seal(timeout)
         self._wait_node(node, lambda n: n.state() == "sealed", timeout, "seal")
 
     @staticmethod
