@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -162,6 +163,8 @@ class OpenBaoCluster:
             ClusterNode(binary, workdir / f"bao-node-{i}", i, port)
             for i, port in enumerate(_distinct_port_pairs(size))
         ]
+        self._init_thread: threading.Thread | None = None
+        self._init_error: Exception | None = None
 
     @property
     def addrs(self) -> list[str]:
@@ -181,8 +184,29 @@ class OpenBaoCluster:
             node.prepare([peer.addr for peer in self.nodes if peer is not node], self.seal_key)
         for node in self.nodes:
             node.spawn()
+        # Initialising takes seconds; it runs while the caller starts PostgreSQL.
+        self._init_thread = threading.Thread(
+            target=self._initialise_in_background, name="openbao-init", daemon=True
+        )
+        self._init_thread.start()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the cluster is initialised and its first node active."""
+        if self._init_thread is not None:
+            self._init_thread.join(timeout)
+            if self._init_thread.is_alive():
+                raise DevStackError("initialise OpenBao", f"not done in {timeout:.0f} s")
+            self._init_thread = None
+        if self._init_error is not None:
+            raise self._init_error
+
+    def _initialise_in_background(self) -> None:
+        try:
+            self._initialise(timeout=60.0)
+        except Exception as exc:  # handed to wait_ready, raised there
+            self._init_error = exc
+
+    def _initialise(self, timeout: float) -> None:
         """Initialise the cluster through its first node and wait until that node is active."""
         first = self.nodes[0]
         for node in self.nodes:
@@ -230,6 +254,8 @@ class OpenBaoCluster:
                 node.process.signal(signal.SIGTERM)
         for node in self.nodes:
             node.stop()
+        if self._init_thread is not None:
+            self._init_thread.join(15)  # its nodes are gone: it ends at once
 
     # -- operating the cluster from tests ----------------------------------------------------------
 
