@@ -85,6 +85,8 @@ def run_devstack(args: argparse.Namespace) -> int:
                 written.append(write_env_file(env_file, env))
                 migrate = migration_env_file(env_file)
                 written.append(write_env_file(migrate, stack.migration_env()))
+            if args.nodes > 1:
+                print(f"# OpenBao nodes: {' '.join(stack.vault_addrs)}")
             _print_env(env, env_file, args.show_secrets)
             threading.Event().wait()  # until KeyboardInterrupt
     except KeyboardInterrupt:

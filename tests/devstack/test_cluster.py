@@ -161,6 +161,17 @@ def test_a_sealed_standby_reports_sealed_until_started_again(cluster: DevStack) 
     assert wait_for_code(addr, 429) == 429
 
 
+def test_a_stopped_standby_comes_back_unsealed(cluster: DevStack) -> None:
+    nodes = cluster.cluster
+    index = nodes.states().index("standby")
+    addr = cluster.vault_addrs[index]
+    nodes.stop_node(index)
+    assert health_code(addr) == 0
+    assert nodes.states()[index] == "down"
+    nodes.start_node(index)
+    assert wait_for_code(addr, 429) == 429
+
+
 def test_sealing_the_active_node_hands_over_to_a_standby(cluster: DevStack) -> None:
     nodes = cluster.cluster
     old = nodes.active()
@@ -232,6 +243,7 @@ def test_cli_passes_nodes_and_prints_no_secret(
         assert secret not in shown
     assert written[0]["VAULT_ADDR"] == cluster.vault_addr
     assert f"VAULT_ADDR={cluster.vault_addr}" in captured.out
+    assert f"# OpenBao nodes: {' '.join(cluster.vault_addrs)}" in captured.out.splitlines()
 
 
 def bao_children(pid: int) -> dict[int, list[str]]:

@@ -37,6 +37,9 @@ class DevStack:
     `pg_workdir`, owned by the user it runs as). They are stopped by PID (and the directories
     removed) when the block exits, whatever the reason. They also die with the thread that
     started them, so enter this from the main thread.
+
+    `nodes=3` runs OpenBao as a raft cluster instead of one dev server (see `cluster`);
+    `vault_addr` is then the first node's address and `vault_addrs` lists them all.
     """
 
     approle_mount = cfg.APPROLE_MOUNT
