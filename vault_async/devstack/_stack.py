@@ -38,8 +38,7 @@ class DevStack:
     removed) when the block exits, whatever the reason. They also die with the thread that
     started them, so enter this from the main thread.
 
-    `nodes=3` runs OpenBao as a raft cluster instead of one dev server (see `cluster`);
-    `vault_addr` is then the first node's address and `vault_addrs` lists them all.
+    `nodes=3` runs OpenBao as a raft cluster (`cluster`); `vault_addrs` lists every node.
     """
 
     approle_mount = cfg.APPROLE_MOUNT
