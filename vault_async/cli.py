@@ -77,7 +77,7 @@ def run_devstack(args: argparse.Namespace) -> int:
             for path in (env_file, migration_env_file(env_file)):
                 check_target(path)  # before the stack starts: a bad path fails fast
         _stop_on_sigterm()
-        with DevStack(db_ttl=args.db_ttl, db_max_ttl=args.db_max_ttl) as stack:
+        with DevStack(db_ttl=args.db_ttl, db_max_ttl=args.db_max_ttl, nodes=args.nodes) as stack:
             # The service logs in by AppRole; the root token is here for `bao` in that shell.
             env = stack.env() | {"VAULT_TOKEN": stack.root_token}
             env["DEVSTACK_DB_STATIC_ROLE"] = stack.static_role
@@ -87,6 +87,8 @@ def run_devstack(args: argparse.Namespace) -> int:
                 migrate = migration_env_file(env_file)
                 stack.own_file(migrate.absolute())
                 written.append(write_env_file(migrate, stack.migration_env()))
+            if args.nodes > 1:
+                print(f"# OpenBao nodes: {' '.join(stack.vault_addrs)}")
             _print_env(env, env_file, args.show_secrets)
             threading.Event().wait()  # until KeyboardInterrupt
     except KeyboardInterrupt:
@@ -101,6 +103,17 @@ def run_devstack(args: argparse.Namespace) -> int:
         for done in written:
             done.remove()
     return 0
+
+
+def _node_count(text: str) -> int:
+    """--nodes: a whole number of OpenBao nodes, 1 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of nodes (1 or more)")
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--db-ttl", default="1h", help="default TTL of database credentials")
     dev.add_argument("--db-max-ttl", default="24h", help="max TTL of database credentials")
+    dev.add_argument(
+        "--nodes", type=_node_count, default=1, metavar="N",
+        help=(
+            "run N OpenBao nodes as one raft cluster (VAULT_ADDR is the first node's; "
+            "default 1: one dev-mode server)"
+        ),
+    )
     dev.set_defaults(handler=run_devstack)
     return parser
 

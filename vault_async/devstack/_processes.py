@@ -140,6 +140,13 @@ class ServerProcess:
         if self.running():
             os.kill(self.pid, sig)
 
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL by PID and reap: the process gets no chance to clean up."""
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self._popen.wait(timeout=timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop by PID: the polite signal first, SIGKILL when it does not exit in time."""
         if not self.running():

@@ -15,6 +15,7 @@ import asyncpg
 
 from . import _configure as cfg
 from ._binaries import find_bao, find_pg_bindir
+from ._cluster import OpenBaoCluster, checked_nodes
 from ._errors import DevStackError
 from ._openbao import OpenBaoServer
 from ._postgres import PostgresCluster
@@ -37,6 +38,8 @@ class DevStack:
     `pg_workdir`, owned by the user it runs as). They are stopped by PID (and the directories
     removed) when the block exits, whatever the reason. They also die with the thread that
     started them, so enter this from the main thread.
+
+    `nodes=3` runs OpenBao as a raft cluster (`cluster`); `vault_addrs` lists every node.
     """
 
     approle_mount = cfg.APPROLE_MOUNT
@@ -55,14 +58,16 @@ class DevStack:
 
     def __init__(
         self, *, db_ttl: str = "1h", db_max_ttl: str = "24h", tls: bool = False,
-        audit_log: bool = False,
+        audit_log: bool = False, nodes: int = 1,
     ) -> None:
+        self.nodes = checked_nodes(nodes, tls=tls, audit_log=audit_log)
         self.tls = tls
         self.audit = audit_log
         self.db_ttl = db_ttl
         self.db_max_ttl = db_max_ttl
         self.workdir: Path | None = None
-        self._bao: OpenBaoServer | None = None
+        self._bao: OpenBaoServer | None = None  # the only node, or the cluster's first
+        self._cluster: OpenBaoCluster | None = None
         self._pg: PostgresCluster | None = None
         # AppRole logins, one per job: the service's (role_id, secret_id), the migrations',
         # the client examples' (KV, transit).
@@ -88,26 +93,33 @@ class DevStack:
         bao_binary = find_bao()
         pg_bindir = find_pg_bindir()
         self.workdir = private_temp_dir("vault-async-devstack-")
-        self._bao = OpenBaoServer(
-            bao_binary, self.workdir, free_port_pair(), tls=self.tls, audit=self.audit
-        )
+        bao: OpenBaoServer | OpenBaoCluster
+        if self.nodes > 1:
+            bao = self._cluster = OpenBaoCluster(bao_binary, self.workdir, self.nodes)
+            self._bao = self._cluster.nodes[0]
+        else:
+            bao = self._bao = OpenBaoServer(
+                bao_binary, self.workdir, free_port_pair(), tls=self.tls, audit=self.audit
+            )
         self._pg = PostgresCluster(pg_bindir, free_port())
         # initdb is the slow step: let OpenBao come up meanwhile.
-        self._bao.spawn()
+        bao.spawn()
         self._pg.init()
         self._pg.start()
-        self._bao.wait_ready()
+        bao.wait_ready()
         vault_admin_password = cfg.configure_postgres(self._pg)
         logins = cfg.configure_openbao(
-            self._bao, self._pg, vault_admin_password,
+            self._api(), self._pg, vault_admin_password,
             db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl,
         )
+        if self._cluster is not None:
+            self._cluster.wait_formed()
         self.role_id, self.secret_id = logins.service.role_id, logins.service.secret_id
         self.migrator_login, self.examples_login = logins.migrator, logins.examples
 
     def stop(self) -> None:
         """Stop both servers by PID and remove the data directory. Safe to call twice."""
-        for server in (self._bao, self._pg):
+        for server in (self._cluster or self._bao, self._pg):
             if server is not None:
                 server.stop()
         if self._pg is not None:
@@ -139,9 +151,26 @@ class DevStack:
             raise DevStackError("use the dev stack", "it is not started")
         return self._pg
 
+    def _api(self) -> OpenBaoServer:
+        """Where root-token calls go: the only node, or the cluster's active one."""
+        return self._cluster.active() if self._cluster is not None else self._started_bao()
+
+    @property
+    def cluster(self) -> OpenBaoCluster:
+        """With `nodes` > 1, the OpenBao nodes: states, step-down, kill, stop, start, seal."""
+        if self._cluster is None:
+            raise DevStackError("use the OpenBao cluster", "the stack runs one node (nodes=1)")
+        return self._cluster
+
     @property
     def vault_addr(self) -> str:
+        """OpenBao's address; with a cluster, its first node's."""
         return self._started_bao().addr
+
+    @property
+    def vault_addrs(self) -> list[str]:
+        """Every OpenBao node's address, the first node's first."""
+        return self._cluster.addrs if self._cluster is not None else [self.vault_addr]
 
     @property
     def ca_cert(self) -> Path | None:
@@ -234,7 +263,7 @@ class DevStack:
 
     def vault_call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """A root-token API call, for tests and tooling that set things up."""
-        return self._started_bao().call(method, path, f"{method} {path}", body)
+        return self._api().call(method, path, f"{method} {path}", body)
 
     def unseal_key(self) -> str:
         """The dev server's unseal key (for tests that seal it and unseal it again)."""
@@ -244,7 +273,7 @@ class DevStack:
         self, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False
     ) -> None:
         """Add (or replace) a dynamic database role with its own TTLs."""
-        cfg.write_dynamic_role(self._started_bao(), name, default_ttl, max_ttl, migrator=migrator)
+        cfg.write_dynamic_role(self._api(), name, default_ttl, max_ttl, migrator=migrator)
 
     def create_approle_role(
         self, name: str, *, token_ttl: str, token_max_ttl: str,
@@ -252,7 +281,7 @@ class DevStack:
     ) -> cfg.AppRoleCredentials:
         """Add an AppRole role with `policies` (the service's) and other TTLs; its credentials."""
         return cfg.write_approle_role(
-            self._started_bao(), name, policies, token_ttl=token_ttl, token_max_ttl=token_max_ttl
+            self._api(), name, policies, token_ttl=token_ttl, token_max_ttl=token_max_ttl
         )
 
     @contextlib.asynccontextmanager
