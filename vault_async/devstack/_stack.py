@@ -1,4 +1,10 @@
-"""`DevStack`: a real OpenBao and a real PostgreSQL, configured, on free loopback ports."""
+"""`DevStack`: a real OpenBao and a real PostgreSQL, configured, on free loopback ports.
+
+One job, the façade tests and tools hold; the work is elsewhere (servers in `_openbao`,
+`_cluster`, `_postgres`; configuration in `_configure`, `_policies`; files in `_envfile`,
+`_stale`). It runs a little past 300 lines only because each fact a test needs (addresses,
+PIDs, logins, environments) is a small accessor here.
+"""
 
 from __future__ import annotations
 
