@@ -6,6 +6,10 @@ Usage::
         await client.login(AppRoleAuth(role_id, secret_id_file="/run/secret-id"))
         creds = await client.secrets.database.generate_credentials("app")
         config = await client.secrets.kv_v2.read_secret("app/config")
+
+One job: the send path every call takes (token, headers, retries, error translation, the
+logs of each attempt). It runs a little past 300 lines because that path reads best whole;
+what stands alone lives beside it (`_transport`, `_translate`, `_retry`, `_redact`, `_tls`).
 """
 
 from __future__ import annotations
