@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import signal
@@ -12,6 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from ._binaries import runnable_copy
+from ._environ import child_environ
 from ._errors import DevStackError
 from ._private import private_temp_dir, replace_private_file, write_private_file
 from ._processes import RunAs, ServerProcess, port_accepts
@@ -75,6 +75,7 @@ class PostgresCluster:
                 group=self.run_as.gid,
                 extra_groups=[] if self.run_as.uid is not None else None,
                 cwd=self.workdir,
+                env=child_environ(self.workdir, bindir=self.bindir),
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise DevStackError("initdb", str(exc)) from exc
@@ -95,8 +96,7 @@ class PostgresCluster:
         argv = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port)]
         for key, value in _SERVER_SETTINGS.items():
             argv += ["-c", f"{key}={value}"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env["LC_ALL"] = "C"
+        env = child_environ(self.workdir, bindir=self.bindir)
         self.process = ServerProcess(
             "postgres", argv, self.log_path, run_as=self.run_as, env=env,
             stop_signal=signal.SIGINT,  # fast shutdown: roll back sessions, exit
