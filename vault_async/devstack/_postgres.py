@@ -154,6 +154,8 @@ class PostgresCluster:
     def remove(self) -> None:
         """Delete the data directory and this run's copy of the binaries. Safe to call twice."""
         if self._workdir_fd >= 0:
+            self.stop()
+            self.process = None  # its log is named through the descriptor closed below
             if same_directory(self.workdir, self._workdir_fd):
                 shutil.rmtree(self.workdir, ignore_errors=True)
             os.close(self._workdir_fd)
