@@ -4,7 +4,11 @@
 #   app_rw     NOLOGIN group that dynamic users join; read/write on the owner's tables
 #   vault_admin  the login OpenBao uses to create and drop users (CREATEROLE, ADMIN on the groups)
 set -eu
-psql -v ON_ERROR_STOP=1 -v admin_pw="$VAULT_ADMIN_PASSWORD" --username "$POSTGRES_USER" --dbname postgres <<'SQL'
+: "${VAULT_ADMIN_PASSWORD:?set the vault_admin login password}"
+# psql reads the password from its environment (\getenv, psql 15+), never from an argument:
+# any local user reads a process's command line.
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres <<'SQL'
+\getenv admin_pw VAULT_ADMIN_PASSWORD
 CREATE ROLE app_owner NOLOGIN;
 CREATE ROLE app_rw NOLOGIN;
 CREATE ROLE vault_admin LOGIN CREATEROLE PASSWORD :'admin_pw';

@@ -45,10 +45,12 @@ write_secret_id() {
 }
 
 bao read sys/mounts/database >/dev/null 2>&1 || bao secrets enable -path=database database
-bao write database/config/app \
+# The password goes in on stdin (`password=-`), never in an argument: any local user reads
+# a process's command line. printf is the shell's own, not a process of its own.
+printf '%s' "$VAULT_ADMIN_PASSWORD" | bao write database/config/app \
     plugin_name=postgresql-database-plugin \
     connection_url="postgresql://{{username}}:{{password}}@${PG_HOST}:${PG_PORT}/app?sslmode=disable" \
-    username=vault_admin password="$VAULT_ADMIN_PASSWORD" \
+    username=vault_admin password=- \
     allowed_roles="*" verify_connection=true
 
 bao write database/roles/app db_name=app \

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.support.deploy import (
+    DEPLOY,
+    VAULT_ADMIN_PASSWORD,
     fresh_postgres,
+    postgres_env,
     postgres_healthcheck,
     postgres_init,
+    run,
 )
 from vault_async.devstack import DevStack
 from vault_async.devstack._postgres import PostgresCluster
@@ -31,6 +37,32 @@ def test_postgres_healthcheck_waits_for_the_database_and_roles() -> None:
         assert init.returncode == 0, init.stderr
         after = postgres_healthcheck(pg)
         assert after.returncode == 0, after.stdout + after.stderr
+
+
+async def test_postgres_init_puts_no_password_on_a_command_line(tmp_path: Path) -> None:
+    """Any local user reads /proc/<pid>/cmdline: a `psql` first on PATH logs each argv."""
+    argv_log = tmp_path / "argv.log"
+    shim = tmp_path / "bin" / "psql"
+    shim.parent.mkdir()
+    with fresh_postgres() as pg:
+        shim.write_text(
+            "#!/bin/sh\n"
+            f"printf '%s\\n' \"$*\" >> {shlex.quote(str(argv_log))}\n"
+            f"exec {shlex.quote(str(pg.bindir / 'psql'))} \"$@\"\n"
+        )
+        shim.chmod(0o700)
+        env = postgres_env(pg)
+        env["PATH"] = f"{shim.parent}:{env['PATH']}"
+        init = run(["/bin/sh", str(DEPLOY / "postgres-init.sh")], env)
+        assert init.returncode == 0, init.stderr
+        command_lines = argv_log.read_text()
+        assert "--dbname" in command_lines  # the shim saw the calls
+        assert VAULT_ADMIN_PASSWORD not in command_lines
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=pg.port, user="vault_admin", password=VAULT_ADMIN_PASSWORD,
+            database="app", timeout=10,
+        )
+        await conn.close()
 
 
 @pytest.fixture(scope="module")

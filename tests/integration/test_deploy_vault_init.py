@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -18,6 +21,7 @@ from tests.support.deploy import (
     deployed_stack,
     secret_id_file,
 )
+from vault_async.devstack._binaries import find_bao
 from vault_async.devstack._policies import service_policy
 
 pytestmark = pytest.mark.integration
@@ -108,6 +112,27 @@ def test_vault_init_prints_no_secret(initialised: Deployed) -> None:
     ]
     assert [s for s in secrets if s in output] == []
     assert "vault-init: " in output
+
+
+def test_vault_init_puts_no_secret_on_a_command_line(
+    initialised: Deployed, tmp_path: Path
+) -> None:
+    """Any local user reads /proc/<pid>/cmdline: a `bao` first on PATH logs each argv."""
+    argv_log = tmp_path / "argv.log"
+    shim = tmp_path / "bin" / "bao"
+    shim.parent.mkdir()
+    shim.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$*\" >> {shlex.quote(str(argv_log))}\n"
+        f"exec {shlex.quote(str(find_bao()))} \"$@\"\n"
+    )
+    shim.chmod(0o700)
+    path = f"{shim.parent}{os.pathsep}{initialised.vault_init_env()['PATH']}"
+    result = initialised.vault_init(PATH=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    command_lines = argv_log.read_text()
+    assert "database/config/app" in command_lines  # the shim saw the calls
+    assert VAULT_ADMIN_PASSWORD not in command_lines
 
 
 def test_vault_init_runs_again_and_replaces_each_secret_id(initialised: Deployed) -> None:

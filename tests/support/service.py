@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from vault_async.devstack import DevStack
-from vault_async.devstack._processes import free_port, log_tail
+from vault_async.devstack._processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 _SERVICE_PREFIXES = ("VAULT_", "BAO_", "DB_", "DATABASE_URL")
@@ -58,7 +58,11 @@ class ServiceProcess:
         self._argv = argv or [sys.executable, "-m", "app"]
         self._argv = [*self._argv, "--host", "127.0.0.1", "--port", str(self.port)]
         self._env = service_environ(env)
-        self.log_path = Path(tempfile.mkstemp(prefix="vault-async-service-", suffix=".log")[1])
+        # A file without a name (gone as soon as it is closed): nothing is left in the
+        # temporary directory, however the test ends.
+        self._log = tempfile.TemporaryFile(  # noqa: SIM115 -- lives as long as this runner
+            prefix="vault-async-service-", suffix=".log"
+        )
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,16 +71,15 @@ class ServiceProcess:
         return self._popen.pid
 
     def start(self, timeout: float = 60) -> ServiceProcess:
-        with open(self.log_path, "wb") as log:
-            self._popen = subprocess.Popen(
-                self._argv, cwd=ROOT, env=self._env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT,
-            )
+        self._popen = subprocess.Popen(
+            self._argv, cwd=ROOT, env=self._env, stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._popen.poll() is not None:
                 raise RuntimeError(
-                    f"service exited with {self._popen.returncode}:\n{log_tail(self.log_path, 40)}"
+                    f"service exited with {self._popen.returncode}:\n{self._tail(40)}"
                 )
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code in (200, 503):
@@ -85,7 +88,7 @@ class ServiceProcess:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"service not up after {timeout} s:\n{log_tail(self.log_path, 40)}")
+        raise RuntimeError(f"service not up after {timeout} s:\n{self._tail(40)}")
 
     def healthz(self) -> tuple[int, dict[str, Any]]:
         response = httpx.get(f"{self.base_url}/healthz", timeout=5)
@@ -110,7 +113,16 @@ class ServiceProcess:
         return None if self._popen is None else self._popen.poll()
 
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """Everything the process wrote so far (read at offsets: the process shares the file)."""
+        chunks: list[bytes] = []
+        offset = 0
+        while chunk := os.pread(self._log.fileno(), 1 << 16, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+    def _tail(self, lines: int) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def __enter__(self) -> ServiceProcess:
         return self.start()
@@ -120,4 +132,4 @@ class ServiceProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-        self.log_path.unlink(missing_ok=True)
+        self._log.close()

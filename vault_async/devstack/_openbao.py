@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import ssl
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from ._environ import child_environ
 from ._errors import DevStackError
 from ._private import make_private_dir, read_text_nofollow, write_private_file
 from ._processes import ServerProcess
@@ -44,8 +44,7 @@ class OpenBaoServer:
         """Start the process (from the thread that will outlive it: it dies with that thread)."""
         home = self.workdir / "bao-home"
         make_private_dir(home)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-        env["HOME"] = str(home)
+        env = child_environ(home)
         env["BAO_DEV_ROOT_TOKEN_ID"] = self.root_token  # passed by env, not argv (ps shows argv)
         argv = [
             str(self.binary), "server", "-dev", "-dev-no-store-token",

@@ -57,10 +57,15 @@ def port_accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def log_tail(path: Path, lines: int = 20, redact: Sequence[str] = ()) -> str:
-    """The last lines of a log file, without any line holding one of `redact`."""
+def log_tail(
+    path: Path, lines: int = 20, redact: Sequence[str] = (), *, dir_fd: int | None = None
+) -> str:
+    """The last lines of a log file, without any line holding one of `redact`.
+
+    With `dir_fd`, the log is the file named `path.name` in that open directory.
+    """
     try:
-        text = read_text_nofollow(path)
+        text = read_text_nofollow(path if dir_fd is None else path.name, dir_fd=dir_fd)
     except OSError:
         return ""
     kept = [line for line in text.splitlines() if not any(s in line for s in redact)]
@@ -89,14 +94,22 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
         redact: Sequence[str] = (),
+        log_dir_fd: int | None = None,
     ) -> None:
         self.name = name
+        self._log_dir_fd = log_dir_fd  # the open directory the log is in, kept by the caller
         self._redact = tuple(redact)
         self.log_path = log_path
         self._stop_signal = stop_signal
         run_as = run_as or RunAs()
         # Created 0600 in one step: a server's log may print its secrets (OpenBao's root token).
-        with os.fdopen(open_private_log(log_path), "ab") as log:
+        try:
+            log_fd = open_private_log(
+                log_path if log_dir_fd is None else log_path.name, dir_fd=log_dir_fd
+            )
+        except OSError as exc:
+            raise DevStackError(f"start {name}", f"open its log {log_path}: {exc}") from exc
+        with os.fdopen(log_fd, "ab") as log:
             try:
                 self._popen = subprocess.Popen(
                     list(argv),
@@ -121,7 +134,7 @@ class ServerProcess:
         return self._popen.poll() is None
 
     def tail(self) -> str:
-        return log_tail(self.log_path, redact=self._redact)
+        return log_tail(self.log_path, redact=self._redact, dir_fd=self._log_dir_fd)
 
     def wait_until(self, ready: Callable[[], bool], *, timeout: float, step: str) -> None:
         """Poll `ready` until true; fail with the log tail if the process dies or time runs out."""
