@@ -8,8 +8,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
+from typing import Any
 
 DEFAULT_DB_TTL = "30s"
 DEFAULT_DB_MAX_TTL = "2m"
@@ -51,6 +53,25 @@ def _interrupt_once(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _redeliver_interrupts(previous: Callable[[Any], object]) -> Callable[[Any], object]:
+    """A ``sys.unraisablehook`` that sends again a Ctrl-C Python had to swallow.
+
+    A signal handler's ``KeyboardInterrupt`` raised inside a fork hook, a finalizer or a
+    callback cannot propagate: Python prints it as "Exception ignored" and goes on starting
+    up. This hook prints nothing and delivers SIGINT again, from outside, a moment later.
+    """
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # _interrupt_once ran
+            signal.signal(signal.SIGINT, _interrupt_once)
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    return hook
+
+
 def _sigterm_as_sigint(signum: int, frame: FrameType | None) -> None:
     """SIGTERM does what Ctrl-C does at that moment (asyncio's handler while the loop runs)."""
     handler = signal.getsignal(signal.SIGINT)
@@ -89,6 +110,8 @@ def run_dev(
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt_once)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _redeliver_interrupts(previous_hook)
     try:
         with contextlib.ExitStack() as running:
             with _quiet("httpx"):
@@ -119,3 +142,5 @@ def run_dev(
     except DevStackError as exc:
         print(f"start-up failed: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    finally:
+        sys.unraisablehook = previous_hook
