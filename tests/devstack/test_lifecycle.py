@@ -54,18 +54,18 @@ def test_stop_leaves_no_process_and_no_directory() -> None:
 
 
 def test_exception_inside_the_block_still_cleans_up() -> None:
-    seen: list[DevStack] = []
+    seen: list[tuple[DevStack, list[int]]] = []
 
     def fail_inside() -> None:
         with DevStack() as stack:
-            seen.append(stack)
+            seen.append((stack, [stack.bao_pid, stack.pg_pid]))
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
         fail_inside()
-    (stack,) = seen
+    ((stack, pids),) = seen
     assert stack.workdir is not None
-    assert wait_gone([stack.bao_pid, stack.pg_pid]) == []
+    assert wait_gone(pids) == []
     assert not stack.workdir.exists()
 
 
