@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.processes import stop_process
 from vault_async import cli
 from vault_async.devstack import DevStack
 from vault_async.devstack._envfile import refusal
@@ -278,12 +279,7 @@ def test_real_command_keeps_secrets_off_stdout(tmp_path: Path) -> None:
             out.append(line)
         written = env_lines(target)
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process(proc)
     while (line := lines.get(timeout=10)) != "":
         out.append(line)
     stdout = "".join(out)

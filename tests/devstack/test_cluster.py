@@ -23,6 +23,7 @@ import pytest
 from tests.devstack.test_cli import _lines, env_lines
 from tests.devstack.test_lifecycle import wait_gone
 from tests.support.postgres import can_login
+from tests.support.processes import stop_process
 from vault_async import (
     AppRoleAuth,
     AsyncVaultClient,
@@ -291,12 +292,7 @@ def test_real_command_runs_three_nodes_and_removes_them(tmp_path: Path) -> None:
         init = json.loads((workdir / "bao-init.json").read_text())
         written = env_lines(target)
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process(proc)
     for stream, into in ((lines, out), (errors, out)):
         while (line := stream.get(timeout=10)) != "":
             into.append(line)

@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.processes import stop_process
 from tests.support.service import ROOT, service_environ
 from vault_async.devstack._processes import free_port
 
@@ -85,14 +86,7 @@ class DevCommand:
         return [p.pid for p in psutil.Process(self.popen.pid).children(recursive=True)]
 
     def stop(self, sig: signal.Signals = signal.SIGINT, timeout: float = 60) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-        return self.popen.returncode
+        return stop_process(self.popen, sig, timeout)
 
     def __enter__(self) -> DevCommand:
         return self

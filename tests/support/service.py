@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.processes import stop_process
 from vault_async.devstack import DevStack
 from vault_async.devstack._processes import free_port
 
@@ -100,12 +101,7 @@ class ServiceProcess:
         if self._popen is None or self._popen.poll() is not None:
             return 0.0
         started = time.monotonic()
-        self._popen.send_signal(sig)
-        try:
-            self._popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._popen.kill()
-            self._popen.wait(timeout=5)
+        stop_process(self._popen, sig, timeout)
         return time.monotonic() - started
 
     @property
