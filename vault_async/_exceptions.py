@@ -25,7 +25,8 @@ token, the request body or the raw response body: those can hold secrets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "BadGateway",
@@ -45,6 +46,20 @@ __all__ = [
     "VaultUnavailable",
     "error_for_status",
 ]
+
+
+_MULTIERROR_HEAD = re.compile(r"\d+ errors? occurred:")
+
+
+def vault_messages(errors: Iterable[str]) -> list[str]:
+    """Vault's errors as single lines: Go's "2 errors occurred:" head and its bullets dropped."""
+    lines: list[str] = []
+    for error in errors:
+        for line in error.splitlines():
+            line = line.strip().removeprefix("* ").strip()
+            if line and not _MULTIERROR_HEAD.fullmatch(line):
+                lines.append(line)
+    return lines
 
 
 class VaultError(Exception):

@@ -10,7 +10,6 @@ ever part of it: only the address, the secret's name and Vault's own messages.
 from __future__ import annotations
 
 import errno
-import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from ._exceptions import (
     VaultConnectionError,
     VaultError,
     VaultTimeout,
+    vault_messages,
 )
 from ._translate import HTTP_TO_HTTPS
 
@@ -54,7 +54,6 @@ _NOT_TLS = frozenset(
     {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
 )
 """OpenSSL's reasons when the server's first bytes are not a TLS record (plain HTTP)."""
-_MULTIERROR = re.compile(r"\d+ errors? occurred:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +71,11 @@ class Diagnosis:
 
 def vault_words(error: VaultError) -> str:
     """Vault's ``errors``, each quoted on one line; the status and class when Vault gave none."""
-    messages = [m for e in error.errors for m in _items(e)]
+    messages = vault_messages(error.errors)
     if messages:
         return "; ".join(f'"{message}"' for message in messages)
     status = f"status {error.status}" if error.status is not None else type(error).__name__
     return f"{status} ({error.message})"
-
-
-def _items(message: str) -> list[str]:
-    """One Vault error as single lines: Go's "2 errors occurred:\\n\\t* a\\n\\t* b" gives a, b."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if lines and _MULTIERROR.fullmatch(lines[0]) and len(lines) > 1:
-        lines = lines[1:]
-    return [line.removeprefix("* ") for line in lines]
 
 
 def diagnose(name: str, kind: str, error: BaseException | None, addr: str) -> Diagnosis:

@@ -10,11 +10,10 @@ anywhere else shows its class only: its message could hold anything.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._exceptions import VaultError
+from .._exceptions import VaultError, vault_messages
 from ._models import Lease
 
 if TYPE_CHECKING:
@@ -23,18 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["error_fields", "lease_fields", "one_line"]
 
-_MULTIERROR_HEAD = re.compile(r"\d+ errors? occurred:")
-
-
 def one_line(errors: Iterable[str]) -> str:
     """Vault's errors on one line: its "1 error occurred:" wrapper and bullets dropped."""
-    parts: list[str] = []
-    for error in errors:
-        for line in error.splitlines():
-            line = line.strip().removeprefix("* ").strip()
-            if line and not _MULTIERROR_HEAD.fullmatch(line):
-                parts.append(line)
-    return "; ".join(parts)
+    return "; ".join(vault_messages(errors))
 
 
 def error_fields(error: BaseException) -> dict[str, object]:
