@@ -8,16 +8,15 @@ whose writer still runs is refused, so two stacks never share one env file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import EnvFileError
+from ._private import replace_private_file
 from ._stale import ENV_COMMENT, Owner
 
 _ENV_COMMENT = re.compile(rf"^{re.escape(ENV_COMMENT)} pid=(\d+) start=(\S*): ")
@@ -94,27 +93,9 @@ def write_env_file(path: Path, env: Mapping[str, str]) -> EnvFile:
     replaced, never written through; a path another user owns is refused.
     """
     check_target(path)
+    text = Owner.current().env_comment() + "\n" + "".join(f"{k}={v}\n" for k, v in env.items())
     try:
-        # mkstemp: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, in the target's own directory.
-        fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        written = replace_private_file(path, text)
     except OSError as exc:
         raise EnvFileError(path, exc.strerror or str(exc)) from exc
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(Owner.current().env_comment() + "\n")
-            handle.writelines(f"{key}={value}\n" for key, value in env.items())
-            handle.flush()
-            st = os.fstat(handle.fileno())
-        os.replace(staged, path)
-    except OSError as exc:
-        _discard(staged)
-        raise EnvFileError(path, exc.strerror or str(exc)) from exc
-    except BaseException:
-        _discard(staged)
-        raise
-    return EnvFile(path, st.st_dev, st.st_ino)
-
-
-def _discard(staged: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(staged)
+    return EnvFile(path, written.st_dev, written.st_ino)

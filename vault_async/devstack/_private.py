@@ -103,25 +103,35 @@ def create_private_file(
 
 def write_private_file(
     path: Path | str, text: str, owner: RunAs | None = None, *, dir_fd: int | None = None
-) -> None:
-    """Write `text` to a new file at `path` that only `owner` (default: this user) can read."""
+) -> os.stat_result:
+    """Write `text` to a new file at `path` that only `owner` (default: this user) can read.
+
+    Returns the new file's status (its device and inode name it from then on).
+    """
     with os.fdopen(create_private_file(path, owner, dir_fd=dir_fd), "w") as handle:
         handle.write(text)
+        handle.flush()
+        return os.fstat(handle.fileno())
 
 
 def replace_private_file(
     path: Path | str, text: str, owner: RunAs | None = None, *, dir_fd: int | None = None
-) -> None:
-    """Write `text` to a new private file beside `path`, then rename it over `path`."""
+) -> os.stat_result:
+    """Write `text` to a new private file beside `path`, then rename it over `path`.
+
+    Whatever sat at `path`, a symbolic link included, is replaced, never written through.
+    Returns the new file's status.
+    """
     path = Path(path)
     staged = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-    write_private_file(staged, text, owner, dir_fd=dir_fd)
+    written = write_private_file(staged, text, owner, dir_fd=dir_fd)
     try:
         os.replace(staged, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staged, dir_fd=dir_fd)
         raise
+    return written
 
 
 def open_private_log(path: Path | str, *, dir_fd: int | None = None) -> int:
