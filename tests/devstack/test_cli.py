@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.processes import stop_process
+from tests.support.processes import pump_lines, stop_process
 from vault_async import cli
 from vault_async.devstack import DevStack
 from vault_async.devstack._envfile import refusal
@@ -254,11 +254,6 @@ def test_show_secrets_prints_them(
     assert f"VAULT_SECRET_ID={devstack.secret_id}" in out
 
 
-def _lines(stream: Any, into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
-    into.put("")
-
 
 def test_real_command_keeps_secrets_off_stdout(tmp_path: Path) -> None:
     """The installed entry point, as a user runs it: started, read, stopped by PID."""
@@ -270,7 +265,7 @@ def test_real_command_keeps_secrets_off_stdout(tmp_path: Path) -> None:
     )
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
-    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
+    threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
     out: list[str] = []
     try:
         while not any("dev stack is up" in line for line in out):

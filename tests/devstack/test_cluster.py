@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.devstack.test_cli import _lines, env_lines
+from tests.devstack.test_cli import env_lines
 from tests.devstack.test_lifecycle import wait_gone
 from tests.support.postgres import can_login
-from tests.support.processes import stop_process
+from tests.support.processes import pump_lines, stop_process
 from vault_async import (
     AppRoleAuth,
     AsyncVaultClient,
@@ -277,8 +277,8 @@ def test_real_command_runs_three_nodes_and_removes_them(tmp_path: Path) -> None:
     errors: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
     assert proc.stderr is not None
-    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
-    threading.Thread(target=_lines, args=(proc.stderr, errors), daemon=True).start()
+    threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
+    threading.Thread(target=pump_lines, args=(proc.stderr, errors), daemon=True).start()
     out: list[str] = []
     try:
         while not any("dev stack is up" in line for line in out):

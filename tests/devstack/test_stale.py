@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.devstack.test_lifecycle import wait_gone
+from tests.support.processes import pump_lines
 from vault_async.devstack import DevStack
 from vault_async.devstack._envfile import check_target
 from vault_async.devstack._errors import EnvFileError
@@ -131,11 +132,6 @@ def test_env_file_of_a_stale_stack_goes_with_its_directory(tmp_path: Path) -> No
     assert replaced.read_text() == "# someone else's\nA=1\n"
 
 
-def _lines(stream: object, into: queue.Queue[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        into.put(line)
-    into.put("")
-
 
 @pytest.mark.integration
 def test_sigkilled_cli_leaves_nothing_after_the_next_start(tmp_path: Path) -> None:
@@ -147,7 +143,7 @@ def test_sigkilled_cli_leaves_nothing_after_the_next_start(tmp_path: Path) -> No
         env=os.environ | {"PYTHONPATH": str(ROOT)},
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
+    threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
     try:
         while "dev stack is up" not in (line := lines.get(timeout=90)):
             assert line, f"exited early with code {proc.wait(timeout=30)}"

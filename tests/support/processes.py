@@ -1,11 +1,13 @@
-"""Stop a test's subprocess by its PID: a signal, a bounded wait, then SIGKILL."""
+"""A test's subprocess: stop it by its PID (signal, bounded wait, SIGKILL), read its lines."""
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
+from collections.abc import Iterable
 
-__all__ = ["stop_process"]
+__all__ = ["pump_lines", "stop_process"]
 
 
 def stop_process(
@@ -22,3 +24,10 @@ def stop_process(
             proc.kill()
             proc.wait(timeout=10)
     return proc.returncode
+
+
+def pump_lines(stream: Iterable[str], into: queue.Queue[str]) -> None:
+    """Put each line of a subprocess's stream into ``into`` (run on a thread); '' at its end."""
+    for line in stream:
+        into.put(line)
+    into.put("")
