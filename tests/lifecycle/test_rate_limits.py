@@ -9,6 +9,7 @@ first login and credential request of a fleet that starts together.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -123,7 +124,7 @@ async def test_the_engine_waits_out_retry_after(clock: VirtualClock) -> None:
             await clock.advance(1.0)
         assert handle.ready
         assert len(quota.acquires) == 4
-        gaps = [b - a for a, b in zip(quota.acquires, quota.acquires[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(quota.acquires)]
         assert all(gap >= 5.0 for gap in gaps), gaps
         assert handle.consecutive_failures == 0
 
@@ -136,7 +137,7 @@ async def test_without_retry_after_the_engine_backs_off(clock: VirtualClock) -> 
         for _ in range(400):
             await clock.advance(1.0)
         assert handle.ready
-        gaps = [b - a for a, b in zip(quota.acquires, quota.acquires[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(quota.acquires)]
         assert all(gap >= config.backoff_floor for gap in gaps), gaps
         assert len(quota.acquires) == 7
 
