@@ -225,3 +225,18 @@ def test_startup_jitter_must_be_a_bound() -> None:
     for bad in (-1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="startup_jitter"):
             LeaseConfig(startup_jitter=bad)
+
+
+def test_retry_after_zero_still_backs_off_as_attempts_grow() -> None:
+    """OpenBao sends ``Retry-After: 0`` when the quota resets within the second."""
+    rng = random.Random(11)
+    config = LeaseConfig()
+    late = [
+        policy.after_failure(
+            "rotate", None, gone=False, required=True, attempt=6, grace=0.0, now=0.0,
+            config=config, rng=rng, retry_after=0.0,
+        ).due
+        for _ in range(200)
+    ]
+    assert max(late) > 16.0  # the 6th attempt spreads over 32 s, as without Retry-After
+    assert max(late) <= config.backoff_max

@@ -10,7 +10,7 @@ once a renewal would land inside the grace period. On top of that:
   so it gets a *required* rotation before the old token expires (no renew may
   replace it: renewing does not move a lease to the new token);
 * after a failure: full-jitter backoff, capped by half the lease left; after a 429 that
-  named a ``Retry-After``, that wait plus up to as much again (jitter), under the same cap;
+  named a ``Retry-After``, that wait plus jitter (see ``quota_delay``), under the same cap;
 * a replaced lease is revoked once no connection uses it, or shortly before it
   expires anyway; a failed revocation is retried until the lease has expired.
 """
@@ -132,18 +132,25 @@ def backoff_delay(
 
 
 def quota_delay(
-    retry_after: float, rng: random.Random, *, config: LeaseConfig, remaining: float | None
+    retry_after: float,
+    attempt: int,
+    rng: random.Random,
+    *,
+    config: LeaseConfig,
+    remaining: float | None,
 ) -> float:
     """The wait after a 429 that said ``Retry-After``: at least that, plus jitter.
 
-    The jitter is drawn uniformly below the same wait again (at least ``backoff_floor``,
-    at most ``backoff_max``): a fleet refused in the same second comes back spread over
-    the next interval, not all together into the next refusal. ``remaining`` (half the
-    lease left) caps it, so a credential still valid is retried before it expires even
-    if that is sooner than Vault asked; ``backoff_floor`` bounds it below (no tight loop
-    on ``Retry-After: 0``).
+    The jitter is drawn uniformly below the larger of that wait and this attempt's
+    exponential backoff bound (never above ``backoff_max``): a fleet refused in the same
+    second comes back spread out, and an unhelpful ``Retry-After: 0`` (OpenBao rounds the
+    quota's reset down) still backs off as attempts accumulate. ``remaining`` (half the
+    lease left) caps it, so a credential still valid is retried before it expires even if
+    that is sooner than Vault asked; ``backoff_floor`` bounds it below.
     """
-    spread = min(max(retry_after, config.backoff_floor), config.backoff_max)
+    exponent = min(max(attempt - 1, 0), 62)
+    backoff = config.backoff_base * (2.0**exponent)
+    spread = min(max(retry_after, backoff), config.backoff_max)
     delay = retry_after + rng.random() * spread
     if remaining is not None:
         delay = min(delay, remaining)
@@ -225,7 +232,7 @@ def after_failure(
     remaining = None if lease is None else lease.expires_at - now
     cap = remaining / 2.0 if remaining is not None and remaining > 0 else None
     if retry_after is not None:
-        delay = quota_delay(retry_after, rng, config=config, remaining=cap)
+        delay = quota_delay(retry_after, attempt, rng, config=config, remaining=cap)
     else:
         delay = backoff_delay(
             attempt,
