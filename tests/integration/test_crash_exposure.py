@@ -122,6 +122,8 @@ async def wait_role_gone(stack: DevStack, user: str, within: float) -> float:
 
 
 async def test_sigkilled_replica_login_dies_with_its_token(migrated: DevStack) -> None:
+    """An 8 s token kept alive by renewals for 20 s, then SIGKILL: the 10 min lease's login
+    goes when the token expires, no later than min(token left, lease left) + a margin."""
     stack = migrated
     db_role, approle_role = "crash-lease", "crash-token"
     stack.create_dynamic_role(db_role, LEASE_TTL, LEASE_MAX_TTL)
