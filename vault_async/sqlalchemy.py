@@ -59,7 +59,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
-from ._credential_source import CredentialSource, StaticCredentials, UseTrackingSource
+from ._credential_source import (
+    CredentialSource,
+    StaticCredentials,
+    UseTrackingSource,
+    credential_of,
+)
 from ._json import drop_none
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
 from ._roles import quote_identifier, set_role_sql
@@ -226,11 +231,10 @@ class EngineBinding:
     # listeners -----------------------------------------------------------------
 
     def _credential(self) -> tuple[str | None, str | None, int]:
-        generation = self.source.generation
-        value = self.source.current
-        if value is None:
+        credential = credential_of(self.source)
+        if credential is None:
             raise exc.DisconnectionError("no database credential is available yet")
-        return value.data.get("username"), value.data.get("password"), generation
+        return credential
 
     def _on_do_connect(
         self,
