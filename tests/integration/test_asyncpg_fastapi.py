@@ -21,7 +21,9 @@ pytestmark = pytest.mark.integration
 def build_app(stack: DevStack, source: FakeSource) -> FastAPI:
     app = FastAPI(
         lifespan=pool_lifespan(
-            lambda: bind_pool(stack.database_url, source, assume_role="app_rw", min_size=1, max_size=2)
+            lambda: bind_pool(
+                stack.database_url, source, assume_role="app_rw", min_size=1, max_size=2
+            )
         )
     )
     add_database_error_handlers(app)
