@@ -34,6 +34,12 @@ How the pool follows the credential (the guarantees of the SQLAlchemy binding):
 Each connection carries its login (generation) in a slot of a subclass of the pool's
 ``connection_class``: the pool hands out proxies, and the slot is what both the proxy and
 the connection answer with.
+
+The jobs that stand alone live beside this module (the source protocol and credential read in
+``_credential_source``, SQLSTATE classes in ``_sqlerrors``, role quoting in ``_roles``, the
++1/-1 bookkeeping in ``_use_counter``). What stays here (past 300 lines) is one object: the
+hooks share the binding's state (idle set, counters, generation swapped for) and read best side
+by side.
 """
 
 from __future__ import annotations
