@@ -20,6 +20,15 @@ Usage::
     @app.get("/things")
     async def things(session: SessionDep) -> list[str]: ...
 
+On the asyncpg binding instead, the lifespan opens the pool and each request gets a pooled
+connection (released before the response is sent)::
+
+    app = FastAPI(lifespan=pool_lifespan(lambda: bind_pool(url, handle, max_size=10)))
+    add_database_error_handlers(app)
+
+    @app.get("/things")
+    async def things(con: ConnectionDep) -> list[str]: ...
+
 ``SessionDep`` is ``Annotated[AsyncSession, Depends(get_session, scope="function")]``: the
 session commits before the response is sent. Plain ``Depends(get_session)`` works too, but
 FastAPI then runs the commit after the response has gone out, so a failed commit would be a
@@ -31,8 +40,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -41,16 +51,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ._health import HealthStatus, health_payload, health_status
 from ._prometheus import metric_families
+from .asyncpg import PoolBinding
 from .runtime import StartupError, VaultRuntime, open_runtime
 from .sqlalchemy import is_login_rejected, is_server_unavailable
 
 __all__ = [
+    "ConnectionDep",
     "HealthStatus",
     "SessionDep",
     "StartupError",
     "VaultRuntime",
     "add_database_error_handlers",
     "database_error_handler",
+    "get_connection",
     "get_runtime",
     "get_session",
     "health_payload",
@@ -60,6 +73,7 @@ __all__ = [
     "metric_families",
     "metrics_router",
     "open_runtime",
+    "pool_lifespan",
     "vault_lifespan",
 ]
 
@@ -127,12 +141,15 @@ async def database_error_handler(request: Request, error: Exception) -> JSONResp
 
 
 def add_database_error_handlers(app: FastAPI) -> None:
-    """Route SQLAlchemy's DBAPI errors and connection errors to :func:`database_error_handler`.
+    """Route database errors (SQLAlchemy's DBAPI errors, asyncpg's errors) and connection
+    errors to :func:`database_error_handler`.
 
     Handled errors never reach the server, which would otherwise close the client's
     keep-alive connection after the 500.
     """
     app.add_exception_handler(DBAPIError, database_error_handler)
+    app.add_exception_handler(asyncpg.PostgresError, database_error_handler)
+    app.add_exception_handler(asyncpg.InterfaceError, database_error_handler)
     app.add_exception_handler(ConnectionError, database_error_handler)
 
 
@@ -155,6 +172,39 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 """An ``AsyncSession`` per request that commits before the response is sent."""
+
+
+async def get_connection(request: Request) -> AsyncIterator[Any]:
+    """``Depends(get_connection)``: a connection of the asyncpg pool on ``app.state.vault_pool``.
+
+    Transactions are the handler's (``async with con.transaction():``); the connection goes
+    back to the pool when the dependency ends.
+    """
+    binding: PoolBinding = request.app.state.vault_pool
+    async with binding.pool.acquire() as connection:
+        yield connection
+
+
+ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection, scope="function")]
+"""A pooled asyncpg connection per request, back in the pool before the response is sent."""
+
+
+def pool_lifespan(
+    open_: Callable[[], AbstractAsyncContextManager[PoolBinding]],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A FastAPI ``lifespan`` that enters ``open_()`` (e.g. ``bind_pool``) and stores the
+    binding on ``app.state.vault_pool``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_() as binding:
+            app.state.vault_pool = binding
+            try:
+                yield
+            finally:
+                del app.state.vault_pool
+
+    return lifespan
 
 
 def vault_lifespan(
