@@ -311,7 +311,7 @@ class AsyncVaultClient:
                         extra={"vault_method": method, "vault_path": shown, "vault_status": status},
                     )
                 return response
-            if status == 307 and not redirected:
+            if status == 307 and nodes.many and not redirected:
                 target = nodes.redirect(node, response.headers.get("Location"))
                 if target is not None:
                     node, redirected = target, True

@@ -148,6 +148,20 @@ async def test_one_address_does_not_move_on_a_sealed_answer(
     assert route.call_count == 2
 
 
+async def test_one_address_does_not_follow_a_redirect(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    path = "/v1/auth/approle/login"
+    route = nodes_router.post(A + path).respond(307, headers={"Location": A + path})
+    async with nodes_client(nodes_router, vtime, A) as client:
+        with pytest.raises(UnexpectedStatus) as info:
+            await client.request(
+                "POST", "auth/approle/login", json={"role_id": "r"}, token=None, idempotent=False
+            )
+    assert info.value.status == 307
+    assert route.call_count == 1
+
+
 # -- which node is asked -------------------------------------------------------------------------
 
 
