@@ -281,7 +281,7 @@ class AsyncVaultClient:
         idempotent = options["idempotent"]
         nodes = self._nodes
         if nodes.many:
-            nodes.watch(transport, self._base_headers)
+            nodes.watch(transport)
         node = nodes.current
         redirected = False  # a 307 is followed once per attempt
         deadline = self._clock() + self.config.retry.deadline

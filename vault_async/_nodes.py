@@ -50,6 +50,9 @@ HEALTH_QUERY = (
 )
 """Vault's own defaults, spelled out so that each kind of node answers its own code."""
 
+_HEALTH_HEADERS = {"X-Vault-Request": "true", "Accept-Encoding": "identity"}
+"""The probe's headers: no token, and no namespace (OpenBao answers 400 in a namespace)."""
+
 _RANK: dict[NodeState, int] = {"active": 0, "standby": 1, "unknown": 2, "sealed": 3, "down": 3}
 _NOT_ACTIVE = b"local node not active"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -191,11 +194,11 @@ class Nodes:
 
     # -- the watcher --------------------------------------------------------------------------
 
-    def watch(self, transport: Transport, headers: dict[str, str]) -> None:
+    def watch(self, transport: Transport) -> None:
         """Start the ``sys/health`` watcher (once; only for two or more nodes)."""
         if self.many and self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(
-                self._run(transport, headers), name="vault-async-node-health"
+                self._run(transport), name="vault-async-node-health"
             )
 
     async def stop(self) -> None:
@@ -206,11 +209,11 @@ class Nodes:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self, transport: Transport, headers: dict[str, str]) -> None:
+    async def _run(self, transport: Transport) -> None:
         while True:
             self._wake.clear()
             states = await asyncio.gather(
-                *(self._check(transport, headers, base) for base in self.bases)
+                *(self._check(transport, base) for base in self.bases)
             )
             for index, state in enumerate(states):
                 self._set(index, state)
@@ -224,10 +227,10 @@ class Nodes:
                     await self._wake.wait()
 
     @staticmethod
-    async def _check(transport: Transport, headers: dict[str, str], base: str) -> NodeState:
+    async def _check(transport: Transport, base: str) -> NodeState:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT):
-                response = await transport.send("GET", base + HEALTH_QUERY, headers, None)
+                response = await transport.send("GET", base + HEALTH_QUERY, _HEALTH_HEADERS, None)
         except (httpx.TransportError, ResponseTooLarge, TimeoutError):
             return "down"
         return health_state(response.status)

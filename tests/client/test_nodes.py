@@ -367,6 +367,33 @@ async def test_nodes_are_classified_by_sys_health_in_the_background(
         assert "standbyok" not in params
 
 
+async def test_the_health_probe_goes_without_the_namespace(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    """OpenBao answers sys/health 400 in a namespace: the probe never sends one."""
+    asked: list[httpx.Request] = []
+
+    def health(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if "X-Vault-Namespace" in request.headers:
+            return httpx.Response(400, json={"errors": ["operation unavailable in namespaces"]})
+        return httpx.Response(200 if request.url.host == "vault-b.test" else 429, json={})
+
+    for addr in (A, B, C):
+        nodes_router.get(addr + HEALTH).mock(side_effect=health)
+    kv_a = nodes_router.get(kv(A)).respond(200, json=KV_OK)
+    config = ClientConfig(addr=A, failover_addrs=(B, C), token=TOKEN, namespace="team1")
+    transport = httpx.MockTransport(nodes_router.async_handler)
+    async with AsyncVaultClient(config=config, transport=transport) as client:
+        await client.secrets.kv_v2.read_secret("app")
+        await wait_until(lambda: all(n.state != "unknown" for n in client.nodes))
+        assert [n.state for n in client.nodes] == ["standby", "active", "standby"]
+    assert kv_a.calls[0].request.headers["X-Vault-Namespace"] == "team1"
+    assert asked
+    assert all("X-Vault-Namespace" not in r.headers for r in asked)
+    assert all("X-Vault-Token" not in r.headers for r in asked)
+
+
 async def test_a_failed_node_is_checked_again_at_once_and_the_task_ends_with_the_client(
     nodes_router: respx.MockRouter, vtime: VirtualTime
 ) -> None:
