@@ -168,10 +168,12 @@ class AsyncVaultClient:
 
     async def aclose(self) -> None:
         """Stop watching the nodes; close the pool (a transport passed in is closed too)."""
-        await self._nodes.stop()
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            await transport.aclose()
+        try:
+            await self._nodes.stop()
+        finally:
+            transport, self._transport = self._transport, None
+            if transport is not None:
+                await transport.aclose()
 
     # -- nodes -----------------------------------------------------------------------------
 

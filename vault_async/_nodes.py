@@ -110,6 +110,8 @@ class Nodes:
         self._origins = [_origin(addr) for addr in self.addrs]
         self._watcher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._warned: set[tuple[int, str]] = set()
+        """(node, error class) pairs already logged: each unexpected check error once."""
 
     def statuses(self) -> tuple[NodeStatus, ...]:
         return tuple(
@@ -206,14 +208,18 @@ class Nodes:
         task, self._watcher = self._watcher, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait((task,))  # never raises what the task raised
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning(
+                    "client.node_watcher_failed",
+                    extra={"error_class": type(task.exception()).__name__},
+                )
 
     async def _run(self, transport: Transport) -> None:
         while True:
             self._wake.clear()
             states = await asyncio.gather(
-                *(self._check(transport, base) for base in self.bases)
+                *(self._check(transport, index) for index in range(len(self.bases)))
             )
             for index, state in enumerate(states):
                 self._set(index, state)
@@ -226,11 +232,21 @@ class Nodes:
                 async with asyncio.timeout(HEALTH_INTERVAL):
                     await self._wake.wait()
 
-    @staticmethod
-    async def _check(transport: Transport, base: str) -> NodeState:
+    async def _check(self, transport: Transport, index: int) -> NodeState:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT):
-                response = await transport.send("GET", base + HEALTH_QUERY, _HEALTH_HEADERS, None)
+                response = await transport.send(
+                    "GET", self.bases[index] + HEALTH_QUERY, _HEALTH_HEADERS, None
+                )
         except (httpx.TransportError, ResponseTooLarge, TimeoutError):
             return "down"
+        except Exception as exc:  # one odd answer (or a bug) must not end the watcher
+            kind = type(exc).__name__
+            if (index, kind) not in self._warned:
+                self._warned.add((index, kind))
+                logger.warning(
+                    "client.node_check_failed",
+                    extra={"node": self.addrs[index], "error_class": kind},
+                )
+            return "unknown"
         return health_state(response.status)

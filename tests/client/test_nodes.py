@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 import pytest
@@ -22,7 +22,9 @@ from vault_async import (
     UnexpectedStatus,
     VaultConnectionError,
     VaultError,
+    _nodes,
 )
+from vault_async._transport import RawResponse, Transport, as_transport
 
 from .conftest import TOKEN, VirtualTime
 
@@ -422,6 +424,50 @@ async def test_a_failed_node_is_checked_again_at_once_and_the_task_ends_with_the
         assert client.last_node == B
         await wait_until(lambda: client.nodes[0].state == "down")
     assert all(task.done() for task in watcher)
+
+
+class RecordingTransport(Transport):
+    """An httpx handler as a client transport that records whether it was closed."""
+
+    def __init__(self, router: respx.MockRouter) -> None:
+        self.inner = as_transport(httpx.MockTransport(router.async_handler), 5.0, 1 << 20, None)
+        self.closed = False
+        self.sent_after_close = 0
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
+    ) -> RawResponse:
+        if self.closed:
+            self.sent_after_close += 1
+        return await self.inner.send(method, url, headers, content)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_an_unexpected_error_in_a_check_does_not_stop_the_watcher(
+    nodes_router: respx.MockRouter,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_nodes, "HEALTH_INTERVAL", 0.01)
+    nodes_router.get(A + HEALTH).respond(200, json={})
+    broken = nodes_router.get(B + HEALTH).mock(side_effect=httpx.DecodingError("boom"))
+    nodes_router.get(kv(A)).respond(200, json=KV_OK)
+    transport = RecordingTransport(nodes_router)
+    client = AsyncVaultClient(
+        config=ClientConfig(addr=A, failover_addrs=(B,), token=TOKEN), transport=transport
+    )
+    with caplog.at_level(logging.INFO, logger="vault_async.client"):
+        await client.secrets.kv_v2.read_secret("app")
+        await wait_until(lambda: broken.call_count >= 3)
+        assert [n.state for n in client.nodes] == ["active", "unknown"]
+        await client.aclose()
+    assert transport.closed
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert B in warnings[0].getMessage() + str(warnings[0].__dict__)
+    assert TOKEN not in caplog.text
 
 
 async def test_the_watcher_moves_off_a_node_that_became_sealed(
