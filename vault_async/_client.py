@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 import httpx
 
 from ._config import ClientConfig, check_header_value
-from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge
+from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge, VaultConnectionError
 from ._json import JSONObject, drop_none
 from ._models import AuthResult
 from ._nodes import Nodes, NodeStatus
@@ -122,6 +122,7 @@ class AsyncVaultClient:
         self._token_polled_at = 0.0
         self._given_transport = transport
         self._transport: Transport | None = None
+        self._closing = False
         self._clock = clock if clock is not None else time.monotonic
         self._nodes = Nodes(self.config.addrs, self._clock)
         # identity: a compressed body could inflate far past max_response_bytes.
@@ -167,13 +168,23 @@ class AsyncVaultClient:
         return self._transport
 
     async def aclose(self) -> None:
-        """Stop watching the nodes; close the pool (a transport passed in is closed too)."""
+        """Stop watching the nodes; close the pool (a transport passed in is closed too).
+
+        A request that starts while this runs, or one that would send again (a retry, the
+        next node) once it began, fails with :class:`VaultConnectionError` instead of
+        reopening what is being closed. Used again after this returned, the client opens a
+        new pool, which the next ``aclose`` closes.
+        """
+        self._closing = True
+        transport, self._transport = self._transport, None
         try:
             await self._nodes.stop()
         finally:
-            transport, self._transport = self._transport, None
-            if transport is not None:
-                await transport.aclose()
+            try:
+                if transport is not None:
+                    await transport.aclose()
+            finally:
+                self._closing = False
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -259,7 +270,11 @@ class AsyncVaultClient:
 
         Errors and logs name ``shown``, the path with any lease id in it cut to a suffix.
         """
-        transport = self._transport if self._transport is not None else self._open()
+        transport = self._transport
+        if transport is None:
+            if self._closing:
+                raise _closed(method, display_path(path))
+            transport = self._open()
         if self._token_source is not None:
             self._poll_token_source()
         if "token" in options:
@@ -289,6 +304,8 @@ class AsyncVaultClient:
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
         while True:
+            if transport is not self._transport:  # aclose began: nothing more is sent
+                raise _closed(method, shown)
             try:
                 response = await transport.send(method, nodes.bases[node] + path, headers, content)
             except ResponseTooLarge as exc:
@@ -378,3 +395,9 @@ class AsyncVaultClient:
         if new is not None:
             check_header_value(new, "token (from the token source)")
             self._token = new
+
+
+def _closed(method: str, path: str) -> VaultConnectionError:
+    return VaultConnectionError(
+        "the client was closed (aclose): request not sent", method=method, path=path
+    )

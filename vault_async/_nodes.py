@@ -205,10 +205,13 @@ class Nodes:
 
     async def stop(self) -> None:
         """Stop the watcher (the client's ``aclose``); it may be started again later."""
-        task, self._watcher = self._watcher, None
+        task = self._watcher
         if task is not None:
             task.cancel()
-            await asyncio.wait((task,))  # never raises what the task raised
+            try:  # still set while it stops: no second watcher starts meanwhile
+                await asyncio.wait((task,))  # never raises what the task raised
+            finally:
+                self._watcher = None
             if not task.cancelled() and task.exception() is not None:
                 logger.warning(
                     "client.node_watcher_failed",

@@ -470,6 +470,66 @@ async def test_an_unexpected_error_in_a_check_does_not_stop_the_watcher(
     assert TOKEN not in caplog.text
 
 
+def watchers() -> list[asyncio.Task[object]]:
+    return [
+        t for t in asyncio.all_tasks() if t.get_name() == "vault-async-node-health" and not t.done()
+    ]
+
+
+async def test_a_request_racing_aclose_leaves_nothing_running_or_open(
+    nodes_router: respx.MockRouter,
+) -> None:
+    for addr in (A, B):
+        nodes_router.get(addr + HEALTH).respond(429, json={})
+    nodes_router.get(kv(A)).respond(200, json=KV_OK)
+    transport = RecordingTransport(nodes_router)
+    client = AsyncVaultClient(
+        config=ClientConfig(addr=A, failover_addrs=(B,), token=TOKEN), transport=transport
+    )
+    await client.secrets.kv_v2.read_secret("app")
+    closing = asyncio.create_task(client.aclose())
+    await asyncio.sleep(0)  # aclose is waiting for the watcher to stop
+    racing = asyncio.create_task(client.secrets.kv_v2.read_secret("app"))
+    closed, raced = await asyncio.gather(closing, racing, return_exceptions=True)
+    assert closed is None
+    assert isinstance(raced, VaultConnectionError)
+    assert "closed" in str(raced)
+    await asyncio.sleep(0.05)
+    assert watchers() == []
+    assert transport.closed
+    assert transport.sent_after_close == 0
+    # Used again after aclose returned, the client reopens; aclose closes it again.
+    await client.secrets.kv_v2.read_secret("app")
+    await client.aclose()
+    assert watchers() == []
+
+
+async def test_a_retry_after_aclose_is_not_sent_on_the_closed_transport(
+    nodes_router: respx.MockRouter,
+) -> None:
+    for addr in (A, B):
+        nodes_router.get(addr + HEALTH).respond(429, json={})
+    closing: list[asyncio.Task[None]] = []
+
+    async def slow_sleep(_: float) -> None:
+        closing.append(asyncio.create_task(client.aclose()))
+        await asyncio.sleep(0.01)
+
+    nodes_router.get(kv(A)).respond(500, json={"errors": ["boom"]})
+    transport = RecordingTransport(nodes_router)
+    client = AsyncVaultClient(
+        config=ClientConfig(addr=A, failover_addrs=(B,), token=TOKEN),
+        transport=transport,
+        sleep=slow_sleep,
+    )
+    with pytest.raises(VaultConnectionError, match="closed"):
+        await client.secrets.kv_v2.read_secret("app")
+    await asyncio.gather(*closing)
+    assert transport.closed
+    assert transport.sent_after_close == 0
+    assert watchers() == []
+
+
 async def test_the_watcher_moves_off_a_node_that_became_sealed(
     nodes_router: respx.MockRouter, vtime: VirtualTime
 ) -> None:
