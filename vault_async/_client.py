@@ -303,6 +303,7 @@ class AsyncVaultClient:
         redirected = False  # a 307 is followed once per attempt
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
+        tried: set[int] | None = None  # the nodes that refused a connection this attempt
         while True:
             if transport is not self._transport:  # aclose began: nothing more is sent
                 raise _closed(method, shown)
@@ -314,11 +315,17 @@ class AsyncVaultClient:
                 failure = transport_failure(exc, method=method, path=shown)
                 reason = type(failure.error).__name__
                 if nodes.many:
-                    node = nodes.failed(node, type(exc).__name__, "down")
+                    failed, node = node, nodes.failed(node, type(exc).__name__, "down")
+                    if failure.unsent:  # never left: the next untried node, retry unspent
+                        tried = {failed} if tried is None else tried | {failed}
+                        untried = node if node not in tried else nodes.untried(failed, tried)
+                        if untried is not None and self._clock() < deadline:
+                            node = untried
+                            continue
                 if (idempotent or failure.unsent) and await self._wait_to_retry(
                     attempt, deadline, method, shown, reason
                 ):
-                    attempt, redirected = attempt + 1, False
+                    attempt, redirected, tried = attempt + 1, False, None
                     continue
                 raise failure.error from exc
             status = response.status
@@ -349,7 +356,7 @@ class AsyncVaultClient:
                 if await self._wait_to_retry(
                     attempt, deadline, method, shown, f"status {status}", retry_after
                 ):
-                    attempt, redirected = attempt + 1, False
+                    attempt, redirected, tried = attempt + 1, False, None
                     continue
             raise status_error(response, method=method, path=shown, sent=body, token=token)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 from urllib.parse import urlsplit
@@ -176,6 +176,13 @@ class Nodes:
         if not others:
             return index
         return min(others, key=lambda i: _RANK[self._states[i]])
+
+    def untried(self, index: int, tried: Collection[int]) -> int | None:
+        """The best node not in ``tried`` (ranked as :meth:`_next_after`), or None: all were."""
+        count = len(self.addrs)
+        others = [(index + step) % count for step in range(1, count)]
+        left = [i for i in others if i not in tried]
+        return min(left, key=lambda i: _RANK[self._states[i]]) if left else None
 
     def _move(self, to: int, reason: str) -> None:
         if to == self.current:

@@ -239,6 +239,42 @@ async def test_every_node_down_fails_with_the_connection_error(
         await client.secrets.kv_v2.read_secret("app")
 
 
+async def test_moving_past_a_refused_node_spends_no_retry(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    nodes_router.get(kv(A)).mock(side_effect=httpx.ConnectError("refused"))
+    b = nodes_router.get(kv(B)).respond(200, json=KV_OK)
+    for addr in (A, B):
+        nodes_router.get(addr + HEALTH).respond(429, json={})
+    async with nodes_client(nodes_router, vtime, A, B, retries=0) as client:
+        await client.secrets.kv_v2.read_secret("app")
+    assert b.call_count == 1
+    assert vtime.sleeps == []
+
+
+async def test_two_refused_nodes_are_passed_at_once_and_a_retry_counts_after_all(
+    client: AsyncVaultClient, nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    routes = [
+        nodes_router.get(kv(addr)).mock(side_effect=httpx.ConnectError("refused"))
+        for addr in (A, B)
+    ]
+    c = nodes_router.get(kv(C)).respond(200, json=KV_OK)
+    await client.secrets.kv_v2.read_secret("app")
+    assert [r.call_count for r in routes] == [1, 1]
+    assert c.call_count == 1
+    assert vtime.sleeps == []
+    # Every node refusing: each is tried once per attempt, with one backoff between attempts.
+    c.mock(side_effect=httpx.ConnectError("refused"))
+    for route in routes:
+        route.reset()
+    c.reset()
+    with pytest.raises(VaultConnectionError):
+        await client.secrets.kv_v2.read_secret("app")
+    assert [r.call_count for r in (*routes, c)] == [4, 4, 4]  # 1 + 3 retries each
+    assert len(vtime.sleeps) == 3
+
+
 # -- requests that create things ------------------------------------------------------------------
 
 
