@@ -304,6 +304,7 @@ class AsyncVaultClient:
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
         tried: set[int] | None = None  # the nodes that refused a connection this attempt
+        silent: list[int] | None = None  # the nodes that gave no response (several nodes)
         while True:
             if transport is not self._transport:  # aclose began: nothing more is sent
                 raise _closed(method, shown)
@@ -315,6 +316,7 @@ class AsyncVaultClient:
                 failure = transport_failure(exc, method=method, path=shown)
                 reason = type(failure.error).__name__
                 if nodes.many:
+                    silent = [node] if silent is None else [*silent, node]
                     failed, node = node, nodes.failed(node, type(exc).__name__, "down")
                     if failure.unsent:  # never left: the next untried node, retry unspent
                         tried = {failed} if tried is None else tried | {failed}
@@ -327,6 +329,9 @@ class AsyncVaultClient:
                 ):
                     attempt, redirected, tried = attempt + 1, False, None
                     continue
+                if silent is not None:  # several nodes: name those that gave no response
+                    named = [nodes.addrs[i] for i in dict.fromkeys(silent)]
+                    failure = transport_failure(exc, method=method, path=shown, nodes=named)
                 raise failure.error from exc
             status = response.status
             if status < 300 or status in ok_statuses:

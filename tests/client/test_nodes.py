@@ -230,13 +230,42 @@ async def test_an_ordinary_server_error_does_not_move(
     assert (a.call_count, b.call_count) == (2, 0)
 
 
-async def test_every_node_down_fails_with_the_connection_error(
+async def test_every_node_down_fails_with_an_error_naming_the_nodes(
     client: AsyncVaultClient, nodes_router: respx.MockRouter
 ) -> None:
     for addr in (A, B, C):
         nodes_router.get(kv(addr)).mock(side_effect=httpx.ConnectError("refused"))
-    with pytest.raises(VaultConnectionError):
+    with pytest.raises(VaultConnectionError) as info:
         await client.secrets.kv_v2.read_secret("app")
+    assert str(info.value) == (
+        f"GET secret/data/app: no response from any of 3 Vault nodes ({A}, {B}, {C}; "
+        "last: ConnectError)"
+    )
+    assert TOKEN not in str(info.value)
+
+
+async def test_the_error_naming_many_nodes_stays_one_bounded_line(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    addrs = [f"http://vault-{i}-{'x' * 150}.test:8200" for i in range(9)]
+    nodes_router.route().mock(side_effect=httpx.ConnectError("refused"))
+    async with nodes_client(nodes_router, vtime, *addrs, retries=0) as client:
+        with pytest.raises(VaultConnectionError) as info:
+            await client.secrets.kv_v2.read_secret("app")
+    text = str(info.value)
+    assert "no response from any of 9 Vault nodes (" in text
+    assert "and 4 more; last: ConnectError)" in text
+    assert "\n" not in text
+    assert len(text) < 800
+
+
+async def test_one_node_of_several_failing_is_named(
+    client: AsyncVaultClient, nodes_router: respx.MockRouter
+) -> None:
+    nodes_router.get(A + "/v1/database/creds/app").mock(side_effect=httpx.ReadError("reset"))
+    with pytest.raises(VaultConnectionError) as info:
+        await client.secrets.database.generate_credentials("app")
+    assert str(info.value) == f"GET database/creds/app: no response from Vault at {A} (ReadError)"
 
 
 async def test_moving_past_a_refused_node_spends_no_retry(
