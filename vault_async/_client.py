@@ -68,6 +68,9 @@ class RequestOptions(TypedDict, total=False):
     """Ask Vault to response-wrap the answer for this long."""
     content_type: str
     """The body's media type (default ``application/json``)."""
+    namespace: str | None
+    """This request's namespace instead of the client's; None sends none (the root namespace,
+    where root-only endpoints such as ``sys/health`` live)."""
 
 
 class TokenSource(Protocol):
@@ -130,8 +133,6 @@ class AsyncVaultClient:
             "X-Vault-Request": "true",
             "Accept-Encoding": "identity",
         }
-        if self.config.namespace:
-            self._base_headers["X-Vault-Namespace"] = self.config.namespace
         self._rng = rng if rng is not None else random.Random()
         self._sleep = sleep if sleep is not None else asyncio.sleep
         self.auth = AuthApi(self)
@@ -286,6 +287,7 @@ class AsyncVaultClient:
         body = options.get("json")
         headers, content = request_headers(
             self._base_headers,
+            options.get("namespace", self.config.namespace),
             token,
             options.get("wrap_ttl"),
             body,
