@@ -179,10 +179,10 @@ class PsycopgPoolBinding:
         if getattr(lease_event, "kind", None) == "rotated":
             self._request_drain()
 
-    def _request_drain(self, *, again: bool = False) -> None:
-        """Drain once per new generation (or ``again``, for a straggler found later)."""
+    def _request_drain(self) -> None:
+        """Drain once per new generation (an event, a login or a getconn may see it first)."""
         target = self.source.generation
-        if (target == self._drained_for and not again) or self._pool is None:
+        if target == self._drained_for or self._pool is None:
             return
         self._drained_for = target
         task = asyncio.get_running_loop().create_task(self.swap_pool())
@@ -295,7 +295,7 @@ class _BoundPool(AsyncConnectionPool[Any]):
             self._binding.stats.stale_closed += 1
             await connection.close()
             await super().putconn(connection)  # the pool drops a closed one and replaces it
-            self._binding._request_drain(again=True)
+            self._binding._request_drain()
             if time.monotonic() >= deadline:
                 raise PoolTimeout("no connection of the current credential in time")
 
