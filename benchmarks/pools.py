@@ -27,7 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.modes import ROTATING_ROLE, service_modes
 from tests.support.pools import LoadStats, Query, run_queries
@@ -37,12 +39,15 @@ from vault_async._credential_source import CredentialSource, StaticCredentials
 from vault_async.asyncpg import bind_pool
 from vault_async.auth import AppRoleAuth
 from vault_async.devstack import DevStack
+from vault_async.psycopg import bind_pool as bind_psycopg_pool
+from vault_async.sqlalchemy import bind_credentials
 
 WORKERS = 8
 POOL_SIZE = 10
 AFTER_ROTATION = 1.0
 """Seconds after a rotation whose queries count towards its cost."""
 SELECT = "SELECT id, username FROM users WHERE id = $1"
+SELECT_PYFORMAT = SELECT.replace("$1", "%s")
 
 OpenQuery = Callable[[str, CredentialSource], AbstractAsyncContextManager[Query]]
 
@@ -58,7 +63,43 @@ async def asyncpg_query(dsn: str, source: CredentialSource) -> AsyncIterator[Que
         yield query
 
 
-BINDINGS: dict[str, OpenQuery] = {"asyncpg": asyncpg_query}
+@asynccontextmanager
+async def psycopg_pool_query(dsn: str, source: CredentialSource) -> AsyncIterator[Query]:
+    async with bind_psycopg_pool(
+        dsn, source, min_size=POOL_SIZE, max_size=POOL_SIZE
+    ) as binding:
+
+        async def query(user_id: int) -> object:
+            async with binding.pool.connection() as conn:
+                cursor = await conn.execute(SELECT_PYFORMAT, (user_id,))
+                return await cursor.fetchone()
+
+        yield query
+
+
+@asynccontextmanager
+async def sqlalchemy_psycopg_query(dsn: str, source: CredentialSource) -> AsyncIterator[Query]:
+    url = dsn.replace("postgresql+asyncpg://", "postgresql+psycopg://", 1)
+    engine = create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0)
+    binding = bind_credentials(engine, source)
+    select = text(SELECT.replace("$1", ":id"))
+    try:
+
+        async def query(user_id: int) -> object:
+            async with engine.connect() as conn:
+                return (await conn.execute(select, {"id": user_id})).first()
+
+        yield query
+    finally:
+        await binding.aclose()
+        await engine.dispose()
+
+
+BINDINGS: dict[str, OpenQuery] = {
+    "asyncpg": asyncpg_query,
+    "psycopg_pool": psycopg_pool_query,
+    "SQLAlchemy+psycopg": sqlalchemy_psycopg_query,
+}
 
 
 @dataclass

@@ -47,9 +47,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -142,6 +142,10 @@ class PoolBinding:
         if self._pool is None:
             raise RuntimeError("the pool is not open yet (await create_pool(...))")
         return self._pool
+
+    def connection(self) -> AbstractAsyncContextManager[Any]:
+        """``async with binding.connection() as con``: the pool's ``acquire()``."""
+        return cast(AbstractAsyncContextManager[Any], self.pool.acquire())
 
     # lifecycle -----------------------------------------------------------------------
 

@@ -20,14 +20,17 @@ Usage::
     @app.get("/things")
     async def things(session: SessionDep) -> list[str]: ...
 
-On the asyncpg binding instead, the lifespan opens the pool and each request gets a pooled
-connection (released before the response is sent)::
+On the asyncpg or psycopg_pool binding instead, the lifespan opens the pool and each request
+gets a pooled connection (back in the pool before the response is sent)::
 
     app = FastAPI(lifespan=pool_lifespan(lambda: bind_pool(url, handle, max_size=10)))
     add_database_error_handlers(app)
 
     @app.get("/things")
-    async def things(con: ConnectionDep) -> list[str]: ...
+    async def things(con: ConnectionDep) -> list[str]: ...          # asyncpg
+
+    @app.get("/others")
+    async def others(conn: PsycopgConnectionDep) -> list[str]: ...  # psycopg_pool
 
 ``SessionDep`` is ``Annotated[AsyncSession, Depends(get_session, scope="function")]``: the
 session commits before the response is sent. Plain ``Depends(get_session)`` works too, but
@@ -40,9 +43,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import asyncpg
+import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -51,13 +55,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ._health import HealthStatus, health_payload, health_status
 from ._prometheus import metric_families
-from .asyncpg import PoolBinding
 from .runtime import StartupError, VaultRuntime, open_runtime
 from .sqlalchemy import is_login_rejected, is_server_unavailable
 
 __all__ = [
     "ConnectionDep",
     "HealthStatus",
+    "PooledConnections",
+    "PsycopgConnectionDep",
     "SessionDep",
     "StartupError",
     "VaultRuntime",
@@ -108,7 +113,10 @@ def is_transient_database_error(error: BaseException) -> bool:
     """True when retrying the request shortly can succeed: the connection or login is the
     problem, not the statement."""
     return (
-        isinstance(error, ConnectionError | OperationalError | InterfaceError)
+        isinstance(
+            error,
+            ConnectionError | OperationalError | InterfaceError | psycopg.OperationalError,
+        )
         or bool(getattr(error, "connection_invalidated", False))
         or is_login_rejected(error)
         or is_server_unavailable(error)
@@ -141,7 +149,7 @@ async def database_error_handler(request: Request, error: Exception) -> JSONResp
 
 
 def add_database_error_handlers(app: FastAPI) -> None:
-    """Route database errors (SQLAlchemy's DBAPI errors, asyncpg's errors) and connection
+    """Route database errors (SQLAlchemy's DBAPI errors, asyncpg's and psycopg's) and connection
     errors to :func:`database_error_handler`.
 
     Handled errors never reach the server, which would otherwise close the client's
@@ -150,6 +158,7 @@ def add_database_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, database_error_handler)
     app.add_exception_handler(asyncpg.PostgresError, database_error_handler)
     app.add_exception_handler(asyncpg.InterfaceError, database_error_handler)
+    app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(ConnectionError, database_error_handler)
 
 
@@ -174,26 +183,39 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 """An ``AsyncSession`` per request that commits before the response is sent."""
 
 
-async def get_connection(request: Request) -> AsyncIterator[Any]:
-    """``Depends(get_connection)``: a connection of the asyncpg pool on ``app.state.vault_pool``.
+class PooledConnections(Protocol):
+    """A pool binding that lends connections: ``vault_async.asyncpg.PoolBinding`` and
+    ``vault_async.psycopg.PsycopgPoolBinding``."""
 
-    Transactions are the handler's (``async with con.transaction():``); the connection goes
-    back to the pool when the dependency ends.
+    def connection(self) -> AbstractAsyncContextManager[Any]: ...
+
+
+async def get_connection(request: Request) -> AsyncIterator[Any]:
+    """``Depends(get_connection)``: a connection of the pool binding on ``app.state.vault_pool``.
+
+    Transactions are the handler's (asyncpg: ``async with con.transaction():``; psycopg: the
+    pool commits on success and rolls back on error when the connection goes back); the
+    connection goes back to the pool when the dependency ends.
     """
-    binding: PoolBinding = request.app.state.vault_pool
-    async with binding.pool.acquire() as connection:
+    binding: PooledConnections = request.app.state.vault_pool
+    async with binding.connection() as connection:
         yield connection
 
 
 ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection, scope="function")]
 """A pooled asyncpg connection per request, back in the pool before the response is sent."""
 
+PsycopgConnectionDep = Annotated[
+    psycopg.AsyncConnection[Any], Depends(get_connection, scope="function")
+]
+"""A pooled psycopg connection per request, back in the pool before the response is sent."""
+
 
 def pool_lifespan(
-    open_: Callable[[], AbstractAsyncContextManager[PoolBinding]],
+    open_: Callable[[], AbstractAsyncContextManager[PooledConnections]],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """A FastAPI ``lifespan`` that enters ``open_()`` (e.g. ``bind_pool``) and stores the
-    binding on ``app.state.vault_pool``."""
+    """A FastAPI ``lifespan`` that enters ``open_()`` (``vault_async.asyncpg.bind_pool`` or
+    ``vault_async.psycopg.bind_pool``) and stores the binding on ``app.state.vault_pool``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -291,6 +291,9 @@ class EngineBinding:
             cursor.execute(self._role_sql)
         finally:
             cursor.close()
+        # Drivers that open a transaction for the statement (psycopg) would lose the role to
+        # the pool's rollback on return: the role is committed with the connection.
+        dbapi_connection.commit()
 
     def _credential_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
         """Made with a credential that has since been rotated."""

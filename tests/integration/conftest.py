@@ -90,3 +90,12 @@ def vault_refreshed_source(
     source = FakeSource(username, password)
     source.on_force = fresh
     return source, leases
+
+
+ASYNC_DIALECTS = ("asyncpg", "psycopg")
+"""The async drivers the SQLAlchemy binding supports; engine fixtures run once per driver."""
+
+
+def dialect_url(stack: DevStack, driver: str) -> str:
+    """The stack's DATABASE_URL with ``driver`` (``postgresql+<driver>://...``)."""
+    return stack.database_url.replace("postgresql+asyncpg://", f"postgresql+{driver}://", 1)

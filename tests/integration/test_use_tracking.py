@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import FakeSource, TrackingSource, vault_creds
+from .conftest import ASYNC_DIALECTS, FakeSource, TrackingSource, dialect_url, vault_creds
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(migrated.database_url, pool_size=3, max_overflow=2)
+@pytest.fixture(params=ASYNC_DIALECTS)
+async def engine(migrated: DevStack, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(dialect_url(migrated, request.param), pool_size=3, max_overflow=2)
     yield engine
     await engine.dispose()
 
