@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +28,7 @@ __all__ = [
     "HEALTH_INTERVAL",
     "HEALTH_QUERY",
     "HEALTH_TIMEOUT",
+    "NODE_STATES",
     "NodeState",
     "NodeStatus",
     "Nodes",
@@ -37,6 +38,7 @@ __all__ = [
 logger = logging.getLogger("vault_async.client")
 
 NodeState = Literal["active", "standby", "sealed", "down", "unknown"]
+NODE_STATES: tuple[NodeState, ...] = get_args(NodeState)
 
 HEALTH_INTERVAL = 5.0
 """Seconds between two rounds of ``sys/health`` checks (a failure starts one at once)."""
