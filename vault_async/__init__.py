@@ -20,6 +20,7 @@ from ._exceptions import (
     VaultUnavailable,
 )
 from ._models import AuthResult, HealthStatus, LeaseInfo, SealStatus, Secret, TokenInfo, WrapInfo
+from ._nodes import NodeStatus
 from .auth import (
     AppRoleAuth,
     AuthMethod,
@@ -53,6 +54,7 @@ __all__ = [
     "LeaseManager",
     "MalformedResponse",
     "ManagedSecret",
+    "NodeStatus",
     "PreconditionFailed",
     "RateLimited",
     "ResponseTooLarge",

@@ -7,9 +7,10 @@ Usage::
         creds = await client.secrets.database.generate_credentials("app")
         config = await client.secrets.kv_v2.read_secret("app/config")
 
-One job: the send path every call takes (token, headers, retries, error translation, the
-logs of each attempt). It runs a little past 300 lines because that path reads best whole;
-what stands alone lives beside it (`_transport`, `_translate`, `_retry`, `_redact`, `_tls`).
+One job: the send path every call takes (token, node, retries, error translation, the
+logs of each attempt). It runs past 300 lines because that path reads best whole; what
+stands alone lives beside it (`_request`, `_nodes`, `_transport`, `_translate`, `_retry`,
+`_redact`, `_tls`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Required, TypedDict, Unpack
@@ -30,10 +31,12 @@ import httpx
 
 from ._config import ClientConfig, check_header_value
 from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge
-from ._json import JSONObject, drop_none, encode_json
+from ._json import JSONObject, drop_none
 from ._models import AuthResult
+from ._nodes import Nodes, NodeStatus
 from ._parse import Body, data_section, decode_body, string_list
 from ._redact import display_path
+from ._request import request_headers
 from ._retry import parse_retry_after, retry_delay, retryable_status
 from ._translate import status_error, transport_failure
 from ._transport import RawResponse, Transport, as_transport, default_transport
@@ -89,6 +92,7 @@ class AsyncVaultClient:
         addr: str | None = None,
         token: str | None = None,
         *,
+        failover_addrs: Sequence[str] | None = None,
         namespace: str | None = None,
         transport: Transport | httpx.AsyncBaseTransport | None = None,
         timeout: float | None = None,
@@ -103,6 +107,8 @@ class AsyncVaultClient:
         changes: dict[str, object] = drop_none(
             addr=addr, token=token, namespace=namespace, timeout=timeout
         )
+        if failover_addrs is not None:
+            changes["failover_addrs"] = tuple(failover_addrs)
         if max_retries is not None:
             changes["retry"] = dataclasses.replace(base.retry, max_retries=max_retries)
         self._ssl_override = verify if isinstance(verify, ssl.SSLContext) else None
@@ -116,7 +122,8 @@ class AsyncVaultClient:
         self._token_polled_at = 0.0
         self._given_transport = transport
         self._transport: Transport | None = None
-        self._base_url = self.config.addr + "/v1/"
+        self._clock = clock if clock is not None else time.monotonic
+        self._nodes = Nodes(self.config.addrs, self._clock)
         # identity: a compressed body could inflate far past max_response_bytes.
         self._base_headers: dict[str, str] = {
             "X-Vault-Request": "true",
@@ -126,7 +133,6 @@ class AsyncVaultClient:
             self._base_headers["X-Vault-Namespace"] = self.config.namespace
         self._rng = rng if rng is not None else random.Random()
         self._sleep = sleep if sleep is not None else asyncio.sleep
-        self._clock = clock if clock is not None else time.monotonic
         self.auth = AuthApi(self)
         self.secrets = SecretsApi(self)
         self.sys = SysApi(self)
@@ -161,10 +167,23 @@ class AsyncVaultClient:
         return self._transport
 
     async def aclose(self) -> None:
-        """Close the connection pool (a transport passed in is closed too)."""
+        """Stop watching the nodes; close the pool (a transport passed in is closed too)."""
+        await self._nodes.stop()
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.aclose()
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> tuple[NodeStatus, ...]:
+        """Each configured node's address, last-known state and when it was last checked."""
+        return self._nodes.statuses()
+
+    @property
+    def last_node(self) -> str | None:
+        """The address of the node that answered last (None before any answer)."""
+        return self._nodes.last_node
 
     # -- token -----------------------------------------------------------------------
 
@@ -241,54 +260,67 @@ class AsyncVaultClient:
         transport = self._transport if self._transport is not None else self._open()
         if self._token_source is not None:
             self._poll_token_source()
-        headers = self._base_headers.copy()
         if "token" in options:
             token = options["token"]
             if token:
                 check_header_value(token, "token")
         else:
             token = self._token
-        if token:
-            headers["X-Vault-Token"] = token
-        wrap_ttl = options.get("wrap_ttl")
-        if wrap_ttl is not None:
-            check_header_value(wrap_ttl, "wrap_ttl")
-            headers["X-Vault-Wrap-TTL"] = wrap_ttl
         body = options.get("json")
-        content = None
-        if body is not None:
-            content = encode_json(body)
-            headers["Content-Type"] = options.get("content_type", "application/json")
-        url = self._base_url + path
+        headers, content = request_headers(
+            self._base_headers,
+            token,
+            options.get("wrap_ttl"),
+            body,
+            options.get("content_type", "application/json"),
+        )
+        shown = display_path(path)
         params = options.get("params")
         if params:
-            url += "?" + urlencode(params)
+            path += "?" + urlencode(params)
         idempotent = options["idempotent"]
-        shown = display_path(path)
+        nodes = self._nodes
+        if nodes.many:
+            nodes.watch(transport, self._base_headers)
+        node = nodes.current
+        redirected = False  # a 307 is followed once per attempt
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
         while True:
             try:
-                response = await transport.send(method, url, headers, content)
+                response = await transport.send(method, nodes.bases[node] + path, headers, content)
             except ResponseTooLarge as exc:
                 raise ResponseTooLarge(exc.limit, method=method, path=shown) from None
             except httpx.TransportError as exc:
                 failure = transport_failure(exc, method=method, path=shown)
                 reason = type(failure.error).__name__
+                if nodes.many:
+                    node = nodes.failed(node, type(exc).__name__, "down")
                 if (idempotent or failure.unsent) and await self._wait_to_retry(
                     attempt, deadline, method, shown, reason
                 ):
-                    attempt += 1
+                    attempt, redirected = attempt + 1, False
                     continue
                 raise failure.error from exc
             status = response.status
             if status < 300 or status in ok_statuses:
+                nodes.answered(node)
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "client.request",
                         extra={"vault_method": method, "vault_path": shown, "vault_status": status},
                     )
                 return response
+            if status == 307 and not redirected:
+                target = nodes.redirect_target(response.headers.get("Location"))
+                if target is not None:
+                    node, redirected = target, True
+                    continue
+            unfit = nodes.unfit_reason(response) if nodes.many else None
+            if unfit is not None:
+                node = nodes.failed(node, *unfit)
+            else:
+                nodes.answered(node)
             if idempotent and retryable_status(status):
                 retry_after = (
                     parse_retry_after(response.headers.get("Retry-After"))
@@ -298,7 +330,7 @@ class AsyncVaultClient:
                 if await self._wait_to_retry(
                     attempt, deadline, method, shown, f"status {status}", retry_after
                 ):
-                    attempt += 1
+                    attempt, redirected = attempt + 1, False
                     continue
             raise status_error(response, method=method, path=shown, sent=body, token=token)
 

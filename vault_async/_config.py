@@ -73,6 +73,8 @@ class ClientConfig:
     """Everything the client needs to reach Vault; validated once, then only read."""
 
     addr: str = DEFAULT_ADDR
+    failover_addrs: tuple[str, ...] = ()
+    """More nodes of the same cluster, tried in order after ``addr`` (VAULT_FAILOVER_ADDRS)."""
     token: str | None = field(default=None, repr=False)
     namespace: str | None = None
     timeout: float = DEFAULT_TIMEOUT
@@ -88,6 +90,7 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addr", _check_addr(self.addr))
+        object.__setattr__(self, "failover_addrs", _failover_addrs(self.addr, self.failover_addrs))
         if self.token is not None:
             check_header_value(self.token, "token (VAULT_TOKEN)")
         if self.namespace is not None:
@@ -122,6 +125,11 @@ class ClientConfig:
                 raise InvalidConfig(f"{name} file not found: {value}")
 
     @property
+    def addrs(self) -> tuple[str, ...]:
+        """Every node's address: ``addr`` first, then ``failover_addrs``."""
+        return (self.addr, *self.failover_addrs)
+
+    @property
     def max_retries(self) -> int:
         """Shortcut for ``retry.max_retries``."""
         return self.retry.max_retries
@@ -131,14 +139,14 @@ class ClientConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context for https addresses (None for plain http).
+        """The TLS context for https addresses (None when every node is plain http).
 
         As the Vault CLI: ``ca_cert``, or else every PEM certificate in the files under
         ``ca_path`` (no ``c_rehash`` links needed; files without one are skipped), replaces
         the system's CAs; with both set, ``ca_path`` is not read. ``tls_server_name`` is
         applied per connection by the transports.
         """
-        if not self.addr.startswith("https://"):
+        if not any(addr.startswith("https://") for addr in self.addrs):
             return None
         return tls_context(
             ca_cert=self.ca_cert,
@@ -177,6 +185,9 @@ class ClientConfig:
         )
         return cls(
             addr=get("ADDR") or DEFAULT_ADDR,
+            failover_addrs=tuple(
+                item.strip() for item in (get("FAILOVER_ADDRS") or "").split(",") if item.strip()
+            ),
             token=token,
             namespace=get("NAMESPACE") or None,
             timeout=timeout,
@@ -199,21 +210,41 @@ def check_header_value(value: str, what: str, allowed: re.Pattern[str] = _TOKEN_
         )
 
 
-def _check_addr(addr: str) -> str:
+def _check_addr(addr: str, what: str = "address (VAULT_ADDR)") -> str:
     """Validate an address; return it without a trailing slash."""
+    if not isinstance(addr, str):
+        raise InvalidConfig(f"{what} must be a string such as https://host:port")
     try:
         parts = urlsplit(addr)
         port = parts.port  # raises ValueError on a bad port
     except ValueError:
-        raise InvalidConfig(f"address (VAULT_ADDR) is malformed: {addr!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidConfig(f"address (VAULT_ADDR) must look like https://host:port, got {addr!r}")
+        raise InvalidConfig(f"{what} is malformed: {_shown_addr(addr)!r}") from None
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise InvalidConfig(
-            "address (VAULT_ADDR) must not carry credentials, a query or a fragment"
-        )
+        raise InvalidConfig(f"{what} must not carry credentials, a query or a fragment")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidConfig(f"{what} must look like https://host:port, got {addr!r}")
     del port
     return addr.rstrip("/")
+
+
+def _shown_addr(addr: str) -> str:
+    """An address as an error may show it: anything before an ``@`` (credentials) cut."""
+    scheme, sep, rest = addr.partition("://")
+    return f"{scheme}{sep}<redacted>@{rest.rsplit('@', 1)[1]}" if "@" in rest else addr
+
+
+def _failover_addrs(addr: str, addrs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The failover addresses validated, without repeats and without ``addr`` itself."""
+    if isinstance(addrs, str):
+        raise InvalidConfig(
+            "failover addresses (VAULT_FAILOVER_ADDRS) must be a sequence of addresses"
+        )
+    kept: list[str] = []
+    for item in addrs:
+        checked = _check_addr(item, "failover address (VAULT_FAILOVER_ADDRS)")
+        if checked != addr and checked not in kept:
+            kept.append(checked)
+    return tuple(kept)
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

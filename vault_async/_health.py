@@ -101,6 +101,8 @@ def health_payload(runtime: VaultRuntime) -> tuple[HealthStatus, dict[str, Any]]
         "vault": {
             "answered_recently": recent,
             "seconds_since_answer": None if last is None else round(time.monotonic() - last, 3),
+            "last_node": runtime.vault_last_node,
+            "nodes": [{"addr": node.addr, "state": node.state} for node in runtime.vault_nodes],
         },
         "pool": {
             "swaps": stats.pool_swaps,

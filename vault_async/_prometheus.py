@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
+from ._nodes import NODE_STATES
 from ._transport import RawResponse, Transport, as_transport
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def metric_families(runtime: VaultRuntime) -> list[Metric]:
             ttl.add_metric(labels, state.ttl_remaining)
     stats = runtime.binding.stats
     return [
+        *_node_families(runtime),
         renewals,
         rotations,
         failures,
@@ -154,6 +156,29 @@ def metric_families(runtime: VaultRuntime) -> list[Metric]:
             value=stats.login_retries,
         ),
     ]
+
+
+def _node_families(runtime: VaultRuntime) -> list[Metric]:
+    """Each Vault node's state (1 for the state it is in) and which node answered last."""
+    nodes = runtime.vault_nodes
+    if not nodes:
+        return []
+    state = GaugeMetricFamily(
+        "vault_async_vault_node_state",
+        "1 for the Vault node's last-known state, 0 for the others.",
+        labels=("node", "state"),
+    )
+    last = GaugeMetricFamily(
+        "vault_async_vault_last_node",
+        "1 for the Vault node that answered last.",
+        labels=("node",),
+    )
+    last_node = runtime.vault_last_node
+    for node in nodes:
+        for name in NODE_STATES:
+            state.add_metric([node.addr, name], float(node.state == name))
+        last.add_metric([node.addr], float(node.addr == last_node))
+    return [state, last]
 
 
 class RuntimeCollector:

@@ -44,6 +44,7 @@ from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind
 
 if TYPE_CHECKING:
     from ._client import AsyncVaultClient
+    from ._nodes import NodeStatus
     from .auth import AuthMethod
     from .lifecycle import Lease, LeaseManager, ManagedSecret, SecretState
 
@@ -90,6 +91,16 @@ class VaultRuntime:
     def snapshot(self) -> Mapping[str, SecretState]:
         """The lease engine's state per managed secret (empty in plain mode)."""
         return {} if self.manager is None else dict(self.manager.snapshot())
+
+    @property
+    def vault_nodes(self) -> tuple[NodeStatus, ...]:
+        """Each Vault node's address and last-known state (empty in plain mode)."""
+        return () if self.client is None else self.client.nodes
+
+    @property
+    def vault_last_node(self) -> str | None:
+        """The address of the Vault node that answered last (None before any answer)."""
+        return None if self.client is None else self.client.last_node
 
     def vault_answered_recently(self, now: float | None = None) -> bool:
         """Vault answered within ``recent_window`` seconds, and nothing failed since."""
