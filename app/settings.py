@@ -37,6 +37,7 @@ DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("VAULT_ADDR", "Vault's address, e.g. https://vault:8200"),
+    ("VAULT_FAILOVER_ADDRS", "more nodes of the same cluster, comma-separated, tried in order"),
     ("VAULT_NAMESPACE", "Vault Enterprise namespace"),
     ("VAULT_CACERT", "PEM file of the CA that signed Vault's certificate"),
     ("VAULT_CAPATH", "directory of PEM CA certificates (no hash links needed)"),

@@ -312,7 +312,7 @@ class AsyncVaultClient:
                     )
                 return response
             if status == 307 and not redirected:
-                target = nodes.redirect_target(response.headers.get("Location"))
+                target = nodes.redirect(node, response.headers.get("Location"))
                 if target is not None:
                     node, redirected = target, True
                     continue

@@ -142,11 +142,20 @@ class Nodes:
             return "status 500 (local node not active)", None
         return None
 
-    def redirect_target(self, location: str | None) -> int | None:
-        """The listed node a 307's ``Location`` points at, or None: never an unlisted address."""
-        if not location:
-            return None
-        origin = _origin(location)
+    def redirect(self, index: int, location: str | None) -> int | None:
+        """Where a 307 from node ``index`` sends the request again, or None: not followed.
+
+        Only to a listed node (never an arbitrary ``Location``). When that node was last seen
+        down or sealed (a standby still pointing at a dead leader), the client moves on from
+        ``index`` instead and the request goes to the node it moved to.
+        """
+        target = self._listed(location)
+        if target is None or _RANK[self._states[target]] < _RANK["down"]:
+            return target
+        return self.failed(index, f"status 307 to a node that is {self._states[target]}", None)
+
+    def _listed(self, location: str | None) -> int | None:
+        origin = _origin(location) if location else None
         if origin is None:
             return None
         with contextlib.suppress(ValueError):

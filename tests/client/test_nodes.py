@@ -286,6 +286,22 @@ async def test_a_redirect_elsewhere_is_refused(
     assert stolen.call_count == 0
 
 
+async def test_a_redirect_to_a_node_seen_down_goes_to_the_next_node_instead(
+    client: AsyncVaultClient, nodes_router: respx.MockRouter
+) -> None:
+    """A standby still pointing at its dead leader during an election."""
+    path = "/v1/secret/data/app"
+    nodes_router.get(kv(A)).mock(side_effect=httpx.ConnectError("refused"))
+    nodes_router.get(kv(B)).respond(200, json=KV_OK)
+    await client.secrets.kv_v2.read_secret("app")  # A is down, B in use
+    a = nodes_router.post(A + path).mock(side_effect=httpx.ConnectError("refused"))
+    nodes_router.post(B + path).respond(307, headers={"Location": A + path})
+    c = nodes_router.post(C + path).respond(200, json={"data": {"version": 2}})
+    await client.secrets.kv_v2.create_or_update_secret("app", {"k": "v"})
+    assert (a.call_count, c.call_count) == (0, 1)
+    assert client.last_node == C
+
+
 async def test_a_redirect_is_followed_once_per_attempt(
     nodes_router: respx.MockRouter, vtime: VirtualTime
 ) -> None:
