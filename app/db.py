@@ -17,7 +17,7 @@ from vault_async.runtime import VaultRuntime, open_runtime
 
 from .settings import Settings
 
-__all__ = ["Base", "build_auth", "build_client", "open_service_runtime"]
+__all__ = ["Base", "build_auth", "build_client", "lease_config", "open_service_runtime"]
 
 ENGINE_OPTIONS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
 """The same pool in every mode, so plain and Vault modes compare like with like."""
@@ -87,6 +87,13 @@ def build_auth(settings: Settings) -> AuthMethod:
     return TokenAuth(token=token.get_secret_value() if token else None)
 
 
+def lease_config(settings: Settings) -> LeaseConfig:
+    """The lease engine's settings: the service's shutdown bound and start-up jitter."""
+    return LeaseConfig(
+        shutdown_timeout=SHUTDOWN_TIMEOUT, startup_jitter=settings.vault_startup_jitter
+    )
+
+
 def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[VaultRuntime]:
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
@@ -98,7 +105,7 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
     return open_runtime(
         settings.database_url,
         client=client,
-        manager=LeaseManager(client, LeaseConfig(shutdown_timeout=SHUTDOWN_TIMEOUT)),
+        manager=LeaseManager(client, lease_config(settings)),
         auth=build_auth(settings),
         db_role=settings.vault_db_role,
         db_static_role=settings.vault_db_static_role,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,8 @@ from sqlalchemy.exc import ArgumentError
 
 from vault_async._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
+
+from ._durations import parse_duration
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BODY_BYTES",
@@ -67,6 +70,10 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("VAULT_DB_MIGRATION_ROLE", "role Alembic logs in with (default VAULT_DB_ROLE)"),
     ("DB_OWNER_ROLE", "role migrations SET ROLE to, so it owns every object"),
     ("VAULT_STARTUP_TIMEOUT", "seconds to wait for the first token and credential (default 30)"),
+    (
+        "VAULT_STARTUP_JITTER",
+        "longest random wait before the first login, e.g. 10s, to spread a fleet (default 0)",
+    ),
     ("VAULT_HEALTH_PROBE_INTERVAL", "seconds of Vault silence before /healthz asks (default 10)"),
     (
         "MAX_REQUEST_BODY_BYTES",
@@ -121,6 +128,7 @@ class Settings(BaseSettings):
     db_owner_role: str | None = None
     vault_startup_timeout: float = Field(default=30.0, gt=0)
     vault_health_probe_interval: float = Field(default=10.0, gt=0)
+    vault_startup_jitter: float = 0.0
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
     max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, gt=0)
@@ -134,6 +142,24 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("vault_startup_jitter", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                seconds = parse_duration(value)
+            except ValueError:
+                raise ValueError(
+                    f"must be a duration such as 10s, 500ms or 1m30s, got {value[:40]!r}"
+                ) from None
+        if not 0.0 <= seconds < math.inf:
+            raise ValueError(f"must be a finite duration >= 0, got {value[:40]!r}")
+        return seconds
 
     @field_validator("vault_addr")
     @classmethod

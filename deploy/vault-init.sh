@@ -111,8 +111,10 @@ path "sys/leases/revoke/database/creds/migrator/*" {
 HCL
 
 bao read sys/auth/approle >/dev/null 2>&1 || bao auth enable approle
+# The service renews its token; a replica killed without revoking its leases loses its
+# database login when the token expires: token_ttl bounds that window (5 min here).
 bao write auth/approle/role/app token_policies=app-service token_no_default_policy=true \
-    token_ttl=1h token_max_ttl=4h
+    token_ttl=5m token_max_ttl=4h
 bao write auth/approle/role/app/role-id role_id="$APPROLE_ROLE_ID"
 # Migrations log in on their own AppRole: the service cannot obtain owner credentials.
 bao write auth/approle/role/app-migrator token_policies=app-migrator token_no_default_policy=true \

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
-from ._nodes import NODE_STATES
+from ._nodes import HEALTH_QUERY, NODE_STATES
 from ._transport import RawResponse, Transport, as_transport
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ class LatencyTransport(Transport):
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
     ) -> RawResponse:
+        if url.endswith(HEALTH_QUERY):  # the node watcher's probe, not the service's traffic
+            return await self._inner.send(method, url, headers, content)
         started = time.perf_counter()
         answered = False
         try:

@@ -11,7 +11,8 @@ Public as ``vault_async.runtime`` (no FastAPI needed, so Alembic and scripts use
     ) as runtime:
         async with runtime.sessionmaker() as session: ...
 
-Start-up: open the client, start the lease engine, get the token, then the database
+Start-up: open the client, start the lease engine, get the token (after the engine's
+start-up jitter, ``LeaseConfig.startup_jitter``, when one is set), then the database
 credential (failing fast on errors retrying won't fix), then bind the engine. Shutdown, in
 reverse: stop the Vault probe, detach the binding, close the pool, leave the lease engine
 (which revokes the leases and a token obtained by login), close the client.
@@ -251,7 +252,8 @@ async def open_runtime(
             await stack.enter_async_context(manager)
             token_handle = _manage_token(manager, client, auth)
             waiting = {"addr": client.config.addr, "timeout_name": ready_timeout_name}
-            await wait_first(token_handle, ready_timeout, **waiting)
+            # The wait for the first token starts once the start-up jitter has passed.
+            await wait_first(token_handle, ready_timeout + manager.startup_delay_left, **waiting)
             token_secret = token_handle.name
             if db_role:
                 db_handle = manager.manage_database_credentials(

@@ -84,3 +84,34 @@ async def test_healthz_and_metrics_show_the_nodes(
     assert sum(b_states) == 1.0
     assert found["vault_async_vault_last_node", (("node", B),)] == 1.0
     assert found["vault_async_vault_last_node", (("node", A),)] == 0.0
+
+
+async def test_node_health_checks_are_not_counted_as_vault_answering() -> None:
+    """The node watcher's sys/health probes are not the service's Vault traffic: a sealed
+    cluster answers them, but that must not make /healthz say Vault answered, nor fill the
+    request-duration histogram."""
+    import httpx
+
+    from vault_async._nodes import HEALTH_QUERY
+    from vault_async._prometheus import LatencyRecorder, LatencyTransport
+
+    def sealed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"sealed": True})
+
+    recorder = LatencyRecorder()
+    transport = LatencyTransport(httpx.MockTransport(sealed), recorder, 5.0)
+    await transport.send("GET", "http://127.0.0.1:1/v1/" + HEALTH_QUERY, {}, None)
+    assert recorder.last_success is None
+    assert requests_counted(recorder) == 0
+
+    await transport.send("GET", "http://127.0.0.1:1/v1/secret/data/x", {}, None)
+    assert recorder.last_success is not None
+    assert requests_counted(recorder) == 1
+
+
+def requests_counted(recorder: object) -> float:
+    from vault_async._prometheus import LatencyRecorder
+
+    assert isinstance(recorder, LatencyRecorder)
+    samples = recorder.histogram.collect()[0].samples
+    return next(s.value for s in samples if s.name.endswith("_count"))

@@ -89,6 +89,20 @@ def test_three_nodes_form_one_active_and_two_standbys(cluster: DevStack) -> None
     assert all(s["voter"] for s in servers)
 
 
+def test_service_environment_lists_every_node(cluster: DevStack) -> None:
+    """The service and the migrations follow the cluster: VAULT_ADDR is node 0, the others
+    are VAULT_FAILOVER_ADDRS, so a lost node 0 does not stop them."""
+    for env in (cluster.env(), cluster.migration_env()):
+        assert env["VAULT_ADDR"] == cluster.vault_addrs[0]
+        assert env["VAULT_FAILOVER_ADDRS"].split(",") == cluster.vault_addrs[1:]
+        assert ClientConfig.from_env(env).addrs == tuple(cluster.vault_addrs)
+
+
+def test_single_node_environment_names_no_failover_node(devstack: DevStack) -> None:
+    assert "VAULT_FAILOVER_ADDRS" not in devstack.env()
+    assert "VAULT_FAILOVER_ADDRS" not in devstack.migration_env()
+
+
 def test_recovery_key_and_root_token_stay_in_private_files(cluster: DevStack) -> None:
     workdir = cluster.workdir
     assert workdir is not None
@@ -300,6 +314,8 @@ def test_real_command_runs_three_nodes_and_removes_them(tmp_path: Path) -> None:
     assert len(children) == 3
     assert len(set(configs)) == 3
     assert written["VAULT_TOKEN"] == init["root_token"]
+    assert len(written["VAULT_FAILOVER_ADDRS"].split(",")) == 2
+    assert written["VAULT_ADDR"] not in written["VAULT_FAILOVER_ADDRS"]
     for secret in (init["root_token"], *init["recovery_keys_b64"], written["VAULT_SECRET_ID"]):
         assert secret not in shown
     assert proc.returncode == 0

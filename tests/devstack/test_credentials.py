@@ -139,6 +139,17 @@ async def test_extra_approle_role_has_its_own_token_ttls(devstack: DevStack) -> 
     assert creds.role_id != devstack.role_id
 
 
+async def test_service_token_ttl_bounds_a_crashed_replicas_login(devstack: DevStack) -> None:
+    """The service's token lives 5 min unless renewed: a killed replica's database login (a
+    child of that token) is revoked at most 5 min after the kill, not after the lease's TTL."""
+    response = await vault(
+        devstack, "POST", "auth/approle/login", "",
+        {"role_id": devstack.role_id, "secret_id": devstack.secret_id},
+    )
+    auth = response.json()["auth"]
+    assert (auth["lease_duration"], auth["renewable"]) == (300, True)
+
+
 def test_approle_credentials_repr_shows_no_secret_id(devstack: DevStack) -> None:
     for login in (devstack.migrator_login, devstack.examples_login):
         assert login.secret_id

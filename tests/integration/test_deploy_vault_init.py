@@ -103,6 +103,16 @@ def test_vault_init_writes_the_dev_stack_policies(
     assert answer.json()["data"]["policy"].strip() == service_policy("database", [role]).strip()
 
 
+def test_vault_init_gives_the_service_a_short_renewable_token(initialised: Deployed) -> None:
+    """A killed replica's database login dies with its token: 5 min at most, renewed while
+    the service lives."""
+    answer = initialised.vault("GET", "auth/approle/role/app", initialised.bao.root_token)
+    assert answer.status_code == 200
+    assert (answer.json()["data"]["token_ttl"], answer.json()["data"]["token_type"]) == (
+        300, "default"
+    )
+
+
 def test_vault_init_prints_no_secret(initialised: Deployed) -> None:
     assert initialised.first_run is not None
     output = initialised.first_run.stdout + initialised.first_run.stderr

@@ -14,6 +14,7 @@ OpenBao:
   reads its roles' credentials and renews/revokes those roles' leases only (`_policies`);
   `app-examples`: KV, transit, unwrapping. One AppRole per policy, none with `default`:
   `app` (the service), `app-migrator` (migrations), `app-examples` (the client's examples).
+  The service's token lives 5 min unless renewed (`SERVICE_TOKEN_TTL`), the others' 1 h.
 - KV v2 at `secret/`, transit at `transit/` with key `app`.
 """
 
@@ -56,6 +57,10 @@ EXAMPLES_APPROLE_ROLE = "app-examples"
 POLICY = "app-service"
 MIGRATOR_POLICY = "app-migrator"
 EXAMPLES_POLICY = "app-examples"
+# The service's token, renewed by its lease engine while it runs. Its database leases are
+# children of it: a replica killed without revoking them loses its login when the token
+# expires, so this TTL (not the lease's) bounds how long a crashed replica's login lives.
+SERVICE_TOKEN_TTL = "5m"
 
 # The service's own roles only: its dynamic role and its static role, and the token itself.
 POLICY_HCL = service_policy(DB_MOUNT, [DYNAMIC_ROLE], [STATIC_ROLE])
@@ -243,7 +248,9 @@ def configure_openbao(
     bao.call("POST", f"sys/auth/{APPROLE_MOUNT}", "enable AppRole", {"type": "approle"})
     ttls = {"token_ttl": "1h", "token_max_ttl": "4h"}
     return DevLogins(
-        service=write_approle_role(bao, APPROLE_ROLE, [POLICY], **ttls),
+        service=write_approle_role(
+            bao, APPROLE_ROLE, [POLICY], token_ttl=SERVICE_TOKEN_TTL, token_max_ttl="4h"
+        ),
         migrator=write_approle_role(bao, MIGRATOR_APPROLE_ROLE, [MIGRATOR_POLICY], **ttls),
         examples=write_approle_role(bao, EXAMPLES_APPROLE_ROLE, [EXAMPLES_POLICY], **ttls),
     )

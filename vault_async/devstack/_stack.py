@@ -243,7 +243,9 @@ class DevStack:
 
     def _login_env(self, login: cfg.AppRoleCredentials) -> dict[str, str]:
         tls = {"VAULT_CACERT": str(self.ca_cert)} if self.ca_cert else {}
-        return tls | {
+        others = self.vault_addrs[1:]
+        failover = {"VAULT_FAILOVER_ADDRS": ",".join(others)} if others else {}
+        return tls | failover | {
             "VAULT_ADDR": self.vault_addr,
             "VAULT_AUTH_METHOD": "approle",
             "VAULT_ROLE_ID": login.role_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["DEFAULT_DRAIN_PERIOD", "LeaseConfig"]
@@ -32,6 +33,9 @@ class LeaseConfig:
             a credential with no more time left than this is re-read no sooner.
         min_force_interval: ``force_rotate`` calls closer than this share one rotation.
         relogin_interval: at most one login per this many seconds when a token is refused.
+        startup_jitter: before its first login and credential request, the engine waits a
+            uniform random time in [0, startup_jitter] seconds, drawn once per engine, so a
+            fleet started together spreads its first requests (0, the default: no wait).
     """
 
     revoke_on_shutdown: bool = True
@@ -49,6 +53,7 @@ class LeaseConfig:
     static_reread_delay: float = 1.0
     min_force_interval: float = 1.0
     relogin_interval: float = 5.0
+    startup_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if self.drain_period < 0 or self.revoke_lead < 0:
@@ -61,6 +66,8 @@ class LeaseConfig:
             raise ValueError("LeaseConfig: need 0 < backoff_floor <= backoff_max, backoff_base > 0")
         if self.relogin_interval < 0 or self.min_force_interval < 0:
             raise ValueError("LeaseConfig: relogin_interval and min_force_interval must be >= 0")
+        if not 0.0 <= self.startup_jitter < math.inf:
+            raise ValueError("LeaseConfig: startup_jitter must be a finite number of seconds >= 0")
 
     @property
     def revokes_token(self) -> bool:

@@ -26,6 +26,7 @@ async context manager.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -99,6 +100,7 @@ class LeaseManager:
         self._loop_scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
+        self._start_at: float | None = None  # when the start-up jitter ends, once drawn
 
     @property
     def clock(self) -> Clock:
@@ -131,8 +133,28 @@ class LeaseManager:
                 None,
             )
         handles[unique] = handle
-        self._core.plan(handle, self._core.next_step(handle))
+        step = self._core.next_step(handle)
+        if step is not None and handle.current is None:
+            step = dataclasses.replace(step, due=max(step.due, self._first_request_at()))
+        self._core.plan(handle, step)
         return handle
+
+    def _first_request_at(self) -> float:
+        """When the first credential may be asked for: after the start-up jitter, drawn once."""
+        if self._start_at is None:
+            bound = self.config.startup_jitter
+            delay = self._core.rng.uniform(0.0, bound) if bound > 0 else 0.0
+            self._start_at = self._core.clock.now() + delay
+            if bound > 0:
+                logger.info("startup.jitter", extra={"delay": round(delay, 3), "bound": bound})
+        return self._start_at
+
+    @property
+    def startup_delay_left(self) -> float:
+        """Seconds the start-up jitter still holds the first requests back (0 once past)."""
+        if self._start_at is None:
+            return 0.0
+        return max(0.0, self._start_at - self._core.clock.now())
 
     def manage_database_credentials(
         self,

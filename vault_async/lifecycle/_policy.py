@@ -9,7 +9,8 @@ once a renewal would land inside the grace period. On top of that:
 * a lease obtained with a token that has since been replaced dies with that token,
   so it gets a *required* rotation before the old token expires (no renew may
   replace it: renewing does not move a lease to the new token);
-* after a failure: full-jitter backoff, capped by half the lease left;
+* after a failure: full-jitter backoff, capped by half the lease left; after a 429 that
+  named a ``Retry-After``, that wait plus jitter (see ``quota_delay``), under the same cap;
 * a replaced lease is revoked once no connection uses it, or shortly before it
   expires anyway; a failed revocation is retried until the lease has expired.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "grace_period",
     "is_capped",
     "next_step",
+    "quota_delay",
     "renew_delay",
     "revoke_retry_due",
     "rotation_lead",
@@ -129,6 +131,32 @@ def backoff_delay(
     return max(floor, delay)
 
 
+def quota_delay(
+    retry_after: float,
+    attempt: int,
+    rng: random.Random,
+    *,
+    config: LeaseConfig,
+    remaining: float | None,
+) -> float:
+    """The wait after a 429 that said ``Retry-After``: at least that, plus jitter.
+
+    The jitter is drawn uniformly below the larger of that wait and this attempt's
+    exponential backoff bound (never above ``backoff_max``): a fleet refused in the same
+    second comes back spread out, and an unhelpful ``Retry-After: 0`` (OpenBao rounds the
+    quota's reset down) still backs off as attempts accumulate. ``remaining`` (half the
+    lease left) caps it, so a credential still valid is retried before it expires even if
+    that is sooner than Vault asked; ``backoff_floor`` bounds it below.
+    """
+    exponent = min(max(attempt - 1, 0), 62)
+    backoff = config.backoff_base * (2.0**exponent)
+    spread = min(max(retry_after, backoff), config.backoff_max)
+    delay = retry_after + rng.random() * spread
+    if remaining is not None:
+        delay = min(delay, remaining)
+    return max(config.backoff_floor, delay)
+
+
 def next_step(
     kind: SecretKind,
     lease: Lease | None,
@@ -188,6 +216,7 @@ def after_failure(
     config: LeaseConfig,
     rng: random.Random,
     not_before: float = -math.inf,
+    retry_after: float | None = None,
 ) -> Step:
     """The retry after a failed step; ``gone`` when Vault no longer knows the credential.
 
@@ -195,20 +224,24 @@ def after_failure(
     past half the lease left, so retries get denser near expiry; a failing renewal
     keeps the same credential (no pool swap once Vault is back) and only deep inside
     the grace period asks for a replacement instead. Nothing is retried before
-    ``not_before`` (a login waits out the login interval).
+    ``not_before`` (a login waits out the login interval). ``retry_after`` is the wait a
+    rate-limit quota asked for (429 with ``Retry-After``): see :func:`quota_delay`.
     """
     if gone:
         return Step("rotate", max(now, not_before), required=True)
     remaining = None if lease is None else lease.expires_at - now
     cap = remaining / 2.0 if remaining is not None and remaining > 0 else None
-    delay = backoff_delay(
-        attempt,
-        rng,
-        base=config.backoff_base,
-        cap=config.backoff_max,
-        floor=config.backoff_floor,
-        remaining=cap,
-    )
+    if retry_after is not None:
+        delay = quota_delay(retry_after, attempt, rng, config=config, remaining=cap)
+    else:
+        delay = backoff_delay(
+            attempt,
+            rng,
+            base=config.backoff_base,
+            cap=config.backoff_max,
+            floor=config.backoff_floor,
+            remaining=cap,
+        )
     if action == "renew" and (remaining is None or remaining - delay <= grace / 2.0):
         due = max(now + delay, not_before)
         return Step("rotate", due, required=required, expiring="renewals_failing")

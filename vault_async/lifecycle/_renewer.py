@@ -147,9 +147,14 @@ class Renewer:
             not_before=-math.inf
             if last_login is None
             else last_login + core.config.relogin_interval,
+            retry_after=exc.retry_after if isinstance(exc, errors.RateLimited) else None,
         )
+        # A quota refusing again and again is one condition: warned once, then told quietly.
+        again = isinstance(exc, errors.RateLimited) and handle.last_error_class == "RateLimited"
+        quiet = again and handle.consecutive_failures > 0
         handle.failed(exc, retry.due)
-        logger.warning(
+        logger.log(
+            logging.DEBUG if quiet else logging.WARNING,
             "lease.failed",
             extra=lease_fields(
                 core,
