@@ -2,8 +2,9 @@
 
 One cluster for the module; the tests run in order, each with a service of its own (started
 with the first node in VAULT_ADDR, the others in VAULT_FAILOVER_ADDRS) and a 20 s lease
-renewed up to 1 min, then replaced. Every request of the load is checked; the lease engine's
-work and the role's logins in PostgreSQL are watched throughout.
+renewed up to 1 min, then replaced (45 s under step-downs, see there). Every request of the
+load is checked; the lease engine's work and the role's logins in PostgreSQL are watched
+throughout.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from tests.support.failover import (
     LEASE_MAX_TTL,
     LEASE_TTL,
     ROLE,
+    STEP_DOWN_LEASE,
+    STEP_DOWN_ROLE,
     Loaded,
     failover_env,
     kill_active,
+    step_downs,
     under_load,
     wait_until_due,
 )
@@ -28,7 +32,7 @@ from tests.support.service import ServiceProcess, migrated_devstack
 from vault_async.devstack import DevStack
 
 STEP_DOWN_FOR = 30.0  # seconds of repeated step-downs (the benchmark runs a minute)
-STEP_DOWN_EVERY = 3.0
+STEP_DOWN_HOLD = 3.0  # seconds each new active node keeps the lead before the next step-down
 SETTLE = 30.0  # seconds for a replaced or orphaned login to be revoked or expire (20 s lease)
 
 
@@ -36,6 +40,7 @@ SETTLE = 30.0  # seconds for a replaced or orphaned login to be revoked or expir
 def cluster() -> Iterator[DevStack]:
     with migrated_devstack(nodes=3) as stack:
         stack.create_dynamic_role(ROLE, LEASE_TTL, LEASE_MAX_TTL)
+        stack.create_dynamic_role(STEP_DOWN_ROLE, *STEP_DOWN_LEASE)
         yield stack
 
 
@@ -121,31 +126,37 @@ def test_the_vault_addr_node_killed_and_restarted(
     assert renewed.status != "failing", renewed
 
 
-def test_repeated_step_downs(cluster: DevStack, service: ServiceProcess) -> None:
+def test_repeated_step_downs(cluster: DevStack) -> None:
+    """Each step-down leaves no active node for up to ~8 s: the lease outlives such a gap
+    (45 s, so its renewal is due with 12-13.5 s left), and the step-downs start some 10 s
+    before that renewal is due, so it falls among them."""
     nodes = cluster.cluster
-    with under_load(cluster, service) as loaded:
+    nodes.wait_formed()
+    with (
+        ServiceProcess(failover_env(cluster, STEP_DOWN_ROLE)) as service,
+        under_load(cluster, service, role=STEP_DOWN_ROLE) as loaded,
+    ):
         watch = loaded.watch
+        before = watch.wait_for(
+            lambda s: s.ttl_remaining is not None and s.ttl_remaining <= 22, within=40
+        )
         started = time.monotonic()
-        before = watch.latest()
-        leaders: list[str] = []
-        elections: list[float] = []
-        while time.monotonic() - started < STEP_DOWN_FOR:
-            asked = time.monotonic()
-            leaders.append(nodes.step_down().addr)
-            elections.append(time.monotonic() - asked)
-            time.sleep(max(0.0, asked + STEP_DOWN_EVERY - time.monotonic()))
-        after = watch.wait_for(lambda s: s.work > before.work, within=30)
+        handovers = step_downs(cluster, STEP_DOWN_FOR, hold=STEP_DOWN_HOLD)
+        ended = time.monotonic()
+        after = watch.wait_for(lambda s: s.work > before.work, within=30, after=started)
         statuses = {s.status for s in watch.between(started)}
         check_logins(loaded, started)
     result = loaded.result
     assert result is not None
+    gaps = [gap for _, gap in handovers]
     print(
-        f"{len(leaders)} step-downs in {STEP_DOWN_FOR:.0f} s: {result.summary()}; "
-        f"elections {min(elections):.2f}-{max(elections):.2f} s; "
-        f"renewals and rotations {before.work} -> {after.work}; statuses {sorted(statuses)}"
+        f"{len(handovers)} step-downs in {ended - started:.0f} s: {result.summary()}; "
+        f"no active node for {min(gaps):.2f}-{max(gaps):.2f} s each; renewed "
+        f"{after.at - started:.1f} s into them; statuses {sorted(statuses)}"
     )
-    assert len(set(leaders)) >= 2, leaders
+    assert len({addr for addr, _ in handovers}) >= 2, handovers
     assert result.errors == 0, failed(result, started)
+    assert after.at < ended, "the renewal did not fall among the step-downs"
     assert "failing" not in statuses
 
 

@@ -27,28 +27,36 @@ __all__ = [
     "LEASE_MAX_TTL",
     "LEASE_TTL",
     "ROLE",
+    "STEP_DOWN_LEASE",
+    "STEP_DOWN_ROLE",
     "Kill",
     "LoadRun",
     "Sample",
     "Watch",
     "failover_env",
     "kill_active",
+    "step_downs",
     "under_load",
     "wait_until_due",
 ]
 
 ROLE = "failover"  # at most 8 characters: Vault truncates the role's name in the login name
 LEASE_TTL, LEASE_MAX_TTL = "20s", "1m"
+# A step-down leaves the cluster without an active node for 0.6 to about 8 s (measured on the
+# dev stack): longer than a 20 s lease's last third. Its role has leases long enough that the
+# renewal, due about a third of the lease before expiry, outlives such a gap.
+STEP_DOWN_ROLE = "stepdown"
+STEP_DOWN_LEASE = ("45s", "3m")
 # With a 20 s lease the engine renews when about 5.3-6 s are left, and obtains a new
 # credential 6.7 s before a capped lease ends (a third of the lease): a node lost while
 # 6.7-7.5 s are left is lost just before the engine's next call to Vault.
 DUE_WINDOW = (6.7, 7.5)
 
 
-def failover_env(stack: DevStack) -> dict[str, str]:
+def failover_env(stack: DevStack, role: str = ROLE) -> dict[str, str]:
     """The service's environment: the first node in VAULT_ADDR, the others in
-    VAULT_FAILOVER_ADDRS (as the stack gives them), the role with the 20 s lease."""
-    env = stack.env() | {"VAULT_DB_ROLE": ROLE, "VAULT_HEALTH_PROBE_INTERVAL": "1"}
+    VAULT_FAILOVER_ADDRS (as the stack gives them), `role` for its credentials."""
+    env = stack.env() | {"VAULT_DB_ROLE": role, "VAULT_HEALTH_PROBE_INTERVAL": "1"}
     assert env["VAULT_FAILOVER_ADDRS"].split(",") == stack.vault_addrs[1:], "not a cluster"
     return env
 
@@ -88,6 +96,7 @@ class Watch:
 
     stack: DevStack
     base_url: str
+    role: str = ROLE
     every: float = 0.1
     roles_every: float = 0.5
     samples: list[Sample] = field(default_factory=list)
@@ -124,7 +133,7 @@ class Watch:
                     body = None
                 self.samples.append(Sample.parse(at, body))
                 if at >= next_roles:
-                    live = [r for r in await self.stack.v_roles() if f"-{ROLE}-" in r]
+                    live = [r for r in await self.stack.v_roles() if f"-{self.role}-" in r]
                     self.roles.append((time.monotonic(), len(live)))
                     next_roles = at + self.roles_every
                 await asyncio.sleep(max(0.0, at + self.every - time.monotonic()))
@@ -213,10 +222,10 @@ class Loaded:
 
 @contextmanager
 def under_load(
-    stack: DevStack, service: ServiceProcess, *, concurrency: int = 4
+    stack: DevStack, service: ServiceProcess, *, concurrency: int = 4, role: str = ROLE
 ) -> Iterator[Loaded]:
-    """Load `service` and watch it for the duration of the block."""
-    watch = Watch(stack, service.base_url)
+    """Load `service` (on `role`'s credentials) and watch it for the duration of the block."""
+    watch = Watch(stack, service.base_url, role)
     load = LoadRun(service.base_url, concurrency)
     loaded = Loaded(watch, load)
     watch.start()
@@ -263,3 +272,18 @@ def kill_active(stack: DevStack) -> Kill:
     nodes.kill(old.index)
     new = nodes.active(timeout=60)
     return Kill(old.index, old.addr, killed_at, time.monotonic(), new.addr)
+
+
+def step_downs(stack: DevStack, seconds: float, hold: float) -> list[tuple[str, float]]:
+    """Step the active node down, again each time another has held the lead `hold` s.
+
+    For `seconds`; each handover as (the node that became active, seconds without one).
+    """
+    handovers: list[tuple[str, float]] = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        asked = time.monotonic()
+        new = stack.cluster.step_down()
+        handovers.append((new.addr, time.monotonic() - asked))
+        time.sleep(hold)
+    return handovers
