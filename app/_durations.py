@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 MIN_TTL_SECONDS = 2.0
@@ -14,12 +15,24 @@ MIN_TTL_SECONDS = 2.0
 def parse_duration(text: str) -> float:
     """Seconds in `text`: whole seconds (`90`) or number-unit pairs (`1m30s`); ValueError if not."""
     value = text.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     parts = _PART.findall(value)
     if not value or "".join(n + u for n, u in parts) != value:
         raise ValueError(f"{text!r} is not a duration; write it like 30s, 2m or 1h30m")
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def parse_seconds(text: str) -> float:
+    """As :func:`parse_duration`, and plain decimal seconds (`2.5`) too.
+
+    One grammar for every duration setting of the service: no sign, exponent, ``_``,
+    ``inf`` or ``nan`` (which ``float()`` would take), so every such setting reads alike.
+    """
+    value = text.strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    return parse_duration(value)
 
 
 def check_ttls(ttl: str, max_ttl: str) -> tuple[float, float]:

@@ -75,7 +75,8 @@ def _startup_hint(error: StartupError, settings: Settings | None, db_role_settin
     if reason == "untrusted":
         return "check VAULT_CACERT or VAULT_CAPATH, and VAULT_TLS_SERVER_NAME"
     if reason == "unreachable":
-        return "check VAULT_ADDR, or raise VAULT_STARTUP_TIMEOUT"
+        addrs = "VAULT_ADDR and VAULT_FAILOVER_ADDRS" if len(error.addrs) > 1 else "VAULT_ADDR"
+        return f"check {addrs}, or raise VAULT_STARTUP_TIMEOUT"
     if reason in ("failing", "none"):
         return "is Vault sealed or failing? VAULT_STARTUP_TIMEOUT sets how long to wait"
     wrong_path = isinstance(error.error, InvalidPath) or _no_route(error)

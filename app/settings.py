@@ -17,11 +17,12 @@ from sqlalchemy.exc import ArgumentError
 from vault_async._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 
-from ._durations import parse_duration
+from ._durations import parse_seconds
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BODY_BYTES",
     "ENVIRONMENT",
+    "MAX_STARTUP_JITTER",
     "LogFormat",
     "LogLevel",
     "Settings",
@@ -36,6 +37,10 @@ LogFormat = Literal["text", "json"]
 
 DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024
 """A user is two short strings: 64 KiB is ample, and bounds what one request can cost."""
+
+MAX_STARTUP_JITTER = 600.0
+"""Longest VAULT_STARTUP_JITTER: 10 minutes spread even thousands of replicas under a login
+quota of a few per second, while a slip of unit cannot hold a replica unready for hours."""
 
 
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
@@ -72,7 +77,8 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("VAULT_STARTUP_TIMEOUT", "seconds to wait for the first token and credential (default 30)"),
     (
         "VAULT_STARTUP_JITTER",
-        "longest random wait before the first login, e.g. 10s, to spread a fleet (default 0)",
+        "longest random wait before the first login, e.g. 10s, to spread a fleet "
+        "(default 0, at most 10m)",
     ),
     ("VAULT_HEALTH_PROBE_INTERVAL", "seconds of Vault silence before /healthz asks (default 10)"),
     (
@@ -143,23 +149,30 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("vault_startup_jitter", mode="before")
+    @field_validator(
+        "vault_startup_timeout", "vault_health_probe_interval", "vault_startup_jitter",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
         try:
-            seconds = float(value)
+            seconds = parse_seconds(value)
         except ValueError:
-            try:
-                seconds = parse_duration(value)
-            except ValueError:
-                raise ValueError(
-                    f"must be a duration such as 10s, 500ms or 1m30s, got {value[:40]!r}"
-                ) from None
-        if not 0.0 <= seconds < math.inf:
-            raise ValueError(f"must be a finite duration >= 0, got {value[:40]!r}")
+            seconds = math.nan
+        if not math.isfinite(seconds):
+            raise ValueError(f"must be a duration such as 10s, 500ms or 1m30s, got {value[:40]!r}")
         return seconds
+
+    @field_validator("vault_startup_jitter")
+    @classmethod
+    def _bounded_jitter(cls, value: float) -> float:
+        if not 0.0 <= value <= MAX_STARTUP_JITTER:
+            raise ValueError(
+                f"must be >= 0 and at most 10m ({MAX_STARTUP_JITTER:g} s), got {value:g} s"
+            )
+        return value
 
     @field_validator("vault_addr")
     @classmethod
@@ -281,7 +294,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values = {
         name: env[name.upper()]
         for name in Settings.model_fields
-        if env.get(name.upper()) not in (None, "")
+        if (env.get(name.upper()) or "").strip()  # blank is unset
     }
     try:
         return Settings.model_validate(values)

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 import httpx
 
 from ._config import ClientConfig, check_header_value
-from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge
+from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge, VaultConnectionError
 from ._json import JSONObject, drop_none
 from ._models import AuthResult
 from ._nodes import Nodes, NodeStatus
@@ -68,6 +68,9 @@ class RequestOptions(TypedDict, total=False):
     """Ask Vault to response-wrap the answer for this long."""
     content_type: str
     """The body's media type (default ``application/json``)."""
+    namespace: str | None
+    """This request's namespace instead of the client's; None sends none (the root namespace,
+    where root-only endpoints such as ``sys/health`` live)."""
 
 
 class TokenSource(Protocol):
@@ -122,6 +125,7 @@ class AsyncVaultClient:
         self._token_polled_at = 0.0
         self._given_transport = transport
         self._transport: Transport | None = None
+        self._closing = False
         self._clock = clock if clock is not None else time.monotonic
         self._nodes = Nodes(self.config.addrs, self._clock)
         # identity: a compressed body could inflate far past max_response_bytes.
@@ -129,8 +133,6 @@ class AsyncVaultClient:
             "X-Vault-Request": "true",
             "Accept-Encoding": "identity",
         }
-        if self.config.namespace:
-            self._base_headers["X-Vault-Namespace"] = self.config.namespace
         self._rng = rng if rng is not None else random.Random()
         self._sleep = sleep if sleep is not None else asyncio.sleep
         self.auth = AuthApi(self)
@@ -167,11 +169,23 @@ class AsyncVaultClient:
         return self._transport
 
     async def aclose(self) -> None:
-        """Stop watching the nodes; close the pool (a transport passed in is closed too)."""
-        await self._nodes.stop()
+        """Stop watching the nodes; close the pool (a transport passed in is closed too).
+
+        A request that starts while this runs, or one that would send again (a retry, the
+        next node) once it began, fails with :class:`VaultConnectionError` instead of
+        reopening what is being closed. Used again after this returned, the client opens a
+        new pool, which the next ``aclose`` closes.
+        """
+        self._closing = True
         transport, self._transport = self._transport, None
-        if transport is not None:
-            await transport.aclose()
+        try:
+            await self._nodes.stop()
+        finally:
+            try:
+                if transport is not None:
+                    await transport.aclose()
+            finally:
+                self._closing = False
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -257,7 +271,11 @@ class AsyncVaultClient:
 
         Errors and logs name ``shown``, the path with any lease id in it cut to a suffix.
         """
-        transport = self._transport if self._transport is not None else self._open()
+        transport = self._transport
+        if transport is None:
+            if self._closing:
+                raise _closed(method, display_path(path))
+            transport = self._open()
         if self._token_source is not None:
             self._poll_token_source()
         if "token" in options:
@@ -269,6 +287,7 @@ class AsyncVaultClient:
         body = options.get("json")
         headers, content = request_headers(
             self._base_headers,
+            options.get("namespace", self.config.namespace),
             token,
             options.get("wrap_ttl"),
             body,
@@ -281,12 +300,16 @@ class AsyncVaultClient:
         idempotent = options["idempotent"]
         nodes = self._nodes
         if nodes.many:
-            nodes.watch(transport, self._base_headers)
+            nodes.watch(transport)
         node = nodes.current
         redirected = False  # a 307 is followed once per attempt
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
+        tried: set[int] | None = None  # the nodes that refused a connection this attempt
+        silent: list[int] | None = None  # the nodes that gave no response (several nodes)
         while True:
+            if transport is not self._transport:  # aclose began: nothing more is sent
+                raise _closed(method, shown)
             try:
                 response = await transport.send(method, nodes.bases[node] + path, headers, content)
             except ResponseTooLarge as exc:
@@ -295,12 +318,22 @@ class AsyncVaultClient:
                 failure = transport_failure(exc, method=method, path=shown)
                 reason = type(failure.error).__name__
                 if nodes.many:
-                    node = nodes.failed(node, type(exc).__name__, "down")
+                    silent = [node] if silent is None else [*silent, node]
+                    failed, node = node, nodes.failed(node, type(exc).__name__, "down")
+                    if failure.unsent:  # never left: the next untried node, retry unspent
+                        tried = {failed} if tried is None else tried | {failed}
+                        untried = node if node not in tried else nodes.untried(failed, tried)
+                        if untried is not None and self._clock() < deadline:
+                            node = untried
+                            continue
                 if (idempotent or failure.unsent) and await self._wait_to_retry(
                     attempt, deadline, method, shown, reason
                 ):
-                    attempt, redirected = attempt + 1, False
+                    attempt, redirected, tried = attempt + 1, False, None
                     continue
+                if silent is not None:  # several nodes: name those that gave no response
+                    named = [nodes.addrs[i] for i in dict.fromkeys(silent)]
+                    failure = transport_failure(exc, method=method, path=shown, nodes=named)
                 raise failure.error from exc
             status = response.status
             if status < 300 or status in ok_statuses:
@@ -311,7 +344,7 @@ class AsyncVaultClient:
                         extra={"vault_method": method, "vault_path": shown, "vault_status": status},
                     )
                 return response
-            if status == 307 and not redirected:
+            if status == 307 and nodes.many and not redirected:
                 target = nodes.redirect(node, response.headers.get("Location"))
                 if target is not None:
                     node, redirected = target, True
@@ -330,7 +363,7 @@ class AsyncVaultClient:
                 if await self._wait_to_retry(
                     attempt, deadline, method, shown, f"status {status}", retry_after
                 ):
-                    attempt, redirected = attempt + 1, False
+                    attempt, redirected, tried = attempt + 1, False, None
                     continue
             raise status_error(response, method=method, path=shown, sent=body, token=token)
 
@@ -376,3 +409,9 @@ class AsyncVaultClient:
         if new is not None:
             check_header_value(new, "token (from the token source)")
             self._token = new
+
+
+def _closed(method: str, path: str) -> VaultConnectionError:
+    return VaultConnectionError(
+        "the client was closed (aclose): request not sent", method=method, path=path
+    )

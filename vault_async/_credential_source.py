@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["CredentialSource", "StaticCredentials", "UseTrackingSource"]
+__all__ = [
+    "Credential",
+    "CredentialSource",
+    "StaticCredentials",
+    "UseTrackingSource",
+    "credential_of",
+]
 
 
 class _HasData(Protocol):
@@ -45,6 +51,26 @@ class UseTrackingSource(CredentialSource, Protocol):
     """
 
     def track_use(self, generation: int, delta: int) -> None: ...
+
+
+class Credential(NamedTuple):
+    """The login a new connection uses, and the generation it belongs to."""
+
+    username: str | None
+    password: str | None
+    generation: int
+
+    def __repr__(self) -> str:
+        return f"Credential(username={self.username!r}, generation={self.generation})"
+
+
+def credential_of(source: CredentialSource) -> Credential | None:
+    """The source's credential in force, read in one go (None before the first one)."""
+    generation = source.generation
+    value = source.current
+    if value is None:
+        return None
+    return Credential(value.data.get("username"), value.data.get("password"), generation)
 
 
 @dataclass(frozen=True, slots=True)

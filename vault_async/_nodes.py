@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 from urllib.parse import urlsplit
@@ -49,6 +49,9 @@ HEALTH_QUERY = (
     "&drsecondarycode=472&sealedcode=503&uninitcode=501"
 )
 """Vault's own defaults, spelled out so that each kind of node answers its own code."""
+
+_HEALTH_HEADERS = {"X-Vault-Request": "true", "Accept-Encoding": "identity"}
+"""The probe's headers: no token, and no namespace (OpenBao answers 400 in a namespace)."""
 
 _RANK: dict[NodeState, int] = {"active": 0, "standby": 1, "unknown": 2, "sealed": 3, "down": 3}
 _NOT_ACTIVE = b"local node not active"
@@ -107,6 +110,8 @@ class Nodes:
         self._origins = [_origin(addr) for addr in self.addrs]
         self._watcher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._warned: set[tuple[int, str]] = set()
+        """(node, error class) pairs already logged: each unexpected check error once."""
 
     def statuses(self) -> tuple[NodeStatus, ...]:
         return tuple(
@@ -172,6 +177,13 @@ class Nodes:
             return index
         return min(others, key=lambda i: _RANK[self._states[i]])
 
+    def untried(self, index: int, tried: Collection[int]) -> int | None:
+        """The best node not in ``tried`` (ranked as :meth:`_next_after`), or None: all were."""
+        count = len(self.addrs)
+        others = [(index + step) % count for step in range(1, count)]
+        left = [i for i in others if i not in tried]
+        return min(left, key=lambda i: _RANK[self._states[i]]) if left else None
+
     def _move(self, to: int, reason: str) -> None:
         if to == self.current:
             return
@@ -191,26 +203,33 @@ class Nodes:
 
     # -- the watcher --------------------------------------------------------------------------
 
-    def watch(self, transport: Transport, headers: dict[str, str]) -> None:
+    def watch(self, transport: Transport) -> None:
         """Start the ``sys/health`` watcher (once; only for two or more nodes)."""
         if self.many and self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(
-                self._run(transport, headers), name="vault-async-node-health"
+                self._run(transport), name="vault-async-node-health"
             )
 
     async def stop(self) -> None:
         """Stop the watcher (the client's ``aclose``); it may be started again later."""
-        task, self._watcher = self._watcher, None
+        task = self._watcher
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:  # still set while it stops: no second watcher starts meanwhile
+                await asyncio.wait((task,))  # never raises what the task raised
+            finally:
+                self._watcher = None
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning(
+                    "client.node_watcher_failed",
+                    extra={"error_class": type(task.exception()).__name__},
+                )
 
-    async def _run(self, transport: Transport, headers: dict[str, str]) -> None:
+    async def _run(self, transport: Transport) -> None:
         while True:
             self._wake.clear()
             states = await asyncio.gather(
-                *(self._check(transport, headers, base) for base in self.bases)
+                *(self._check(transport, index) for index in range(len(self.bases)))
             )
             for index, state in enumerate(states):
                 self._set(index, state)
@@ -223,11 +242,21 @@ class Nodes:
                 async with asyncio.timeout(HEALTH_INTERVAL):
                     await self._wake.wait()
 
-    @staticmethod
-    async def _check(transport: Transport, headers: dict[str, str], base: str) -> NodeState:
+    async def _check(self, transport: Transport, index: int) -> NodeState:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT):
-                response = await transport.send("GET", base + HEALTH_QUERY, headers, None)
+                response = await transport.send(
+                    "GET", self.bases[index] + HEALTH_QUERY, _HEALTH_HEADERS, None
+                )
         except (httpx.TransportError, ResponseTooLarge, TimeoutError):
             return "down"
+        except Exception as exc:  # one odd answer (or a bug) must not end the watcher
+            kind = type(exc).__name__
+            if (index, kind) not in self._warned:
+                self._warned.add((index, kind))
+                logger.warning(
+                    "client.node_check_failed",
+                    extra={"node": self.addrs[index], "error_class": kind},
+                )
+            return "unknown"
         return health_state(response.status)

@@ -12,13 +12,17 @@ __all__ = ["request_headers"]
 
 def request_headers(
     base: Mapping[str, str],
+    namespace: str | None,
     token: str | None,
     wrap_ttl: str | None,
     body: JSONObject | None,
     content_type: str,
 ) -> tuple[dict[str, str], bytes | None]:
-    """The headers to send (token, wrap TTL, content type added) and the encoded body."""
+    """The headers to send (namespace, token, wrap TTL, content type added) and the body."""
     headers = dict(base)
+    if namespace:
+        check_header_value(namespace, "namespace")
+        headers["X-Vault-Namespace"] = namespace
     if token:
         headers["X-Vault-Token"] = token
     if wrap_ttl is not None:

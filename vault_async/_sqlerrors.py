@@ -4,7 +4,10 @@ Errors arrive wrapped (SQLAlchemy's ``DBAPIError`` around the driver's error, so
 chained again); every helper looks through the wrappers. The classes:
 
 * the server or the connection failed (``08``, ``53``, ``57``): :func:`is_server_unavailable`;
-* PostgreSQL refused the login itself (``28P01``, ``28000``): :func:`is_login_rejected`;
+* PostgreSQL refused the login itself (``28P01``, ``28000``): :func:`is_login_rejected`. libpq
+  reports a failed connection attempt as text only, so psycopg's ``OperationalError`` for it
+  carries no SQLSTATE: the server's ``FATAL`` line is read instead (PostgreSQL's English
+  messages, its default ``lc_messages``);
 * a statement was refused access (``42501``, ``42P01``): :func:`is_permission_denied`. That is
   usually the statement's own fault; only when the session's login was dropped from outside
   does it mean the connection is lost, which the engine binding verifies before acting.
@@ -12,6 +15,7 @@ chained again); every helper looks through the wrappers. The classes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 __all__ = [
@@ -31,19 +35,31 @@ PERMISSION_DENIED_SQLSTATES = frozenset({"42501", "42P01"})
 table, or names one that is not there. A session whose login was dropped from outside gets the
 same on every table (undefined_table when the schema's USAGE came through the lost group)."""
 
+LOGIN_REJECTED_MESSAGE = re.compile(
+    r'FATAL:\s+(password authentication failed for user "|role ".*" does not exist)'
+)
+"""The server's answer to a bad password (28P01) or a missing role (28000), as libpq words a
+failed connection attempt that carries no SQLSTATE (psycopg)."""
+
 TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
 """connection_exception, insufficient_resources, operator_intervention (e.g. shutting down)."""
 
 
 def _sqlstates(error: BaseException) -> Iterator[str]:
     """The SQLSTATEs carried by ``error`` and the exceptions it wraps, outermost first."""
+    for current in _chain(error):
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str):
+            yield state
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the exceptions it wraps, outermost first."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str):
-            yield state
+        yield current
         current = current.__cause__ or getattr(current, "orig", None)
 
 
@@ -59,7 +75,11 @@ def is_server_unavailable(error: BaseException) -> bool:
 
 def is_login_rejected(error: BaseException) -> bool:
     """True when PostgreSQL refused the login itself (bad password, unknown role)."""
-    return _has_sqlstate(error, LOGIN_REJECTED_SQLSTATES)
+    if _has_sqlstate(error, LOGIN_REJECTED_SQLSTATES):
+        return True
+    if any(True for _ in _sqlstates(error)):
+        return False  # a SQLSTATE of another class: the statement's, not the login's
+    return any(LOGIN_REJECTED_MESSAGE.search(str(current)) for current in _chain(error))
 
 
 def is_permission_denied(error: BaseException) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -28,7 +28,7 @@ from ._exceptions import (
     VaultTimeout,
     vault_messages,
 )
-from ._translate import HTTP_TO_HTTPS
+from ._translate import HTTP_TO_HTTPS, node_list
 
 __all__ = ["Diagnosis", "Reason", "diagnose"]
 
@@ -78,14 +78,21 @@ def vault_words(error: VaultError) -> str:
     return f"{status} ({error.message})"
 
 
-def diagnose(name: str, kind: str, error: BaseException | None, addr: str) -> Diagnosis:
-    """One line for ``name``'s (a token or a database credential) last error."""
+def diagnose(
+    name: str, kind: str, error: BaseException | None, addr: str | Sequence[str]
+) -> Diagnosis:
+    """One line for ``name``'s (a token or a database credential) last error.
+
+    ``addr``: Vault's address, or every node's; an unreachable cluster names them all.
+    """
+    addrs = (addr,) if isinstance(addr, str) else tuple(addr) or ("?",)
+    addr = addrs[0]
     if error is None:
         return Diagnosis("none", f"{name}: no answer from Vault at {addr}")
     if isinstance(error, InvalidConfig):
         return Diagnosis("invalid", f"{name}: {error.message}")
     if isinstance(error, VaultConnectionError | VaultTimeout):
-        return _no_answer(error, addr)
+        return _no_answer(error, addrs)
     if isinstance(error, InvalidRequest) and HTTP_TO_HTTPS in error.errors:
         return Diagnosis("https_only", f"Vault at {addr} speaks HTTPS, not plain HTTP")
     if isinstance(error, VaultError):
@@ -96,7 +103,8 @@ def diagnose(name: str, kind: str, error: BaseException | None, addr: str) -> Di
     return Diagnosis("failing", f"{name}: {type(error).__name__}")
 
 
-def _no_answer(error: VaultError, addr: str) -> Diagnosis:
+def _no_answer(error: VaultError, addrs: tuple[str, ...]) -> Diagnosis:
+    addr = addrs[0]
     tls = [e for e in _chain(error) if isinstance(e, ssl.SSLError)]
     untrusted = next((e for e in tls if isinstance(e, ssl.SSLCertVerificationError)), None)
     if untrusted is not None:
@@ -110,6 +118,9 @@ def _no_answer(error: VaultError, addr: str) -> Diagnosis:
     if tls:
         reason = reasons[0] if reasons else type(tls[-1]).__name__
         return Diagnosis("untrusted", f"Vault at {addr} failed the TLS handshake ({reason})")
+    if len(addrs) > 1:
+        text = f"none of the {len(addrs)} Vault nodes is answering ({node_list(addrs)}; "
+        return Diagnosis("unreachable", f"{text}{_why(error)})")
     return Diagnosis("unreachable", f"Vault at {addr} is not answering ({_why(error)})")
 
 

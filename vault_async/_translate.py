@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import httpx
 
@@ -31,12 +31,20 @@ from ._parse import decode_body, error_messages
 from ._retry import parse_retry_after
 from ._transport import RawResponse
 
-__all__ = ["HTTP_TO_HTTPS", "TransportFailure", "status_error", "transport_failure"]
+__all__ = [
+    "HTTP_TO_HTTPS",
+    "TransportFailure",
+    "node_list",
+    "status_error",
+    "transport_failure",
+]
 
 _MIN_SCRUB_LEN = 4
 MAX_ERROR_CHARS = 500  # per error kept in an exception
 MAX_ERRORS = 5  # errors kept in an exception
 MAX_REASON_CHARS = 100  # of the HTTP reason phrase kept in an exception
+MAX_LISTED_NODES = 5  # node addresses named in one message
+MAX_ADDR_CHARS = 80  # of each node address named
 # The field names of the client's own request bodies: API vocabulary, never secret.
 _FIELD_NAMES = frozenset(
     {
@@ -62,19 +70,47 @@ class TransportFailure:
         self.unsent = unsent
 
 
-def transport_failure(exc: httpx.TransportError, *, method: str, path: str) -> TransportFailure:
+def transport_failure(
+    exc: httpx.TransportError, *, method: str, path: str, nodes: Sequence[str] = ()
+) -> TransportFailure:
     """Translate a transport error; the message names httpx's error class, no payload.
 
-    Only a failed connect is "certainly unsent"; a reset or timeout after connecting
-    may have reached Vault, so requests that create things are not retried then.
+    ``nodes``: the addresses that gave no response, named when the client has several
+    (one address keeps the message it always had). Only a failed connect is "certainly
+    unsent"; a reset or timeout after connecting may have reached Vault, so requests
+    that create things are not retried then.
     """
     kind = type(exc).__name__ + _tls_detail(exc)
-    error: VaultError
-    if isinstance(exc, httpx.TimeoutException):
-        error = VaultTimeout(f"request timed out ({kind})", method=method, path=path)
+    timed_out = isinstance(exc, httpx.TimeoutException)
+    if len(nodes) > 1:
+        text = (
+            f"no response from any of {len(nodes)} Vault nodes ({node_list(nodes)}; last: {kind})"
+        )
+    elif nodes:
+        at = node_list(nodes)
+        text = (
+            f"request timed out at {at} ({kind})"
+            if timed_out
+            else (f"no response from Vault at {at} ({kind})")
+        )
     else:
-        error = VaultConnectionError(f"no response from Vault ({kind})", method=method, path=path)
+        text = f"request timed out ({kind})" if timed_out else f"no response from Vault ({kind})"
+    error: VaultError
+    if timed_out:
+        error = VaultTimeout(text, method=method, path=path)
+    else:
+        error = VaultConnectionError(text, method=method, path=path)
     return TransportFailure(error, isinstance(exc, _UNSENT))
+
+
+def node_list(addrs: Sequence[str]) -> str:
+    """Node addresses for a one-line message: at most MAX_LISTED_NODES, each cut short."""
+    shown = [
+        addr if len(addr) <= MAX_ADDR_CHARS else addr[: MAX_ADDR_CHARS - 3] + "..."
+        for addr in addrs[:MAX_LISTED_NODES]
+    ]
+    more = len(addrs) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 def _tls_detail(exc: BaseException) -> str:

@@ -29,6 +29,10 @@ class UseCounter:
         self._out[record] = generation
         self._track(generation, 1)
 
+    def counted(self, record: Hashable) -> bool:
+        """Whether ``record`` is counted out now."""
+        return record in self._out
+
     def back(self, record: Hashable) -> None:
         """``record``'s checkout ended, however it ended (a no-op if it was not counted)."""
         generation = self._out.pop(record, None)

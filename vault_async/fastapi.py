@@ -20,6 +20,18 @@ Usage::
     @app.get("/things")
     async def things(session: SessionDep) -> list[str]: ...
 
+On the asyncpg or psycopg_pool binding instead, the lifespan opens the pool and each request
+gets a pooled connection (back in the pool before the response is sent)::
+
+    app = FastAPI(lifespan=pool_lifespan(lambda: bind_pool(url, handle, max_size=10)))
+    add_database_error_handlers(app)
+
+    @app.get("/things")
+    async def things(con: ConnectionDep) -> list[str]: ...          # asyncpg
+
+    @app.get("/others")
+    async def others(conn: PsycopgConnectionDep) -> list[str]: ...  # psycopg_pool
+
 ``SessionDep`` is ``Annotated[AsyncSession, Depends(get_session, scope="function")]``: the
 session commits before the response is sent. Plain ``Depends(get_session)`` works too, but
 FastAPI then runs the commit after the response has gone out, so a failed commit would be a
@@ -31,8 +43,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
+import asyncpg
+import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -45,12 +59,16 @@ from .runtime import StartupError, VaultRuntime, open_runtime
 from .sqlalchemy import is_login_rejected, is_server_unavailable
 
 __all__ = [
+    "ConnectionDep",
     "HealthStatus",
+    "PooledConnections",
+    "PsycopgConnectionDep",
     "SessionDep",
     "StartupError",
     "VaultRuntime",
     "add_database_error_handlers",
     "database_error_handler",
+    "get_connection",
     "get_runtime",
     "get_session",
     "health_payload",
@@ -60,6 +78,7 @@ __all__ = [
     "metric_families",
     "metrics_router",
     "open_runtime",
+    "pool_lifespan",
     "vault_lifespan",
 ]
 
@@ -94,7 +113,10 @@ def is_transient_database_error(error: BaseException) -> bool:
     """True when retrying the request shortly can succeed: the connection or login is the
     problem, not the statement."""
     return (
-        isinstance(error, ConnectionError | OperationalError | InterfaceError)
+        isinstance(
+            error,
+            ConnectionError | OperationalError | InterfaceError | psycopg.OperationalError,
+        )
         or bool(getattr(error, "connection_invalidated", False))
         or is_login_rejected(error)
         or is_server_unavailable(error)
@@ -127,12 +149,16 @@ async def database_error_handler(request: Request, error: Exception) -> JSONResp
 
 
 def add_database_error_handlers(app: FastAPI) -> None:
-    """Route SQLAlchemy's DBAPI errors and connection errors to :func:`database_error_handler`.
+    """Route database errors (SQLAlchemy's DBAPI errors, asyncpg's and psycopg's) and connection
+    errors to :func:`database_error_handler`.
 
     Handled errors never reach the server, which would otherwise close the client's
     keep-alive connection after the 500.
     """
     app.add_exception_handler(DBAPIError, database_error_handler)
+    app.add_exception_handler(asyncpg.PostgresError, database_error_handler)
+    app.add_exception_handler(asyncpg.InterfaceError, database_error_handler)
+    app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(ConnectionError, database_error_handler)
 
 
@@ -155,6 +181,52 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 """An ``AsyncSession`` per request that commits before the response is sent."""
+
+
+class PooledConnections(Protocol):
+    """A pool binding that lends connections: ``vault_async.asyncpg.PoolBinding`` and
+    ``vault_async.psycopg.PsycopgPoolBinding``."""
+
+    def connection(self) -> AbstractAsyncContextManager[Any]: ...
+
+
+async def get_connection(request: Request) -> AsyncIterator[Any]:
+    """``Depends(get_connection)``: a connection of the pool binding on ``app.state.vault_pool``.
+
+    Transactions are the handler's (asyncpg: ``async with con.transaction():``; psycopg: the
+    pool commits on success and rolls back on error when the connection goes back); the
+    connection goes back to the pool when the dependency ends.
+    """
+    binding: PooledConnections = request.app.state.vault_pool
+    async with binding.connection() as connection:
+        yield connection
+
+
+ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection, scope="function")]
+"""A pooled asyncpg connection per request, back in the pool before the response is sent."""
+
+PsycopgConnectionDep = Annotated[
+    psycopg.AsyncConnection[Any], Depends(get_connection, scope="function")
+]
+"""A pooled psycopg connection per request, back in the pool before the response is sent."""
+
+
+def pool_lifespan(
+    open_: Callable[[], AbstractAsyncContextManager[PooledConnections]],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A FastAPI ``lifespan`` that enters ``open_()`` (``vault_async.asyncpg.bind_pool`` or
+    ``vault_async.psycopg.bind_pool``) and stores the binding on ``app.state.vault_pool``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_() as binding:
+            app.state.vault_pool = binding
+            try:
+                yield
+            finally:
+                del app.state.vault_pool
+
+    return lifespan
 
 
 def vault_lifespan(

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -119,9 +119,17 @@ class StartupError(RuntimeError):
     """
 
     def __init__(
-        self, diagnosis: Diagnosis, *, secret: str, kind: str, error: BaseException | None
+        self,
+        diagnosis: Diagnosis,
+        *,
+        secret: str,
+        kind: str,
+        error: BaseException | None,
+        addrs: Sequence[str] = (),
     ) -> None:
         super().__init__(diagnosis.text)
+        self.addrs = tuple(addrs)
+        """Vault's address, or every node's address (several: a failover list was given)."""
         self.reason: Reason = diagnosis.reason
         self.secret = secret
         self.kind = kind
@@ -132,7 +140,7 @@ async def wait_first(
     handle: ManagedSecret,
     timeout: float,  # noqa: ASYNC109
     *,
-    addr: str = "",
+    addr: str | Sequence[str] = "",
     timeout_name: str = "ready_timeout",
 ) -> Lease:
     """Wait for a handle's first credential; give up at once on an error retrying won't fix.
@@ -152,8 +160,9 @@ async def wait_first(
             if found.final or remaining <= 0:
                 if not found.final:
                     found = Diagnosis(found.reason, f"{found.text} after {timeout:g} s")
+                addrs = (addr,) if isinstance(addr, str) else tuple(addr)
                 raise StartupError(
-                    found, secret=handle.name, kind=handle.kind, error=error
+                    found, secret=handle.name, kind=handle.kind, error=error, addrs=addrs
                 ) from None
             if error is not None and not told:
                 told = True
@@ -251,9 +260,14 @@ async def open_runtime(
                 manager = LeaseManager(client)
             await stack.enter_async_context(manager)
             token_handle = _manage_token(manager, client, auth)
-            waiting = {"addr": client.config.addr, "timeout_name": ready_timeout_name}
+            addrs, timeout_name = client.config.addrs, ready_timeout_name
             # The wait for the first token starts once the start-up jitter has passed.
-            await wait_first(token_handle, ready_timeout + manager.startup_delay_left, **waiting)
+            await wait_first(
+                token_handle,
+                ready_timeout + manager.startup_delay_left,
+                addr=addrs,
+                timeout_name=timeout_name,
+            )
             token_secret = token_handle.name
             if db_role:
                 db_handle = manager.manage_database_credentials(
@@ -263,7 +277,7 @@ async def open_runtime(
                 db_handle = manager.manage_static_credentials(
                     client, role=db_static_role or "", mount=db_mount
                 )
-            await wait_first(db_handle, ready_timeout, **waiting)
+            await wait_first(db_handle, ready_timeout, addr=addrs, timeout_name=timeout_name)
             db_secret = db_handle.name
             source = db_handle
             engine = create_async_engine(url.set(username=None, password=None), **options)

@@ -59,9 +59,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
-from ._credential_source import CredentialSource, StaticCredentials, UseTrackingSource
+from ._credential_source import (
+    CredentialSource,
+    StaticCredentials,
+    UseTrackingSource,
+    credential_of,
+)
 from ._json import drop_none
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
+from ._roles import quote_identifier, set_role_sql
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
 from ._use_counter import UseCounter
 
@@ -88,20 +94,13 @@ EPOCH_KEY = "vault_async.pool_epoch"
 USERNAME_KEY = "vault_async.username"
 """Key in ``connection_record.info`` holding the login a connection was made with."""
 
-PG_IDENTIFIER_MAX = 63
+def quote_role(name: str, dialect: Dialect | None = None) -> str:
+    """Validate a PostgreSQL role name and quote it as an identifier (see ``_roles``).
 
-
-def quote_role(name: str, dialect: Dialect) -> str:
-    """Validate a PostgreSQL role name and quote it as an identifier.
-
-    The name is data: it is always quoted (embedded quotes doubled), never
-    pasted into SQL as written.
+    ``dialect`` is accepted for callers that pass one; PostgreSQL's quoting is the same
+    for every driver.
     """
-    if not name or len(name.encode()) > PG_IDENTIFIER_MAX:
-        raise ValueError("role name must be 1 to 63 bytes long")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
-        raise ValueError("role name must not contain control characters")
-    return dialect.identifier_preparer.quote_identifier(name)
+    return quote_identifier(name)
 
 
 @dataclass
@@ -132,9 +131,7 @@ class EngineBinding:
         self.engine = engine
         self.source = source
         self.stats = BindingStats()
-        self._role_sql = (
-            f"SET ROLE {quote_role(assume_role, engine.dialect)}" if assume_role else None
-        )
+        self._role_sql = set_role_sql(assume_role)
         self._unsubscribe: Callable[[], None] | None = None
         self._swap_tasks: set[asyncio.Task[None]] = set()
         self._epoch = 0
@@ -234,11 +231,10 @@ class EngineBinding:
     # listeners -----------------------------------------------------------------
 
     def _credential(self) -> tuple[str | None, str | None, int]:
-        generation = self.source.generation
-        value = self.source.current
-        if value is None:
+        credential = credential_of(self.source)
+        if credential is None:
             raise exc.DisconnectionError("no database credential is available yet")
-        return value.data.get("username"), value.data.get("password"), generation
+        return credential
 
     def _on_do_connect(
         self,
@@ -295,6 +291,9 @@ class EngineBinding:
             cursor.execute(self._role_sql)
         finally:
             cursor.close()
+        # Drivers that open a transaction for the statement (psycopg) would lose the role to
+        # the pool's rollback on return: the role is committed with the connection.
+        dbapi_connection.commit()
 
     def _credential_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
         """Made with a credential that has since been rotated."""

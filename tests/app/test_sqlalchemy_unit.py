@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import psycopg
+import psycopg.errors
 import pytest
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -61,6 +63,27 @@ def test_login_rejection_is_found_through_wrappers() -> None:
     assert is_login_rejected(gone)
     assert not is_login_rejected(asyncpg.InsufficientPrivilegeError("permission denied"))
     assert not is_login_rejected(ConnectionRefusedError())
+
+
+def test_psycopg_login_rejection_is_read_from_the_servers_fatal_line() -> None:
+    # libpq gives a failed connection attempt no SQLSTATE: psycopg's error is text only.
+    prefix = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+    bad_password = psycopg.OperationalError(
+        prefix + 'FATAL:  password authentication failed for user "v-token-app-x"'
+    )
+    no_role = psycopg.OperationalError(prefix + 'FATAL:  role "v-token-app-x" does not exist')
+    assert bad_password.sqlstate is None
+    assert is_login_rejected(bad_password)
+    assert is_login_rejected(OperationalError("connect", {}, bad_password))
+    assert is_login_rejected(no_role)
+    assert not is_login_rejected(psycopg.OperationalError(prefix + "Connection refused"))
+    starting = psycopg.OperationalError(
+        prefix + "FATAL:  the database system is starting up"
+    )
+    assert not is_login_rejected(starting)
+    # SET ROLE to a missing role words it alike, but as a statement's error with a SQLSTATE.
+    set_role = psycopg.errors.InvalidParameterValue('role "nobody" does not exist')
+    assert not is_login_rejected(ProgrammingError("SET ROLE", {}, set_role))
 
 
 async def test_static_credentials_never_change_and_hide_the_password() -> None:

@@ -8,7 +8,14 @@ import pytest
 
 from app._startup_errors import explain
 from app.settings import SettingsError, load_settings
-from vault_async import Forbidden, InvalidConfig, InvalidPath, InvalidRequest, VaultError
+from vault_async import (
+    Forbidden,
+    InvalidConfig,
+    InvalidPath,
+    InvalidRequest,
+    VaultConnectionError,
+    VaultError,
+)
 from vault_async._startup import diagnose
 from vault_async.runtime import StartupError
 
@@ -99,4 +106,18 @@ def test_an_argument_the_client_rejects_is_a_setting_error() -> None:
         2,
         "configuration error: database/creds/a/b: role must be one path segment, got 'a/b' "
         "(check VAULT_DB_ROLE)",
+    )
+
+
+def test_an_unreachable_cluster_points_at_both_address_settings() -> None:
+    error = VaultConnectionError("no response from any of 2 Vault nodes (ConnectError)")
+    addrs = ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    found = diagnose("auth/approle", "token", error, addrs)
+    startup = StartupError(found, secret="auth/approle", kind="token", error=error, addrs=addrs)
+    failure = explain(startup, None)
+    assert failure.code == 1
+    assert failure.line == (
+        "start-up failed: none of the 2 Vault nodes is answering (http://127.0.0.1:1, "
+        "http://127.0.0.1:2; no response) (check VAULT_ADDR and VAULT_FAILOVER_ADDRS, "
+        "or raise VAULT_STARTUP_TIMEOUT)"
     )

@@ -300,6 +300,21 @@ async def test_namespace_header_is_sent_and_rejected_by_dev_server(devstack: Dev
             await client.secrets.kv_v2.read_secret("anything")
 
 
+async def test_root_only_endpoints_answer_a_client_in_a_namespace(devstack: DevStack) -> None:
+    """sys/health and sys/seal-status exist only in the root namespace (a namespace header gets
+    400 "operation unavailable in namespaces"): a client in a namespace still reads them, so
+    the service's Vault probe works with VAULT_NAMESPACE set."""
+    name = unique("ns")
+    devstack.vault_call("POST", f"sys/namespaces/{name}")
+    config = ClientConfig(addr=devstack.vault_addr, token=devstack.root_token, namespace=name)
+    async with AsyncVaultClient(config=config) as client:
+        assert (await client.sys.health()).status_code == 200
+        assert (await client.sys.seal_status()).sealed is False
+        # the namespace still applies to everything else: its own mounts, not the root's
+        with pytest.raises((InvalidPath, Forbidden, InvalidRequest)):
+            await client.secrets.kv_v2.read_secret("anything")
+
+
 async def test_default_transport_serves_plain_httpx(devstack: DevStack) -> None:
     import httpx
 

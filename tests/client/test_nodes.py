@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 import pytest
@@ -22,7 +22,9 @@ from vault_async import (
     UnexpectedStatus,
     VaultConnectionError,
     VaultError,
+    _nodes,
 )
+from vault_async._transport import RawResponse, Transport, as_transport
 
 from .conftest import TOKEN, VirtualTime
 
@@ -148,6 +150,20 @@ async def test_one_address_does_not_move_on_a_sealed_answer(
     assert route.call_count == 2
 
 
+async def test_one_address_does_not_follow_a_redirect(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    path = "/v1/auth/approle/login"
+    route = nodes_router.post(A + path).respond(307, headers={"Location": A + path})
+    async with nodes_client(nodes_router, vtime, A) as client:
+        with pytest.raises(UnexpectedStatus) as info:
+            await client.request(
+                "POST", "auth/approle/login", json={"role_id": "r"}, token=None, idempotent=False
+            )
+    assert info.value.status == 307
+    assert route.call_count == 1
+
+
 # -- which node is asked -------------------------------------------------------------------------
 
 
@@ -214,13 +230,78 @@ async def test_an_ordinary_server_error_does_not_move(
     assert (a.call_count, b.call_count) == (2, 0)
 
 
-async def test_every_node_down_fails_with_the_connection_error(
+async def test_every_node_down_fails_with_an_error_naming_the_nodes(
     client: AsyncVaultClient, nodes_router: respx.MockRouter
 ) -> None:
     for addr in (A, B, C):
         nodes_router.get(kv(addr)).mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(VaultConnectionError) as info:
+        await client.secrets.kv_v2.read_secret("app")
+    assert str(info.value) == (
+        f"GET secret/data/app: no response from any of 3 Vault nodes ({A}, {B}, {C}; "
+        "last: ConnectError)"
+    )
+    assert TOKEN not in str(info.value)
+
+
+async def test_the_error_naming_many_nodes_stays_one_bounded_line(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    addrs = [f"http://vault-{i}-{'x' * 150}.test:8200" for i in range(9)]
+    nodes_router.route().mock(side_effect=httpx.ConnectError("refused"))
+    async with nodes_client(nodes_router, vtime, *addrs, retries=0) as client:
+        with pytest.raises(VaultConnectionError) as info:
+            await client.secrets.kv_v2.read_secret("app")
+    text = str(info.value)
+    assert "no response from any of 9 Vault nodes (" in text
+    assert "and 4 more; last: ConnectError)" in text
+    assert "\n" not in text
+    assert len(text) < 800
+
+
+async def test_one_node_of_several_failing_is_named(
+    client: AsyncVaultClient, nodes_router: respx.MockRouter
+) -> None:
+    nodes_router.get(A + "/v1/database/creds/app").mock(side_effect=httpx.ReadError("reset"))
+    with pytest.raises(VaultConnectionError) as info:
+        await client.secrets.database.generate_credentials("app")
+    assert str(info.value) == f"GET database/creds/app: no response from Vault at {A} (ReadError)"
+
+
+async def test_moving_past_a_refused_node_spends_no_retry(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    nodes_router.get(kv(A)).mock(side_effect=httpx.ConnectError("refused"))
+    b = nodes_router.get(kv(B)).respond(200, json=KV_OK)
+    for addr in (A, B):
+        nodes_router.get(addr + HEALTH).respond(429, json={})
+    async with nodes_client(nodes_router, vtime, A, B, retries=0) as client:
+        await client.secrets.kv_v2.read_secret("app")
+    assert b.call_count == 1
+    assert vtime.sleeps == []
+
+
+async def test_two_refused_nodes_are_passed_at_once_and_a_retry_counts_after_all(
+    client: AsyncVaultClient, nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    routes = [
+        nodes_router.get(kv(addr)).mock(side_effect=httpx.ConnectError("refused"))
+        for addr in (A, B)
+    ]
+    c = nodes_router.get(kv(C)).respond(200, json=KV_OK)
+    await client.secrets.kv_v2.read_secret("app")
+    assert [r.call_count for r in routes] == [1, 1]
+    assert c.call_count == 1
+    assert vtime.sleeps == []
+    # Every node refusing: each is tried once per attempt, with one backoff between attempts.
+    c.mock(side_effect=httpx.ConnectError("refused"))
+    for route in routes:
+        route.reset()
+    c.reset()
     with pytest.raises(VaultConnectionError):
         await client.secrets.kv_v2.read_secret("app")
+    assert [r.call_count for r in (*routes, c)] == [4, 4, 4]  # 1 + 3 retries each
+    assert len(vtime.sleeps) == 3
 
 
 # -- requests that create things ------------------------------------------------------------------
@@ -353,6 +434,33 @@ async def test_nodes_are_classified_by_sys_health_in_the_background(
         assert "standbyok" not in params
 
 
+async def test_the_health_probe_goes_without_the_namespace(
+    nodes_router: respx.MockRouter, vtime: VirtualTime
+) -> None:
+    """OpenBao answers sys/health 400 in a namespace: the probe never sends one."""
+    asked: list[httpx.Request] = []
+
+    def health(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if "X-Vault-Namespace" in request.headers:
+            return httpx.Response(400, json={"errors": ["operation unavailable in namespaces"]})
+        return httpx.Response(200 if request.url.host == "vault-b.test" else 429, json={})
+
+    for addr in (A, B, C):
+        nodes_router.get(addr + HEALTH).mock(side_effect=health)
+    kv_a = nodes_router.get(kv(A)).respond(200, json=KV_OK)
+    config = ClientConfig(addr=A, failover_addrs=(B, C), token=TOKEN, namespace="team1")
+    transport = httpx.MockTransport(nodes_router.async_handler)
+    async with AsyncVaultClient(config=config, transport=transport) as client:
+        await client.secrets.kv_v2.read_secret("app")
+        await wait_until(lambda: all(n.state != "unknown" for n in client.nodes))
+        assert [n.state for n in client.nodes] == ["standby", "active", "standby"]
+    assert kv_a.calls[0].request.headers["X-Vault-Namespace"] == "team1"
+    assert asked
+    assert all("X-Vault-Namespace" not in r.headers for r in asked)
+    assert all("X-Vault-Token" not in r.headers for r in asked)
+
+
 async def test_a_failed_node_is_checked_again_at_once_and_the_task_ends_with_the_client(
     nodes_router: respx.MockRouter, vtime: VirtualTime
 ) -> None:
@@ -381,6 +489,110 @@ async def test_a_failed_node_is_checked_again_at_once_and_the_task_ends_with_the
         assert client.last_node == B
         await wait_until(lambda: client.nodes[0].state == "down")
     assert all(task.done() for task in watcher)
+
+
+class RecordingTransport(Transport):
+    """An httpx handler as a client transport that records whether it was closed."""
+
+    def __init__(self, router: respx.MockRouter) -> None:
+        self.inner = as_transport(httpx.MockTransport(router.async_handler), 5.0, 1 << 20, None)
+        self.closed = False
+        self.sent_after_close = 0
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
+    ) -> RawResponse:
+        if self.closed:
+            self.sent_after_close += 1
+        return await self.inner.send(method, url, headers, content)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_an_unexpected_error_in_a_check_does_not_stop_the_watcher(
+    nodes_router: respx.MockRouter,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_nodes, "HEALTH_INTERVAL", 0.01)
+    nodes_router.get(A + HEALTH).respond(200, json={})
+    broken = nodes_router.get(B + HEALTH).mock(side_effect=httpx.DecodingError("boom"))
+    nodes_router.get(kv(A)).respond(200, json=KV_OK)
+    transport = RecordingTransport(nodes_router)
+    client = AsyncVaultClient(
+        config=ClientConfig(addr=A, failover_addrs=(B,), token=TOKEN), transport=transport
+    )
+    with caplog.at_level(logging.INFO, logger="vault_async.client"):
+        await client.secrets.kv_v2.read_secret("app")
+        await wait_until(lambda: broken.call_count >= 3)
+        assert [n.state for n in client.nodes] == ["active", "unknown"]
+        await client.aclose()
+    assert transport.closed
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert B in warnings[0].getMessage() + str(warnings[0].__dict__)
+    assert TOKEN not in caplog.text
+
+
+def watchers() -> list[asyncio.Task[object]]:
+    return [
+        t for t in asyncio.all_tasks() if t.get_name() == "vault-async-node-health" and not t.done()
+    ]
+
+
+async def test_a_request_racing_aclose_leaves_nothing_running_or_open(
+    nodes_router: respx.MockRouter,
+) -> None:
+    for addr in (A, B):
+        nodes_router.get(addr + HEALTH).respond(429, json={})
+    nodes_router.get(kv(A)).respond(200, json=KV_OK)
+    transport = RecordingTransport(nodes_router)
+    client = AsyncVaultClient(
+        config=ClientConfig(addr=A, failover_addrs=(B,), token=TOKEN), transport=transport
+    )
+    await client.secrets.kv_v2.read_secret("app")
+    closing = asyncio.create_task(client.aclose())
+    await asyncio.sleep(0)  # aclose is waiting for the watcher to stop
+    racing = asyncio.create_task(client.secrets.kv_v2.read_secret("app"))
+    closed, raced = await asyncio.gather(closing, racing, return_exceptions=True)
+    assert closed is None
+    assert isinstance(raced, VaultConnectionError)
+    assert "closed" in str(raced)
+    await asyncio.sleep(0.05)
+    assert watchers() == []
+    assert transport.closed
+    assert transport.sent_after_close == 0
+    # Used again after aclose returned, the client reopens; aclose closes it again.
+    await client.secrets.kv_v2.read_secret("app")
+    await client.aclose()
+    assert watchers() == []
+
+
+async def test_a_retry_after_aclose_is_not_sent_on_the_closed_transport(
+    nodes_router: respx.MockRouter,
+) -> None:
+    for addr in (A, B):
+        nodes_router.get(addr + HEALTH).respond(429, json={})
+    closing: list[asyncio.Task[None]] = []
+
+    async def slow_sleep(_: float) -> None:
+        closing.append(asyncio.create_task(client.aclose()))
+        await asyncio.sleep(0.01)
+
+    nodes_router.get(kv(A)).respond(500, json={"errors": ["boom"]})
+    transport = RecordingTransport(nodes_router)
+    client = AsyncVaultClient(
+        config=ClientConfig(addr=A, failover_addrs=(B,), token=TOKEN),
+        transport=transport,
+        sleep=slow_sleep,
+    )
+    with pytest.raises(VaultConnectionError, match="closed"):
+        await client.secrets.kv_v2.read_secret("app")
+    await asyncio.gather(*closing)
+    assert transport.closed
+    assert transport.sent_after_close == 0
+    assert watchers() == []
 
 
 async def test_the_watcher_moves_off_a_node_that_became_sealed(

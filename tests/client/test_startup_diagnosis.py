@@ -63,3 +63,17 @@ def test_a_bad_argument_is_final_and_keeps_its_message() -> None:
     found = diagnose("auth/approle", "token", error, "http://v:8200")
     assert (found.reason, found.final) == ("invalid", True)
     assert found.text == "auth/approle: cannot read secret_id file '/x': No such file or directory"
+
+
+def test_an_unreachable_cluster_names_every_node() -> None:
+    transport = httpx.ConnectError("connect")
+    transport.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    error = VaultConnectionError("no response from any of 2 Vault nodes")
+    error.__cause__ = transport
+    addrs = ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    found = diagnose("auth/approle", "token", error, addrs)
+    assert (found.reason, found.final) == ("unreachable", False)
+    assert found.text == (
+        "none of the 2 Vault nodes is answering (http://127.0.0.1:1, http://127.0.0.1:2; "
+        "connection refused)"
+    )

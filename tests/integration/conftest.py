@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,23 @@ class FakeSource:
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
+
+
+class TrackingSource(FakeSource):
+    """A FakeSource that counts connections in use per generation, as the lease engine does."""
+
+    def __init__(self, username: str, password: str) -> None:
+        super().__init__(username, password)
+        self.in_use: Counter[int] = Counter()
+        self.calls: list[tuple[int, int]] = []
+
+    def track_use(self, generation: int, delta: int) -> None:
+        self.calls.append((generation, delta))
+        self.in_use[generation] += delta
+        assert self.in_use[generation] >= 0, f"generation {generation} returned more than out"
+
+    def outstanding(self) -> dict[int, int]:
+        return {g: n for g, n in self.in_use.items() if n}
 
 
 class _Value:
@@ -72,3 +90,12 @@ def vault_refreshed_source(
     source = FakeSource(username, password)
     source.on_force = fresh
     return source, leases
+
+
+ASYNC_DIALECTS = ("asyncpg", "psycopg")
+"""The async drivers the SQLAlchemy binding supports; engine fixtures run once per driver."""
+
+
+def dialect_url(stack: DevStack, driver: str) -> str:
+    """The stack's DATABASE_URL with ``driver`` (``postgresql+<driver>://...``)."""
+    return stack.database_url.replace("postgresql+asyncpg://", f"postgresql+{driver}://", 1)

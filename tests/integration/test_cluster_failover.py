@@ -73,6 +73,24 @@ async def test_a_standby_first_in_the_list_serves_and_the_nodes_are_classified(
         assert client.last_node == standby  # a standby that serves is not left
 
 
+async def test_with_a_namespace_the_nodes_are_still_classified(stack: DevStack) -> None:
+    """OpenBao refuses sys/health inside a namespace (400): the probe must not send one."""
+    active = stack.cluster.active().addr
+    async with AsyncVaultClient(active, stack.root_token) as root:
+        await root.request("POST", "sys/namespaces/failover-ns", idempotent=False)
+    others = tuple(addr for addr in stack.vault_addrs if addr != active)
+    config = ClientConfig(
+        addr=active, failover_addrs=others, token=stack.root_token, namespace="failover-ns"
+    )
+    async with AsyncVaultClient(config=config) as client:
+        await client.request("GET", "sys/mounts", idempotent=True)
+        expected = dict(zip(stack.vault_addrs, stack.cluster.states(), strict=True))
+        async with asyncio.timeout(30):
+            while states_of(client) != expected:  # noqa: ASYNC110 -- a plain attribute
+                await asyncio.sleep(0.1)
+        assert client.last_node == active
+
+
 class NoForwarding(Transport):
     """Asks standbys not to forward (`X-Vault-No-Request-Forwarding`): they answer 307."""
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import FakeSource, vault_creds, vault_refreshed_source
+from .conftest import ASYNC_DIALECTS, FakeSource, dialect_url, vault_creds, vault_refreshed_source
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +37,9 @@ async def wait_for_backends(stack: DevStack, username: str, expected: int) -> in
     return count
 
 
-@pytest.fixture
-async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(migrated.database_url, pool_size=4, max_overflow=0)
+@pytest.fixture(params=ASYNC_DIALECTS)
+async def engine(migrated: DevStack, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(dialect_url(migrated, request.param), pool_size=4, max_overflow=0)
     yield engine
     await engine.dispose()
 
@@ -126,6 +126,9 @@ async def test_set_role_on_connect(migrated: DevStack, engine: AsyncEngine) -> N
     binding = bind_credentials(engine, FakeSource(user_a, password_a), assume_role="app_rw")
     try:
         assert await session_user(engine) == (user_a, "app_rw")
+        # The same pooled connection again, after the pool's rollback on return.
+        assert await session_user(engine) == (user_a, "app_rw")
+        assert binding.stats.connects == 1
     finally:
         binding.detach()
         migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})

@@ -29,7 +29,7 @@ from vault_async.fastapi import (
 )
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import FakeSource, vault_creds, vault_refreshed_source
+from .conftest import ASYNC_DIALECTS, FakeSource, dialect_url, vault_creds, vault_refreshed_source
 
 pytestmark = pytest.mark.integration
 
@@ -58,9 +58,9 @@ async def rls_table(migrated: DevStack) -> AsyncIterator[str]:
         await conn.execute(f"DROP TABLE {RLS_TABLE}")
 
 
-@pytest.fixture
-async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(migrated.database_url, pool_size=4, max_overflow=0)
+@pytest.fixture(params=ASYNC_DIALECTS)
+async def engine(migrated: DevStack, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(dialect_url(migrated, request.param), pool_size=4, max_overflow=0)
     yield engine
     await engine.dispose()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import warnings
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -19,31 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import FakeSource, vault_creds
+from .conftest import ASYNC_DIALECTS, FakeSource, TrackingSource, dialect_url, vault_creds
 
 pytestmark = pytest.mark.integration
 
 
-class TrackingSource(FakeSource):
-    """A FakeSource that counts connections in use per generation, as the lease engine does."""
-
-    def __init__(self, username: str, password: str) -> None:
-        super().__init__(username, password)
-        self.in_use: Counter[int] = Counter()
-        self.calls: list[tuple[int, int]] = []
-
-    def track_use(self, generation: int, delta: int) -> None:
-        self.calls.append((generation, delta))
-        self.in_use[generation] += delta
-        assert self.in_use[generation] >= 0, f"generation {generation} returned more than out"
-
-    def outstanding(self) -> dict[int, int]:
-        return {g: n for g, n in self.in_use.items() if n}
-
-
-@pytest.fixture
-async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(migrated.database_url, pool_size=3, max_overflow=2)
+@pytest.fixture(params=ASYNC_DIALECTS)
+async def engine(migrated: DevStack, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(dialect_url(migrated, request.param), pool_size=3, max_overflow=2)
     yield engine
     await engine.dispose()
 

@@ -26,6 +26,10 @@ class LeaseConfig:
         rotation_lead: seconds before expiry a replacement is obtained (default: the grace).
         min_rotation_lead: lower bound of that lead when the lease is long enough.
         backoff_base / backoff_max / backoff_floor: retry timing after an error.
+        max_quota_wait: longest wait after a 429, whatever its ``Retry-After`` says (a quota's
+            ``block_interval`` or a bogus header could ask for days, and with no valid
+            credential nothing else bounds the wait). The default, twice ``backoff_max``,
+            honours in full, jitter included, any ``Retry-After`` up to a minute.
         op_timeout: upper bound on one Vault call (also capped by the lease left).
         shutdown_timeout: bound on the whole exit, revocations included.
         max_concurrency: Vault calls in flight at once.
@@ -47,6 +51,7 @@ class LeaseConfig:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     backoff_floor: float = 0.25
+    max_quota_wait: float = 120.0
     op_timeout: float = 30.0
     shutdown_timeout: float = 10.0
     max_concurrency: int = 32
@@ -64,6 +69,10 @@ class LeaseConfig:
             raise ValueError("LeaseConfig: max_concurrency must be >= 1")
         if not 0 < self.backoff_floor <= self.backoff_max or self.backoff_base <= 0:
             raise ValueError("LeaseConfig: need 0 < backoff_floor <= backoff_max, backoff_base > 0")
+        if not self.backoff_floor <= self.max_quota_wait < math.inf:
+            raise ValueError(
+                "LeaseConfig: max_quota_wait must be a finite number of seconds >= backoff_floor"
+            )
         if self.relogin_interval < 0 or self.min_force_interval < 0:
             raise ValueError("LeaseConfig: relogin_interval and min_force_interval must be >= 0")
         if not 0.0 <= self.startup_jitter < math.inf:

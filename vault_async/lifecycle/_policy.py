@@ -10,7 +10,8 @@ once a renewal would land inside the grace period. On top of that:
   so it gets a *required* rotation before the old token expires (no renew may
   replace it: renewing does not move a lease to the new token);
 * after a failure: full-jitter backoff, capped by half the lease left; after a 429 that
-  named a ``Retry-After``, that wait plus jitter (see ``quota_delay``), under the same cap;
+  named a ``Retry-After``, that wait plus jitter (see ``quota_delay``), under the same cap
+  and never longer than ``max_quota_wait``;
 * a replaced lease is revoked once no connection uses it, or shortly before it
   expires anyway; a failed revocation is retried until the lease has expired.
 """
@@ -139,19 +140,22 @@ def quota_delay(
     config: LeaseConfig,
     remaining: float | None,
 ) -> float:
-    """The wait after a 429 that said ``Retry-After``: at least that, plus jitter.
+    """The wait after a 429 that said ``Retry-After``: at least that, plus jitter, within bounds.
 
     The jitter is drawn uniformly below the larger of that wait and this attempt's
     exponential backoff bound (never above ``backoff_max``): a fleet refused in the same
     second comes back spread out, and an unhelpful ``Retry-After: 0`` (OpenBao rounds the
-    quota's reset down) still backs off as attempts accumulate. ``remaining`` (half the
-    lease left) caps it, so a credential still valid is retried before it expires even if
+    quota's reset down) still backs off as attempts accumulate. The whole wait is at most
+    ``max_quota_wait``: a longer ``Retry-After`` is shortened so that the jitter still
+    fits below it (a fleet is not lined up on the cap). ``remaining`` (half the lease
+    left) caps it too, so a credential still valid is retried before it expires even if
     that is sooner than Vault asked; ``backoff_floor`` bounds it below.
     """
     exponent = min(max(attempt - 1, 0), 62)
     backoff = config.backoff_base * (2.0**exponent)
-    spread = min(max(retry_after, backoff), config.backoff_max)
-    delay = retry_after + rng.random() * spread
+    spread = min(max(retry_after, backoff), config.backoff_max, config.max_quota_wait / 2.0)
+    least = min(retry_after, config.max_quota_wait - spread)
+    delay = least + rng.random() * spread
     if remaining is not None:
         delay = min(delay, remaining)
     return max(config.backoff_floor, delay)

@@ -133,6 +133,8 @@ class Renewer:
             handle.invalidate(now)
         lease = handle.current
         last_login = handle.last_login_at if handle.kind == "token" else None
+        limited = isinstance(exc, errors.RateLimited)
+        asked = exc.retry_after if isinstance(exc, errors.RateLimited) else None
         retry = policy.after_failure(
             step.action,
             # Retries are bounded by when the lease stops working: its token's end, if sooner.
@@ -147,24 +149,25 @@ class Renewer:
             not_before=-math.inf
             if last_login is None
             else last_login + core.config.relogin_interval,
-            retry_after=exc.retry_after if isinstance(exc, errors.RateLimited) else None,
+            retry_after=asked,
         )
         # A quota refusing again and again is one condition: warned once, then told quietly.
-        again = isinstance(exc, errors.RateLimited) and handle.last_error_class == "RateLimited"
+        again = limited and handle.last_error_class == "RateLimited"
         quiet = again and handle.consecutive_failures > 0
         handle.failed(exc, retry.due)
-        logger.log(
-            logging.DEBUG if quiet else logging.WARNING,
-            "lease.failed",
-            extra=lease_fields(
-                core,
-                handle,
-                error=exc,
-                action=step.action,
-                status=getattr(exc, "status", None),
-                consecutive_failures=handle.consecutive_failures,
-            ),
+        fields = lease_fields(
+            core,
+            handle,
+            error=exc,
+            action=step.action,
+            status=getattr(exc, "status", None),
+            consecutive_failures=handle.consecutive_failures,
+            # When the engine tries again (after a 429, also what Vault asked for).
+            retry_in=round(max(0.0, retry.due - now), 1),
         )
+        if limited:
+            fields["retry_after"] = asked
+        logger.log(logging.DEBUG if quiet else logging.WARNING, "lease.failed", extra=fields)
         await core.emit(handle, "failed", error_class=handle.last_error_class, reason=step.action)
         core.plan(handle, retry)
         if retry.expiring is not None and handle.announce_expiring():

@@ -44,7 +44,12 @@ class SysApi:
     async def health(self) -> HealthStatus:
         """GET sys/health; a sealed or standby server is reported, not raised."""
         response = await self._client.request_response(
-            "GET", "sys/health", idempotent=True, token=None, ok_statuses=_HEALTH_STATUSES
+            "GET",
+            "sys/health",
+            idempotent=True,
+            token=None,
+            namespace=None,  # root-only: a namespace header gets 400
+            ok_statuses=_HEALTH_STATUSES,
         )
         body, status = response
         return HealthStatus(
@@ -61,13 +66,15 @@ class SysApi:
 
     async def seal_status(self) -> SealStatus:
         """GET sys/seal-status."""
-        body = await self._client.request("GET", "sys/seal-status", idempotent=True, token=None)
+        body = await self._client.request(
+            "GET", "sys/seal-status", idempotent=True, token=None, namespace=None
+        )
         return _seal_status(body)
 
     async def unseal(self, key: str, *, reset: bool = False) -> SealStatus:
         """PUT sys/unseal with one key share."""
         payload = {"reset": True} if reset else {"key": key}
         body = await self._client.request(
-            "PUT", "sys/unseal", json=payload, idempotent=False, token=None
+            "PUT", "sys/unseal", json=payload, idempotent=False, token=None, namespace=None
         )
         return _seal_status(body)

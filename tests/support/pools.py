@@ -1,0 +1,110 @@
+"""Query load on a connection pool and a watch on the server's sessions, for every binding.
+
+The rotation tests and ``benchmarks/pools.py`` drive a binding through the same loop: workers
+that each run one query per acquire (like a request), counting latencies and failures; and
+a watcher that notes any session still open after its login was dropped (revoked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from vault_async.devstack import DevStack
+
+Query = Callable[[int], Awaitable[object]]
+"""Run one query on a freshly acquired connection; the argument is a user id to look up."""
+
+
+@dataclass
+class LoadStats:
+    """What a run of :func:`run_queries` observed."""
+
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)
+    """Monotonic start of each successful query, in the order of ``latencies``."""
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile in seconds (q in 0..100)."""
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        cuts = statistics.quantiles(self.latencies, n=1000, method="inclusive")
+        return cuts[min(998, max(0, round(q * 10) - 1))]
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.latencies)} queries in {self.seconds:.1f} s = {self.rate:.0f}/s, "
+            f"p50 {self.percentile(50) * 1000:.2f} ms, p99 {self.percentile(99) * 1000:.2f} ms, "
+            f"failures {len(self.failures)}"
+        )
+
+
+async def run_queries(
+    query: Query,
+    *,
+    concurrency: int,
+    seconds: float,
+    ids: int = 100,
+    until: Callable[[], bool] | None = None,
+    seed: int = 7,
+) -> LoadStats:
+    """``concurrency`` workers call ``query`` back to back for ``seconds`` (sooner once
+    ``until()`` is true), recording every latency and every failure's class and message."""
+    stats = LoadStats()
+    rng = random.Random(seed)
+    begin = time.monotonic()
+    deadline = begin + seconds
+
+    def done() -> bool:
+        return time.monotonic() >= deadline or (until is not None and until())
+
+    async def worker() -> None:
+        while not done():
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(query(rng.randint(1, ids)), timeout=10)
+            except Exception as error:
+                stats.failures.append(f"{type(error).__name__}: {error}"[:200])
+            else:
+                stats.latencies.append(time.monotonic() - started)
+                stats.started.append(started)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    stats.seconds = time.monotonic() - begin
+    return stats
+
+
+async def watch_dropped_sessions(
+    stack: DevStack, login_pattern: str, stop: asyncio.Event, interval: float = 0.2
+) -> list[int]:
+    """Until ``stop``: PIDs of sessions seen under a login like ``login_pattern`` that later
+    show no login at all (the role was dropped while the session stayed open)."""
+    ours: set[int] = set()
+    orphans: set[int] = set()
+    async with stack.admin_connection() as conn:
+        while True:
+            rows = await conn.fetch(
+                "SELECT pid, usename FROM pg_stat_activity WHERE usesysid IS NOT NULL "
+                "AND (usename LIKE $1 OR usename IS NULL)",
+                login_pattern,
+            )
+            for row in rows:
+                if row["usename"] is not None:
+                    ours.add(row["pid"])
+                elif row["pid"] in ours:
+                    orphans.add(row["pid"])
+            if stop.is_set():
+                return sorted(orphans)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
