@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import statistics
+import threading
 import time
 import uuid
 from collections import Counter
@@ -119,12 +120,14 @@ async def run_load(
     seed: int = 0,
     request_timeout: float = 10.0,
     ids: list[int] | None = None,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
     """Run `concurrency` workers for `duration` seconds mixing GET /users/{id} and POST /users.
 
     A request counts as failed unless it answers the expected status (200 for a read, 201 for
     a write). The run is bounded: it stops at the deadline whatever the server does. Reads pick
     from `ids` (a previous run's `result.ids`); without them the run first creates 20 users.
+    Setting `stop` (from another thread) ends the run early, after the requests in flight.
 
     The client is aiohttp rather than httpx: measured against this service at concurrency 64,
     an httpx client saturated its own CPU at about a quarter of the service's throughput, so
@@ -140,7 +143,7 @@ async def run_load(
         result = LoadResult(duration=duration, ids=known)
 
         async def worker() -> None:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
                 t0 = time.monotonic()
                 ok, detail = await _one_request(session, rng, known, write_ratio)
                 result.outcomes.append(Outcome(t0, time.monotonic() - t0, ok, detail))
