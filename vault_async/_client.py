@@ -302,7 +302,7 @@ class AsyncVaultClient:
         if nodes.many:
             nodes.watch(transport)
         node = nodes.current
-        redirected = False  # a 307 is followed once per attempt
+        redirected_from: int | None = None  # a 307 is followed once per attempt
         deadline = self._clock() + self.config.retry.deadline
         attempt = 0
         tried: set[int] | None = None  # the nodes that refused a connection this attempt
@@ -329,7 +329,7 @@ class AsyncVaultClient:
                 if (idempotent or failure.unsent) and await self._wait_to_retry(
                     attempt, deadline, method, shown, reason
                 ):
-                    attempt, redirected, tried = attempt + 1, False, None
+                    attempt, redirected_from, tried = attempt + 1, None, None
                     continue
                 if silent is not None:  # several nodes: name those that gave no response
                     named = [nodes.addrs[i] for i in dict.fromkeys(silent)]
@@ -344,14 +344,16 @@ class AsyncVaultClient:
                         extra={"vault_method": method, "vault_path": shown, "vault_status": status},
                     )
                 return response
-            if status == 307 and nodes.many and not redirected:
+            if status == 307 and nodes.many and redirected_from is None:
                 target = nodes.redirect(node, response.headers.get("Location"))
                 if target is not None:
-                    node, redirected = target, True
+                    node, redirected_from = target, node
                     continue
             unfit = nodes.unfit_reason(response) if nodes.many else None
             if unfit is not None:
                 node = nodes.failed(node, *unfit)
+                if redirected_from is not None:  # a standby pointing at a former leader
+                    node = nodes.failed(redirected_from, "status 307 to " + unfit[0], None)
             else:
                 nodes.answered(node)
             if idempotent and retryable_status(status):
@@ -363,7 +365,7 @@ class AsyncVaultClient:
                 if await self._wait_to_retry(
                     attempt, deadline, method, shown, f"status {status}", retry_after
                 ):
-                    attempt, redirected, tried = attempt + 1, False, None
+                    attempt, redirected_from, tried = attempt + 1, None, None
                     continue
             raise status_error(response, method=method, path=shown, sent=body, token=token)
 

@@ -1,15 +1,13 @@
 """A standby that has not yet heard of a new leader redirects (307) to the old one, which
 answers 500 "local node not active": seen on a real cluster under repeated step-downs (the
 service's renewals were retried standby -> 307 -> old leader -> 500 without the client ever
-moving). The client should move on to a node that can serve, not go back to the
-redirecting standby on every attempt. Expected to fail until the client's node logic moves
-on after a redirected attempt fails (strict: a fix makes these pass and the marker go)."""
+moving). The client must move on to a node that can serve, not go back to the
+redirecting standby on every attempt."""
 
 from __future__ import annotations
 
 import contextlib
 
-import pytest
 import respx
 
 from vault_async import AsyncVaultClient, InternalServerError
@@ -18,11 +16,6 @@ from .conftest import VirtualTime
 from .test_nodes import CREDS_OK, HEALTH, NOT_ACTIVE, A, B, C, nodes_client
 
 LEASE = "database/creds/app/abc"
-
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="the client does not move on when the node a 307 led to is not active"
-)
-
 
 def stale_standby_cluster(path: str, method: str, ok: dict[str, object]) -> respx.MockRouter:
     """A (in use) redirects to B, the old leader that is no longer active; C serves."""
