@@ -8,14 +8,14 @@ here connects them:
   any thread is one attribute load, without a lock, and never mixes two credentials;
 * :meth:`SyncCredentials.force_rotate` runs the engine's rotation on its loop and blocks the
   caller until the new credential is in force (racing callers share one rotation there);
-* :meth:`SyncCredentials.track_use` queues the +1/-1 onto the loop (``call_soon_threadsafe``,
-  one FIFO), where the engine's bookkeeping lives;
+* :meth:`SyncCredentials.track_use` appends the +1/-1 to one FIFO that the loop drains, where
+  the engine's bookkeeping lives (one wake-up of the loop per batch, not per call);
 * :meth:`SyncCredentials.subscribe` calls back, on the loop's thread, with each new credential.
 
 Use counts from threads arrive late, so a rotation could otherwise find no connection of the
 old generation counted while a thread has just checked one out. Once a pool reports, the view
 therefore holds one count of its own on the generation in force, and moves it at a rotation:
-the new generation is counted at once, the old one's count is dropped by a callback queued
+the new generation is counted at once, the old one's count is dropped through the same FIFO,
 *after* the snapshot changed. A thread that counted +1 and then still read the old generation
 had its +1 queued before that callback, so the old lease waits for its -1; a thread that read
 the new generation treats its connection as stale (the sync engine binding counts first, then
@@ -25,6 +25,7 @@ checks). The engine thus revokes a replaced lease only after every connection of
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -81,6 +82,8 @@ class SyncCredentials:
         self._callbacks: tuple[SyncCallback, ...] = ()
         self._callbacks_lock = threading.Lock()
         self._pinned: int | None = None
+        self._uses: collections.deque[tuple[int, int]] = collections.deque()
+        self._drain_scheduled = False
         self._unsubscribe: Callable[[], None] | None = handle.subscribe(self._on_event)
 
     def __repr__(self) -> str:
@@ -120,9 +123,12 @@ class SyncCredentials:
 
         Never blocks, never raises: the update is queued onto the engine's loop, in order.
         """
-        # RuntimeError: the engine has stopped; it revoked everything, nothing is left to count.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._apply_use, generation, delta)
+        self._uses.append((generation, delta))  # deque.append is atomic
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            # RuntimeError: the engine has stopped; it revoked everything, nothing to count.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._drain_uses)
 
     def subscribe(self, callback: SyncCallback) -> Callable[[], None]:
         """Call ``callback(new_credential)`` after each rotation, on the engine's thread
@@ -168,12 +174,17 @@ class SyncCredentials:
                     extra={"generation": snapshot.generation, "error_class": type(error).__name__},
                 )
 
-    def _apply_use(self, generation: int, delta: int) -> None:
-        if self._pinned is None:
-            # The first report: from now on the engine waits for this pool's connections.
-            self._pinned = self._snapshot.generation
-            self._handle.track_use(self._pinned, 1)
-        self._handle.track_use(generation, delta)
+    def _drain_uses(self) -> None:
+        # The flag drops first: a report appended from now on schedules another drain.
+        self._drain_scheduled = False
+        uses = self._uses
+        while uses:
+            generation, delta = uses.popleft()
+            if self._pinned is None:
+                # The first report: from now on the engine waits for this pool's connections.
+                self._pinned = self._snapshot.generation
+                self._handle.track_use(self._pinned, 1)
+            self._handle.track_use(generation, delta)
 
     def _move_pin(self, generation: int) -> None:
         old = self._pinned
@@ -181,9 +192,12 @@ class SyncCredentials:
             return
         self._pinned = generation
         self._handle.track_use(generation, 1)
-        # Queued after the new snapshot is visible: every +1 a thread queued while it still
+        # Appended after the new snapshot is visible: every +1 a thread appended while it still
         # read the old generation is applied before this -1.
-        self._loop.call_soon(self._handle.track_use, old, -1)
+        self._uses.append((old, -1))
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain_uses)
 
 
 class StaticSyncCredentials:
