@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exc
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from ._credential_source import Credential
@@ -49,6 +49,9 @@ from .sqlalchemy import PoolListeners
 __all__ = ["SyncEngineBinding", "bind_engine", "psycopg_url"]
 
 logger = logging.getLogger("vault_async.sqlalchemy")
+
+HOLD_KEY = "vault_async.connect_hold"
+"""Key in ``connection_record.info``: the generation a login in progress holds."""
 
 
 def psycopg_url(url: str | URL) -> URL:
@@ -130,12 +133,42 @@ class SyncEngineBinding(PoolListeners):
         snapshot = self.credentials.current()  # one read: the login and its generation agree
         return Credential(snapshot.username, snapshot.password, snapshot.generation)
 
+    def _on_do_connect(
+        self,
+        dialect: Dialect,
+        conn_rec: ConnectionPoolEntry,
+        cargs: tuple[Any, ...],
+        cparams: dict[str, Any],
+    ) -> Any:
+        # A login in progress holds its generation until the checkout counts the connection:
+        # a rotation meanwhile must not revoke the lease under a session about to open.
+        generation = self.credentials.current().generation
+        self.credentials.track_use(generation, 1)
+        conn_rec.info[HOLD_KEY] = generation
+        try:
+            return super()._on_do_connect(dialect, conn_rec, cargs, cparams)
+        except BaseException:
+            self._release_hold(conn_rec)
+            raise
+
+    def _release_hold(self, conn_rec: ConnectionPoolEntry) -> None:
+        generation = conn_rec.info.pop(HOLD_KEY, None)
+        if generation is not None:
+            self.credentials.track_use(generation, -1)
+
+    def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        try:
+            super()._on_checkin(dbapi_connection, conn_rec)
+        finally:
+            self._release_hold(conn_rec)  # a connection that never reached a checkout
+
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
         # Counted first, checked second: a rotation on the engine thread either sees this +1
         # (and waits for its -1) or has already published the generation this check sees.
         self._count_out(conn_rec)
+        self._release_hold(conn_rec)
         if self._credential_is_stale(conn_rec):
             self.stats.stale_closed += 1
             # The pool invalidates it (checkin counts it back) and connects afresh.
