@@ -8,9 +8,10 @@ How a connection follows the credential (the guarantees of the other bindings):
 * a login the server refuses (a wrong or expired password, a dropped role) forces one
   rotation and is retried once;
 * a persistent connection (``CONN_MAX_AGE``) made with a rotated-away credential is closed:
-  parked between requests, at once by the rotation; in a request, by its own thread at the
-  request's end (Django's ``close_if_unusable_or_obsolete`` and the ``request_finished``
-  signal), and in any case before its next use;
+  parked between requests, at once by the rotation (its thread reconnects on next use); in a
+  request, by its own thread at the request's end (Django's ``close_if_unusable_or_obsolete``,
+  which Celery's Django support also runs around each task, and the ``request_finished``
+  signal);
 * each connection counts +1 for its generation while open and -1 once it is closed (or
   collected with its thread), so the engine revokes a rotated-away lease once its
   connections are gone;
@@ -127,23 +128,28 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
 
     # following the credential ----------------------------------------------------------------
 
-    def _take_back(self) -> None:
-        """Unpark the connection before use; close it if a rotation closed or obsoleted it."""
+    def _take_back(self, *, obsolete_too: bool) -> None:
+        """Unpark the connection before use: close it if a rotation closed it meanwhile, or
+        (at a request's start or end, ``obsolete_too``) if its credential was rotated away."""
         held, entry = self.vault_held, self.vault_held_by
         if held is None or entry is None or self.connection is None:
             return
         if held.parked:
             entry.parking.unpark(held)
-        if not self.in_atomic_block and (held.closed or entry.obsolete(held.generation)):
+        if held.closed or (
+            obsolete_too and not self.in_atomic_block and entry.obsolete(held.generation)
+        ):
             entry.stats.stale_closed += not held.closed
             self.close()
 
     def ensure_connection(self) -> None:
-        self._take_back()
+        # Within a request only a connection a rotation closed is replaced: the others keep
+        # their session (SET commands, temporary tables) until the request ends.
+        self._take_back(obsolete_too=False)
         super().ensure_connection()
 
     def close_if_unusable_or_obsolete(self) -> None:
-        self._take_back()
+        self._take_back(obsolete_too=True)
         super().close_if_unusable_or_obsolete()
 
     def vault_park(self) -> None:
