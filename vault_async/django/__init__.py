@@ -31,7 +31,8 @@ __all__ = ["shutdown"]
 
 
 def shutdown() -> None:
-    """Close the parked connections and stop every engine of this process (revoking the
-    leases). Registered with atexit when the first engine starts; a later connection starts
-    its engine again."""
+    """Close this thread's and the parked connections, then stop every engine of this process
+    (revoking the leases). Registered with atexit when the first engine starts; a later
+    connection starts its engine again. Connections other threads hold in a request at that
+    moment are reconnected on their next use."""
     registry.shutdown()

@@ -85,6 +85,8 @@ class Registry:
         self._lock = threading.RLock()
         self._entries: dict[tuple[str, str, bool], tuple[Entry, ExitStack]] = {}
         self._atexit = False
+        self.before_shutdown: Callable[[], None] | None = None
+        """Set by the backend: close the calling thread's connections first."""
         os.register_at_fork(after_in_child=self._forget)
 
     def get(self, options: VaultDbOptions) -> Entry:
@@ -119,6 +121,13 @@ class Registry:
     def shutdown(self) -> None:
         """Close the parked connections and stop every engine (revoking its leases). A later
         connection starts its engine again."""
+        if self.before_shutdown is not None:
+            try:
+                self.before_shutdown()
+            except Exception as error:
+                logger.warning(
+                    "django.close_failed", extra={"error_class": type(error).__name__}
+                )
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()

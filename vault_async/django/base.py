@@ -137,14 +137,17 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
         if held.parked:
             entry.parking.unpark(held)
         if held.closed or (
-            obsolete_too and not self.in_atomic_block and entry.obsolete(held.generation)
+            (obsolete_too or entry.stopped)
+            and not self.in_atomic_block
+            and entry.obsolete(held.generation)
         ):
             entry.stats.stale_closed += not held.closed
             self.close()
 
     def ensure_connection(self) -> None:
-        # Within a request only a connection a rotation closed is replaced: the others keep
-        # their session (SET commands, temporary tables) until the request ends.
+        # Within a request only a connection a rotation closed, or whose engine stopped, is
+        # replaced: the others keep their session (SET commands, temporary tables) until the
+        # request ends.
         self._take_back(obsolete_too=False)
         super().ensure_connection()
 
@@ -181,4 +184,12 @@ def park_connections(**_kwargs: object) -> None:
             wrapper.vault_park()
 
 
+def close_connections(**_kwargs: object) -> None:
+    """Close this thread's open connections on this backend (before the engines stop)."""
+    for wrapper in connections.all(initialized_only=True):
+        if isinstance(wrapper, DatabaseWrapper):
+            wrapper.close()
+
+
 request_finished.connect(park_connections, dispatch_uid="vault_async.django.park")
+registry.before_shutdown = close_connections
