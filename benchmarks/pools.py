@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,16 +28,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.support.modes import ROTATING_ROLE, service_modes
-from tests.support.pools import LoadStats, Query, run_queries
+from tests.support.pools import LoadStats, Query, in_threads, run_queries
 from tests.support.service import run_migrations
 from vault_async import AsyncVaultClient, LeaseManager
 from vault_async._credential_source import CredentialSource, StaticCredentials
 from vault_async.asyncpg import bind_pool
 from vault_async.auth import AppRoleAuth
 from vault_async.devstack import DevStack
+from vault_async.lifecycle import ManagedSecret
+from vault_async.sqlalchemy_sync import bind_engine, psycopg_url
+from vault_async.sync import StaticSyncCredentials, SyncCredentials, SyncCredentialSource
 
 WORKERS = 8
 POOL_SIZE = 10
@@ -58,7 +63,36 @@ async def asyncpg_query(dsn: str, source: CredentialSource) -> AsyncIterator[Que
         yield query
 
 
-BINDINGS: dict[str, OpenQuery] = {"asyncpg": asyncpg_query}
+@asynccontextmanager
+async def sync_sqlalchemy_query(dsn: str, source: CredentialSource) -> AsyncIterator[Query]:
+    """The sync Engine binding, its load on WORKERS threads of its own."""
+    credentials: SyncCredentialSource
+    if isinstance(source, ManagedSecret):
+        credentials = SyncCredentials(source, asyncio.get_running_loop())
+    else:
+        value = source.current
+        assert value is not None
+        credentials = StaticSyncCredentials(value.data["username"], value.data["password"])
+    engine = create_engine(psycopg_url(dsn), pool_size=POOL_SIZE, max_overflow=0)
+    binding = bind_engine(engine, credentials)
+    select = text(SELECT.replace("$1", ":id"))
+
+    def query(user_id: int) -> object:
+        with engine.connect() as conn:
+            return conn.execute(select, {"id": user_id}).first()
+
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as threads:
+        try:
+            yield in_threads(query, threads)
+        finally:
+            binding.detach()
+            engine.dispose()
+
+
+BINDINGS: dict[str, OpenQuery] = {
+    "asyncpg": asyncpg_query,
+    "sqlalchemy-sync": sync_sqlalchemy_query,
+}
 
 
 @dataclass

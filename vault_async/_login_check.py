@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,13 @@ from sqlalchemy.util import await_only
 
 from ._sqlerrors import is_login_rejected
 
-__all__ = ["DEFAULT_LOGIN_CHECK_INTERVAL", "LoginCheck", "probe_login", "role_exists"]
+__all__ = [
+    "DEFAULT_LOGIN_CHECK_INTERVAL",
+    "BlockingLoginCheck",
+    "LoginCheck",
+    "probe_login",
+    "role_exists",
+]
 
 logger = logging.getLogger("vault_async.sqlalchemy")
 
@@ -91,10 +98,9 @@ class LoginCheck:
 
     def exists(self, username: str) -> bool:
         """Whether ``username`` still exists; call from a greenlet that may await."""
-        now = self._clock()
-        known = self._known.get(username)
-        if known is not None and now - known[0] < self._interval:
-            return known[1]
+        known = self._cached(username)
+        if known is not None:
+            return known
         pending = self._pending.get(username)
         if pending is not None:
             return await_only(asyncio.shield(pending))
@@ -102,17 +108,30 @@ class LoginCheck:
         self._pending[username] = future
         answer = True
         try:
+            answer = self._ask(username)
+        finally:
+            del self._pending[username]
+            if not future.done():
+                future.set_result(answer)
+        return answer
+
+    def _cached(self, username: str) -> bool | None:
+        known = self._known.get(username)
+        if known is not None and self._clock() - known[0] < self._interval:
+            return known[1]
+        return None
+
+    def _ask(self, username: str) -> bool:
+        """Run the probe and remember its answer; a failed probe answers True, uncached."""
+        try:
             answer = self._probe(username)
-            self._remember(username, answer)
         except Exception as error:
             logger.warning(
                 "pool.login_check_failed",
                 extra={"error_class": type(error).__name__},
             )
-        finally:
-            del self._pending[username]
-            if not future.done():
-                future.set_result(answer)
+            return True
+        self._remember(username, answer)
         return answer
 
     def _remember(self, username: str, answer: bool) -> None:
@@ -121,3 +140,26 @@ class LoginCheck:
             name: entry for name, entry in self._known.items() if now - entry[0] < self._interval
         }
         self._known[username] = (now, answer)
+
+
+class BlockingLoginCheck(LoginCheck):
+    """:class:`LoginCheck` for a sync engine: threads wait for one probe on a lock."""
+
+    def __init__(
+        self,
+        probe: Callable[[str], bool],
+        *,
+        interval: float = DEFAULT_LOGIN_CHECK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(probe, interval=interval, clock=clock)
+        self._lock = threading.Lock()
+
+    def exists(self, username: str) -> bool:
+        """Whether ``username`` still exists; blocks while another thread asks."""
+        known = self._cached(username)
+        if known is not None:
+            return known
+        with self._lock:
+            known = self._cached(username)
+            return known if known is not None else self._ask(username)

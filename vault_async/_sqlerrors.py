@@ -12,6 +12,7 @@ chained again); every helper looks through the wrappers. The classes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 __all__ = [
@@ -57,9 +58,32 @@ def is_server_unavailable(error: BaseException) -> bool:
     return any(state.startswith(TRANSIENT_SQLSTATE_CLASSES) for state in _sqlstates(error))
 
 
+LIBPQ_LOGIN_REJECTED = re.compile(
+    r'FATAL:\s+(password authentication failed for user|role "[^"]*" does not exist)'
+)
+"""libpq's words for 28P01 and 28000 at connect: psycopg 3 reports a failed connect with the
+server's message but no SQLSTATE (libpq keeps none for it), so the message is all there is."""
+
+
+def _libpq_login_rejected(error: BaseException) -> bool:
+    """A psycopg connect error (no SQLSTATE) whose server message is a refused login."""
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (
+            type(current).__module__.startswith("psycopg")
+            and getattr(current, "sqlstate", None) is None
+            and LIBPQ_LOGIN_REJECTED.search(str(current))
+        ):
+            return True
+        current = current.__cause__ or getattr(current, "orig", None)
+    return False
+
+
 def is_login_rejected(error: BaseException) -> bool:
     """True when PostgreSQL refused the login itself (bad password, unknown role)."""
-    return _has_sqlstate(error, LOGIN_REJECTED_SQLSTATES)
+    return _has_sqlstate(error, LOGIN_REJECTED_SQLSTATES) or _libpq_login_rejected(error)
 
 
 def is_permission_denied(error: BaseException) -> bool:

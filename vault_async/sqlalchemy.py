@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.engine import Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
@@ -74,6 +74,7 @@ from ._use_counter import UseCounter
 __all__ = [
     "CredentialSource",
     "EngineBinding",
+    "PoolListeners",
     "StaticCredentials",
     "UseTrackingSource",
     "bind_credentials",
@@ -117,31 +118,37 @@ class BindingStats:
     """Look-ups of a login after a permission error (at most one per interval and login)."""
 
 
-class EngineBinding:
-    """The listeners that tie one ``AsyncEngine`` to one :class:`CredentialSource`."""
+class PoolListeners:
+    """The listeners that tie one engine's pool to one :class:`CredentialSource`.
+
+    Shared by the ``AsyncEngine`` binding below and the sync ``Engine`` binding
+    (``vault_async.sqlalchemy_sync``); a subclass says how a rotation is forced from inside
+    ``do_connect`` (:meth:`_refresh`) and what a rotation event does (:meth:`_on_event`).
+    """
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        target: Engine,
         source: CredentialSource,
         *,
         assume_role: str | None = None,
         login_check_interval: float = DEFAULT_LOGIN_CHECK_INTERVAL,
+        login_check: type[LoginCheck] = LoginCheck,
     ) -> None:
-        self.engine = engine
+        self._target = target
         self.source = source
         self.stats = BindingStats()
         self._role_sql = set_role_sql(assume_role)
         self._unsubscribe: Callable[[], None] | None = None
-        self._swap_tasks: set[asyncio.Task[None]] = set()
         self._epoch = 0
         self._attached = False
-        self._login_check = LoginCheck(self._login_exists, interval=login_check_interval)
+        self._login_check = login_check(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._uses: UseCounter | None = None
 
     def __repr__(self) -> str:
-        return f"EngineBinding(url={self.engine.url!r}, generation={self.source.generation})"
+        name, url = type(self).__name__, self._target.url
+        return f"{name}(url={url!r}, generation={self.source.generation})"
 
     # lifecycle -----------------------------------------------------------------
 
@@ -166,7 +173,7 @@ class EngineBinding:
             # connections of a replaced lease rather than for a fixed drain period.
             self.source.track_use(self.source.generation, 0)
         for name, listener in self._listeners():
-            event.listen(self.engine.sync_engine, name, listener)
+            event.listen(self._target, name, listener)
         self._unsubscribe = self.source.subscribe(self._on_event)
         self._attached = True
 
@@ -181,52 +188,21 @@ class EngineBinding:
             self._unsubscribe()
             self._unsubscribe = None
         for name, listener in self._listeners():
-            event.remove(self.engine.sync_engine, name, listener)
+            event.remove(self._target, name, listener)
         if self._uses is not None:
             self._uses.release_all()
             self._uses = None
         self._attached = False
 
-    async def swap_pool(self) -> None:
-        """Close idle connections now; checked-out ones close when returned."""
-        self.stats.pool_swaps += 1
-        await self.engine.dispose(close=True)
-        # Connections begun before this point may belong to the old pool, where nothing
-        # would close them once returned: the new epoch marks them stale.
-        self._epoch += 1
-        logger.info(
-            "pool.swapped",
-            extra={"generation": self.source.generation},
-        )
+    # subclasses ----------------------------------------------------------------
 
-    async def aclose_pending(self) -> None:
-        """Wait for the pool swaps that rotations started."""
-        while self._swap_tasks:
-            await asyncio.gather(*self._swap_tasks, return_exceptions=True)
-
-    async def aclose(self) -> None:
-        """Wait for pending pool swaps, then detach."""
-        await self.aclose_pending()
-        self.detach()
-
-    # rotation ------------------------------------------------------------------
+    def _refresh(self, reason: str) -> None:
+        """Force a rotation from inside ``do_connect`` and wait for it."""
+        raise NotImplementedError
 
     def _on_event(self, lease_event: Any) -> None:
-        # Only a rotation makes pooled connections stale; "revoked" reports the old lease
-        # gone after the drain period, when its connections are already closed.
-        if getattr(lease_event, "kind", None) != "rotated":
-            return
-        task = asyncio.get_running_loop().create_task(self.swap_pool())
-        self._swap_tasks.add(task)
-        task.add_done_callback(self._swap_done)
-
-    def _swap_done(self, task: asyncio.Task[None]) -> None:
-        self._swap_tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            logger.warning(
-                "pool.swap_failed",
-                extra={"error_class": type(error).__name__},
-            )
+        """A lease event of the source (a ``rotated`` one makes pooled connections stale)."""
+        raise NotImplementedError
 
     # listeners -----------------------------------------------------------------
 
@@ -256,7 +232,7 @@ class EngineBinding:
                 extra={"generation": generation, "error_class": type(error).__name__},
             )
             try:
-                await_only(self.source.force_rotate("database rejected the login"))
+                self._refresh("database rejected the login")
             except Exception as rotate_error:
                 logger.warning(
                     "pool.refresh_failed",
@@ -378,11 +354,74 @@ class EngineBinding:
             return True
         cargs, cparams = self._connect_args
         current, password, _ = self._credential()
+        dialect = self._target.dialect
         return probe_login(
-            self.engine.dialect,
-            lambda: self._connect(self.engine.dialect, cargs, cparams, current, password),
+            dialect,
+            lambda: self._connect(dialect, cargs, cparams, current, password),
             username,
         )
+
+
+class EngineBinding(PoolListeners):
+    """The listeners that tie one ``AsyncEngine`` to one :class:`CredentialSource`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        source: CredentialSource,
+        *,
+        assume_role: str | None = None,
+        login_check_interval: float = DEFAULT_LOGIN_CHECK_INTERVAL,
+    ) -> None:
+        super().__init__(
+            engine.sync_engine, source, assume_role=assume_role,
+            login_check_interval=login_check_interval,
+        )
+        self.engine = engine
+        self._swap_tasks: set[asyncio.Task[None]] = set()
+
+    async def swap_pool(self) -> None:
+        """Close idle connections now; checked-out ones close when returned."""
+        self.stats.pool_swaps += 1
+        await self.engine.dispose(close=True)
+        # Connections begun before this point may belong to the old pool, where nothing
+        # would close them once returned: the new epoch marks them stale.
+        self._epoch += 1
+        logger.info(
+            "pool.swapped",
+            extra={"generation": self.source.generation},
+        )
+
+    async def aclose_pending(self) -> None:
+        """Wait for the pool swaps that rotations started."""
+        while self._swap_tasks:
+            await asyncio.gather(*self._swap_tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Wait for pending pool swaps, then detach."""
+        await self.aclose_pending()
+        self.detach()
+
+    def _on_event(self, lease_event: Any) -> None:
+        # Only a rotation makes pooled connections stale; "revoked" reports the old lease
+        # gone after the drain period, when its connections are already closed.
+        if getattr(lease_event, "kind", None) != "rotated":
+            return
+        task = asyncio.get_running_loop().create_task(self.swap_pool())
+        self._swap_tasks.add(task)
+        task.add_done_callback(self._swap_done)
+
+    def _swap_done(self, task: asyncio.Task[None]) -> None:
+        self._swap_tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.warning(
+                "pool.swap_failed",
+                extra={"error_class": type(error).__name__},
+            )
+
+    def _refresh(self, reason: str) -> None:
+        # do_connect runs in the greenlet of the statement that needed a connection.
+        await_only(self.source.force_rotate(reason))
 
 
 def bind_credentials(

@@ -90,3 +90,42 @@ def vault_refreshed_source(
     source = FakeSource(username, password)
     source.on_force = fresh
     return source, leases
+
+
+class FakeSyncSource:
+    """A SyncCredentialSource the test drives by hand (``set`` rotates and calls back)."""
+
+    def __init__(self, username: str, password: str) -> None:
+        from vault_async.sync import SyncCredential
+
+        self._make = SyncCredential
+        self._current = SyncCredential(username, password, 1)
+        self.rotate_calls = 0
+        self.on_force: Callable[[], tuple[str, str]] | None = None
+        self.in_use: Counter[int] = Counter()
+        self._subscribers: list[Callable[[Any], None]] = []
+
+    def current(self) -> Any:
+        return self._current
+
+    def set(self, username: str, password: str) -> None:
+        self._current = self._make(username, password, self._current.generation + 1)
+        for callback in list(self._subscribers):
+            callback(self._current)
+
+    def force_rotate(self, reason: str, timeout: float = 30.0) -> Any:
+        self.rotate_calls += 1
+        assert self.on_force is not None
+        self.set(*self.on_force())
+        return self._current
+
+    def track_use(self, generation: int, delta: int) -> None:
+        self.in_use[generation] += delta
+        assert self.in_use[generation] >= 0, f"generation {generation} returned more than out"
+
+    def outstanding(self) -> dict[int, int]:
+        return {g: n for g, n in self.in_use.items() if n}
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)

@@ -8,6 +8,7 @@ a watcher that notes any session still open after its login was dropped (revoked
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import random
 import statistics
@@ -108,3 +109,15 @@ async def watch_dropped_sessions(
                 return sorted(orphans)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def in_threads(
+    query: Callable[[int], object], executor: concurrent.futures.ThreadPoolExecutor
+) -> Query:
+    """A blocking ``query`` run on ``executor``'s threads, as :func:`run_queries` expects
+    (give the executor at least as many threads as the load's concurrency)."""
+
+    async def run(user_id: int) -> object:
+        return await asyncio.get_running_loop().run_in_executor(executor, query, user_id)
+
+    return run

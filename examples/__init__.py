@@ -1,0 +1,1 @@
+"""Example services on the lease engine; each starts with ``python -m examples.<name>``."""
