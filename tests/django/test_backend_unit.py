@@ -1,0 +1,211 @@
+"""The Django backend's pieces on their own: settings, refusals, parking, the engine registry."""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from vault_async._sync_credentials import SyncCredential
+from vault_async.django._login_errors import is_login_refused
+from vault_async.django._options import VaultDbOptions, read_options
+from vault_async.django._parking import Held, Parking
+from vault_async.django._runtimes import Registry
+
+
+def entry(**options: object) -> dict[str, object]:
+    return {"ENGINE": "vault_async.django", "NAME": "app", "OPTIONS": options}
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def test_options_come_from_options_first_then_the_environment() -> None:
+    read = read_options("default", entry(), {"VAULT_DB_ROLE": "app", "VAULT_DB_MOUNT": "pg"})
+    assert read == VaultDbOptions("app", "pg", False, None, 30.0)
+    read = read_options("default", entry(), {"VAULT_DB_STATIC_ROLE": "app-static"})
+    assert (read.role, read.static) == ("app-static", True)
+    read = read_options(
+        "x", entry(vault_role="r", static=True, assume_role='we"ird', startup_timeout=5),
+        {"VAULT_DB_ROLE": "ignored"},
+    )
+    assert (read.role, read.static, read.startup_timeout) == ("r", True, 5.0)
+    assert read.role_sql == 'SET ROLE "we""ird"'
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        (entry(), "DATABASES['default']['OPTIONS']['vault_role'] (or VAULT_DB_ROLE)"),
+        (entry(vault_role="a", pool=True), "['pool'] is not supported"),
+        (entry(vault_role="a", static="yes"), "['static'] must be True or False"),
+        (entry(vault_role="a", assume_role="bad\nrole"), "['assume_role']: role name must not"),
+        (entry(vault_role="a", assume_role="x" * 64), "['assume_role']: role name must be 1"),
+        (entry(vault_role="a", startup_timeout=0), "['startup_timeout'] must be seconds > 0"),
+        (entry(vault_role=3), "['vault_role'] must be a string"),
+        ({**entry(vault_role="a"), "PASSWORD": "pw"}, "DATABASES['default']['PASSWORD'] must"),
+    ],
+)
+def test_a_wrong_setting_is_one_line_naming_it(settings: dict[str, object], named: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as caught:
+        read_options("default", settings, {})
+    message = str(caught.value)
+    assert named in message
+    assert "\n" not in message
+    assert "pw" not in message
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+REFUSED = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  '
+
+
+@pytest.mark.parametrize(
+    ("message", "refused"),
+    [
+        (REFUSED + 'password authentication failed for user "v-app-x"', True),
+        (REFUSED + 'role "v-app-x" does not exist', True),
+        (REFUSED + 'role "v-app-x" is not permitted to log in', True),
+        (REFUSED + 'no pg_hba.conf entry for host "1.2.3.4", user "u"', True),
+        (REFUSED + "the database system is starting up", False),
+        ("connection failed: Connection refused", False),
+        (REFUSED + 'database "app" does not exist', False),
+    ],
+)
+def test_a_refused_login_is_told_from_other_connect_failures(message: str, refused: bool) -> None:
+    assert is_login_refused(psycopg.OperationalError(message)) is refused
+
+
+# -- parking ----------------------------------------------------------------------------------
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+class Uses:
+    def __init__(self) -> None:
+        self.count: Counter[int] = Counter()
+
+    def __call__(self, generation: int, delta: int) -> None:
+        self.count[generation] += delta
+
+    def out(self) -> dict[int, int]:
+        return {g: n for g, n in self.count.items() if n}
+
+
+def held(connection: object, generation: int, uses: Uses) -> Held:
+    uses(generation, 1)
+    return Held(connection, generation, uses)
+
+
+def test_a_rotation_closes_parked_connections_of_older_generations_only() -> None:
+    uses, parking = Uses(), Parking()
+    old, new, busy = FakeConnection(), FakeConnection(), FakeConnection()
+    old_held, new_held, busy_held = held(old, 1, uses), held(new, 2, uses), held(busy, 1, uses)
+    assert parking.park(old_held, 1)
+    assert parking.park(new_held, 2)
+    assert parking.close_older(2) == 1
+    assert (old.closes, new.closes, busy.closes) == (1, 0, 0)
+    assert uses.out() == {1: 1, 2: 1}  # the busy connection of generation 1 is still counted
+    assert not parking.unpark(old_held)  # its thread must reconnect
+    assert parking.unpark(new_held)
+    busy_held.release()
+    busy_held.release()
+    assert uses.out() == {2: 1}
+
+
+def test_a_connection_of_an_older_generation_is_not_parked() -> None:
+    uses, parking = Uses(), Parking()
+    stale = held(FakeConnection(), 1, uses)
+    assert not parking.park(stale, 2)
+    assert len(parking) == 0
+
+
+def test_a_collected_connection_gives_its_count_back() -> None:
+    uses = Uses()
+    connection: FakeConnection | None = FakeConnection()
+    record = held(connection, 3, uses)
+    assert uses.out() == {3: 1}
+    connection = None
+    gc.collect()
+    assert uses.out() == {}
+    record.release()
+    assert uses.out() == {}
+
+
+# -- one engine per role and process --------------------------------------------------------
+
+
+class FakeCredentials:
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[SyncCredential], None]] = []
+
+    def current(self) -> SyncCredential:
+        return SyncCredential("u", "p", 1)
+
+    def force_rotate(self, reason: str, timeout: float = 30.0) -> SyncCredential:
+        return self.current()
+
+    def track_use(self, generation: int, delta: int) -> None:
+        pass
+
+    def subscribe(self, callback: Callable[[SyncCredential], None]) -> Callable[[], None]:
+        self.callbacks.append(callback)
+        return lambda: self.callbacks.remove(callback)
+
+
+def test_engines_start_once_per_role_and_stop_at_shutdown() -> None:
+    started: list[str] = []
+    stopped: list[str] = []
+
+    @contextmanager
+    def starter(options: VaultDbOptions) -> Iterator[FakeCredentials]:
+        started.append(options.role)
+        try:
+            yield FakeCredentials()
+        finally:
+            stopped.append(options.role)
+
+    registry = Registry(starter)
+    first = registry.get(VaultDbOptions("app"))
+    assert registry.get(VaultDbOptions("app", assume_role="other")) is first
+    registry.get(VaultDbOptions("app", static=True))
+    assert started == ["app", "app"]
+    credentials = first.credentials
+    assert isinstance(credentials, FakeCredentials)
+    assert len(credentials.callbacks) == 1
+    registry.shutdown()
+    assert stopped == ["app", "app"]
+    assert credentials.callbacks == []
+    assert first.stopped
+    assert first.obsolete(1)
+    assert registry.get(VaultDbOptions("app")) is not first  # started again on demand
+    registry.shutdown()
+
+
+def test_an_engine_that_fails_to_start_is_not_kept() -> None:
+    calls = 0
+
+    @contextmanager
+    def starter(options: VaultDbOptions) -> Iterator[FakeCredentials]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("vault said no")
+        yield FakeCredentials()
+
+    registry = Registry(starter)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            registry.get(VaultDbOptions("app"))
+    assert calls == 2
+    assert registry.running() == []
