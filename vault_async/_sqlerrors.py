@@ -36,10 +36,17 @@ table, or names one that is not there. A session whose login was dropped from ou
 same on every table (undefined_table when the schema's USAGE came through the lost group)."""
 
 LOGIN_REJECTED_MESSAGE = re.compile(
-    r'FATAL:\s+(password authentication failed for user "|role ".*" does not exist)'
+    r"FATAL:\s+("
+    r'password authentication failed for user "'
+    r'|role ".*" does not exist'
+    r'|role ".*" is not permitted to log in'
+    r"|no pg_hba\.conf entry"
+    r")"
 )
-"""The server's answer to a bad password (28P01) or a missing role (28000), as libpq words a
-failed connection attempt that carries no SQLSTATE (psycopg)."""
+"""The server's refusal of a login (28P01: a bad password; 28000: a missing role, NOLOGIN, no
+``pg_hba.conf`` entry), as libpq words a failed connection attempt that carries no SQLSTATE
+(psycopg). PostgreSQL's English messages: with another ``lc_messages`` the refusal is reported
+as it is, without the rotation and retry."""
 
 TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
 """connection_exception, insufficient_resources, operator_intervention (e.g. shutting down)."""

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from vault_async._sqlerrors import is_login_rejected
 from vault_async._sync_credentials import SyncCredential
-from vault_async.django._login_errors import is_login_refused
 from vault_async.django._options import VaultDbOptions, read_options
 from vault_async.django._parking import Held, Parking
 from vault_async.django._runtimes import Registry
@@ -78,7 +78,7 @@ REFUSED = 'connection failed: connection to server at "127.0.0.1", port 5432 fai
     ],
 )
 def test_a_refused_login_is_told_from_other_connect_failures(message: str, refused: bool) -> None:
-    assert is_login_refused(psycopg.OperationalError(message)) is refused
+    assert is_login_rejected(psycopg.OperationalError(message)) is refused
 
 
 # -- parking ----------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from django.core.signals import request_finished
 from django.db import connections
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDatabaseWrapper
 
+from .._sqlerrors import is_login_rejected
 from .._sync_credentials import SyncCredential, SyncCredentialSource
-from ._login_errors import is_login_refused
 from ._options import VAULT_OPTION_KEYS, VaultDbOptions, read_options
 from ._parking import Held
 from ._runtimes import Entry, registry
@@ -73,7 +73,7 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
         try:
             connection = self._connect_as(conn_params, credential, entry.credentials)
         except Exception as error:
-            if not is_login_refused(error):
+            if not is_login_rejected(error):
                 raise
             entry.stats.login_retries += 1
             logger.warning(
