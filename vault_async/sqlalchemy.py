@@ -18,7 +18,10 @@ How the engine follows the credential:
 * on a ``rotated`` event the pool is swapped (``engine.dispose()``): idle
   connections close at once; checked-out ones finish their transaction and are
   closed when returned (``checkin`` listener), because their generation is stale;
-  a stale connection is never handed out again (``checkout`` listener);
+  a stale connection is never handed out again (``checkout`` listener). The
+  swapped-out pool keeps serving the checkouts that were waiting in it (which
+  reconnect its records with the new credential): whatever is returned to it is
+  closed, so no connection stays idle in a pool nothing will ever close;
 * a connect rejected for a bad password or a missing role (revoked from
   outside) forces one rotation and is retried once;
 * ``permission denied`` or ``relation does not exist`` on a pooled connection is
@@ -88,9 +91,6 @@ logger = logging.getLogger("vault_async.sqlalchemy")
 GENERATION_KEY = "vault_async.generation"
 """Key in ``connection_record.info`` holding the generation a connection was made with."""
 
-EPOCH_KEY = "vault_async.pool_epoch"
-"""Key in ``connection_record.info`` holding the pool epoch when the connect began."""
-
 USERNAME_KEY = "vault_async.username"
 """Key in ``connection_record.info`` holding the login a connection was made with."""
 
@@ -134,7 +134,6 @@ class EngineBinding:
         self._role_sql = set_role_sql(assume_role)
         self._unsubscribe: Callable[[], None] | None = None
         self._swap_tasks: set[asyncio.Task[None]] = set()
-        self._epoch = 0
         self._attached = False
         self._login_check = LoginCheck(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
@@ -190,10 +189,13 @@ class EngineBinding:
     async def swap_pool(self) -> None:
         """Close idle connections now; checked-out ones close when returned."""
         self.stats.pool_swaps += 1
+        retired = self.engine.sync_engine.pool
         await self.engine.dispose(close=True)
-        # Connections begun before this point may belong to the old pool, where nothing
-        # would close them once returned: the new epoch marks them stale.
-        self._epoch += 1
+        # Checkouts still out of the retired pool, or still waiting in it (they reconnect
+        # its records, with the current credential), return to it, where nothing would
+        # close them again. Listening on that pool alone (the new one copied its listeners
+        # already), first in line: closed before the checkin listener counts them back.
+        event.listen(retired, "checkin", self._on_retired_checkin, insert=True)
         logger.info(
             "pool.swapped",
             extra={"generation": self.source.generation},
@@ -243,7 +245,6 @@ class EngineBinding:
         cargs: tuple[Any, ...],
         cparams: dict[str, Any],
     ) -> Any:
-        epoch = self._epoch
         username, password, generation = self._credential()
         try:
             connection = self._connect(dialect, cargs, cparams, username, password)
@@ -267,7 +268,6 @@ class EngineBinding:
             connection = self._connect(dialect, cargs, cparams, username, password)
         self._connect_args = (cargs, cparams)
         conn_rec.info[GENERATION_KEY] = generation
-        conn_rec.info[EPOCH_KEY] = epoch
         conn_rec.info[USERNAME_KEY] = username
         self.stats.connects += 1
         return connection
@@ -300,11 +300,6 @@ class EngineBinding:
         made_with = conn_rec.info.get(GENERATION_KEY)
         return made_with is not None and bool(made_with != self.source.generation)
 
-    def _pool_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
-        """Begun before the last pool swap, so possibly owned by the swapped-out pool."""
-        epoch = conn_rec.info.get(EPOCH_KEY)
-        return epoch is not None and bool(epoch != self._epoch)
-
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
@@ -323,13 +318,17 @@ class EngineBinding:
         # DBAPI connection already gone for an invalidated one. The -1 comes last: a stale
         # connection is closed before its lease may be revoked for it.
         try:
-            if dbapi_connection is not None and (
-                self._credential_is_stale(conn_rec) or self._pool_is_stale(conn_rec)
-            ):
+            if conn_rec.dbapi_connection is not None and self._credential_is_stale(conn_rec):
                 self.stats.stale_closed += 1
                 conn_rec.invalidate()
         finally:
             self._count_in(conn_rec)
+
+    def _on_retired_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        # Only on a swapped-out pool, before ``_on_checkin``.
+        if conn_rec.dbapi_connection is not None:
+            self.stats.stale_closed += 1
+            conn_rec.invalidate()
 
     def _on_detach(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         # A connection detached from its record never comes back through checkin: this is
