@@ -18,7 +18,10 @@ How the engine follows the credential:
 * on a ``rotated`` event the pool is swapped (``engine.dispose()``): idle
   connections close at once; checked-out ones finish their transaction and are
   closed when returned (``checkin`` listener), because their generation is stale;
-  a stale connection is never handed out again (``checkout`` listener);
+  a stale connection is never handed out again (``checkout`` listener). The
+  swapped-out pool keeps serving the checkouts that were waiting in it (which
+  reconnect its records with the new credential): whatever is returned to it is
+  closed, so no connection stays idle in a pool nothing will ever close;
 * a connect rejected for a bad password or a missing role (revoked from
   outside) forces one rotation and is retried once;
 * ``permission denied`` or ``relation does not exist`` on a pooled connection is
@@ -56,7 +59,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 from sqlalchemy.util import await_only
 
 from ._credential_source import (
@@ -88,9 +91,6 @@ logger = logging.getLogger("vault_async.sqlalchemy")
 
 GENERATION_KEY = "vault_async.generation"
 """Key in ``connection_record.info`` holding the generation a connection was made with."""
-
-EPOCH_KEY = "vault_async.pool_epoch"
-"""Key in ``connection_record.info`` holding the pool epoch when the connect began."""
 
 USERNAME_KEY = "vault_async.username"
 """Key in ``connection_record.info`` holding the login a connection was made with."""
@@ -140,7 +140,6 @@ class PoolListeners:
         self.stats = BindingStats()
         self._role_sql = set_role_sql(assume_role)
         self._unsubscribe: Callable[[], None] | None = None
-        self._epoch = 0
         self._attached = False
         self._login_check = login_check(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
@@ -196,6 +195,16 @@ class PoolListeners:
 
     # subclasses ----------------------------------------------------------------
 
+    def _retire(self, pool: Pool) -> None:
+        """After a swap, close whatever comes back to the swapped-out ``pool``.
+
+        Checkouts still out of it, or still waiting in it (they reconnect its records, with
+        the current credential), return to it, where nothing would close them again. The
+        listener is on that pool alone (the new one has copied its listeners already) and
+        first in line: the connection is closed before ``_on_checkin`` counts it back.
+        """
+        event.listen(pool, "checkin", self._on_retired_checkin, insert=True)
+
     def _refresh(self, reason: str) -> None:
         """Force a rotation from inside ``do_connect`` and wait for it."""
         raise NotImplementedError
@@ -219,7 +228,6 @@ class PoolListeners:
         cargs: tuple[Any, ...],
         cparams: dict[str, Any],
     ) -> Any:
-        epoch = self._epoch
         username, password, generation = self._credential()
         try:
             connection = self._connect(dialect, cargs, cparams, username, password)
@@ -243,7 +251,6 @@ class PoolListeners:
             connection = self._connect(dialect, cargs, cparams, username, password)
         self._connect_args = (cargs, cparams)
         conn_rec.info[GENERATION_KEY] = generation
-        conn_rec.info[EPOCH_KEY] = epoch
         conn_rec.info[USERNAME_KEY] = username
         self.stats.connects += 1
         return connection
@@ -276,11 +283,6 @@ class PoolListeners:
         made_with = conn_rec.info.get(GENERATION_KEY)
         return made_with is not None and bool(made_with != self.source.generation)
 
-    def _pool_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
-        """Begun before the last pool swap, so possibly owned by the swapped-out pool."""
-        epoch = conn_rec.info.get(EPOCH_KEY)
-        return epoch is not None and bool(epoch != self._epoch)
-
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
@@ -299,13 +301,17 @@ class PoolListeners:
         # DBAPI connection already gone for an invalidated one. The -1 comes last: a stale
         # connection is closed before its lease may be revoked for it.
         try:
-            if dbapi_connection is not None and (
-                self._credential_is_stale(conn_rec) or self._pool_is_stale(conn_rec)
-            ):
+            if conn_rec.dbapi_connection is not None and self._credential_is_stale(conn_rec):
                 self.stats.stale_closed += 1
                 conn_rec.invalidate()
         finally:
             self._count_in(conn_rec)
+
+    def _on_retired_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        # Only on a swapped-out pool, before ``_on_checkin``.
+        if conn_rec.dbapi_connection is not None:
+            self.stats.stale_closed += 1
+            conn_rec.invalidate()
 
     def _on_detach(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         # A connection detached from its record never comes back through checkin: this is
@@ -386,10 +392,9 @@ class EngineBinding(PoolListeners):
     async def swap_pool(self) -> None:
         """Close idle connections now; checked-out ones close when returned."""
         self.stats.pool_swaps += 1
+        retired = self.engine.sync_engine.pool
         await self.engine.dispose(close=True)
-        # Connections begun before this point may belong to the old pool, where nothing
-        # would close them once returned: the new epoch marks them stale.
-        self._epoch += 1
+        self._retire(retired)
         logger.info(
             "pool.swapped",
             extra={"generation": self.source.generation},

@@ -114,9 +114,9 @@ class SyncEngineBinding(PoolListeners):
         """Close idle connections now; checked-out ones close when returned."""
         with self._swap_lock:
             self.stats.pool_swaps += 1
+            retired = self.engine.pool
             self.engine.dispose(close=True)
-            # Connections begun before this point may belong to the old pool: stale too.
-            self._epoch += 1
+            self._retire(retired)
         logger.info("pool.swapped", extra={"generation": self.source.generation})
 
     def _on_event(self, lease_event: Any) -> None:

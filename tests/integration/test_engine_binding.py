@@ -84,6 +84,44 @@ async def test_rotation_swaps_the_pool_and_closes_old_logins(
             migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
 
 
+async def test_connection_made_in_a_swapped_out_pool_after_the_swap_is_closed(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    # A checkout already waiting in the pool when it is swapped out gets a record returned
+    # there after the swap, reconnects it with the new login and returns it to that pool.
+    # Nothing would ever close it there: once the new login's lease is replaced in turn,
+    # its revocation would leave that session open under a dropped role.
+    user_a, password_a, lease_a = vault_creds(migrated)
+    user_b, password_b, lease_b = vault_creds(migrated)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source)
+    try:
+        held = [await engine.connect() for _ in range(4)]  # the whole pool (max_overflow=0)
+        for conn in held:
+            await conn.execute(text("SELECT 1"))
+
+        async def waiter() -> str:
+            async with engine.connect() as conn:
+                return str((await conn.execute(text("SELECT session_user"))).scalar_one())
+
+        waiting = asyncio.create_task(waiter())
+        for _ in range(20):  # into the old pool's queue: no connection is free
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        source.set(user_b, password_b)  # emits "rotated": the pool is swapped out
+        await binding.aclose_pending()
+        for conn in held:
+            await conn.close()
+        assert await asyncio.wait_for(waiting, timeout=10) == user_b
+        # Every connection went back to the swapped-out pool and none was used since.
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+        assert await wait_for_backends(migrated, user_b, 0) == 0
+    finally:
+        binding.detach()
+        for lease in (lease_a, lease_b):
+            migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
 async def test_stale_connection_is_not_handed_out_without_event(
     migrated: DevStack, engine: AsyncEngine
 ) -> None:
