@@ -154,7 +154,7 @@ class Renewer:
         # A quota refusing again and again is one condition: warned once, then told quietly.
         again = limited and handle.last_error_class == "RateLimited"
         quiet = again and handle.consecutive_failures > 0
-        handle.failed(exc, retry.due)
+        handle.failed(exc, retry.due, now)
         fields = lease_fields(
             core,
             handle,
@@ -176,7 +176,12 @@ class Renewer:
     # -- asked by a caller ------------------------------------------------------------------
 
     async def force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
-        """Replace the credential unless someone just did; honour the backoff of a failure."""
+        """Replace the credential unless someone just did; honour the backoff of a failure.
+
+        With no valid credential left, the backoff gives way: the caller (a pool whose login
+        was rejected) cannot work until an attempt succeeds, so one is made at once, at most
+        once per ``min_force_interval`` (see :func:`policy.force_may_try`).
+        """
         generation = handle.generation
         core = self._core
         async with handle.locked():
@@ -191,8 +196,16 @@ class Renewer:
                 handle.generation != generation or now - since < core.config.min_force_interval
             ):
                 return current
-            error = handle.backoff_error(now)
-            if error is not None:
+            error = handle.last_error
+            valid = current is not None and core.expires_at(handle, current) > now
+            if error is not None and not policy.force_may_try(
+                now=now,
+                retry_at=handle.retry_at,
+                failed_at=handle.failed_at,
+                valid=valid,
+                rate_limited=isinstance(error, errors.RateLimited),
+                config=core.config,
+            ):
                 logger.debug(
                     "lease.force_rotate_backing_off",
                     extra=lease_fields(core, handle, error=error),
