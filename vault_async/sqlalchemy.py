@@ -66,6 +66,7 @@ from ._credential_source import (
     credential_of,
 )
 from ._json import drop_none
+from ._log_limit import LogLimiter
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
 from ._roles import quote_identifier, set_role_sql
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
@@ -139,6 +140,9 @@ class EngineBinding:
         self._login_check = LoginCheck(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._uses: UseCounter | None = None
+        # While the credential cannot be refreshed every new connection meets the same
+        # refusal: one WARNING per condition per interval, the repeats at DEBUG.
+        self.log_limit = LogLimiter()
 
     def __repr__(self) -> str:
         return f"EngineBinding(url={self.engine.url!r}, generation={self.source.generation})"
@@ -251,17 +255,13 @@ class EngineBinding:
             if not is_login_rejected(error):
                 raise
             self.stats.login_retries += 1
-            logger.warning(
-                "pool.login_rejected",
-                extra={"generation": generation, "error_class": type(error).__name__},
+            self._log_limited(
+                "pool.login_rejected", generation=generation, error_class=type(error).__name__
             )
             try:
                 await_only(self.source.force_rotate("database rejected the login"))
             except Exception as rotate_error:
-                logger.warning(
-                    "pool.refresh_failed",
-                    extra={"error_class": type(rotate_error).__name__},
-                )
+                self._log_limited("pool.refresh_failed", error_class=type(rotate_error).__name__)
                 raise error from None  # the database's answer is the one to report
             username, password, generation = self._credential()
             connection = self._connect(dialect, cargs, cparams, username, password)
@@ -271,6 +271,14 @@ class EngineBinding:
         conn_rec.info[USERNAME_KEY] = username
         self.stats.connects += 1
         return connection
+
+    def _log_limited(self, event_name: str, **fields: object) -> None:
+        """Log ``event_name`` at WARNING once per interval and condition, else at DEBUG."""
+        key = f"{event_name}:{fields.get('error_class')}"
+        level, repeats = self.log_limit.check(key)
+        if level == logging.WARNING:
+            fields["suppressed"] = repeats
+        logger.log(level, event_name, extra=fields)
 
     @staticmethod
     def _connect(
