@@ -9,6 +9,7 @@ at most once per ``min_force_interval``.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 
 import pytest
@@ -113,3 +114,23 @@ async def test_force_rotate_with_a_valid_credential_keeps_the_backoff(clock: Vir
                 await handle.force_rotate("database rejected the login")
             await clock.advance(0.05)
         assert len(vault.times("acquire")) - before <= 1
+
+
+async def test_repeated_failures_with_no_valid_credential_warn_once_per_interval(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="vault_async.lifecycle")
+    vault = FakeVault(clock, ttl=20.0, max_ttl=20.0)
+    async with LeaseManager(None, LeaseConfig(), clock=clock, rng=random.Random(16)) as mgr:
+        handle = mgr.manage(vault.source())
+        await handle.wait_ready(timeout=5)
+        vault.down = True
+        await clock.advance(300.0)
+        failures = handle.consecutive_failures
+    failed = [r for r in caplog.records if r.getMessage() == "lease.failed"]
+    warnings = [r for r in failed if r.levelno == logging.WARNING]
+    assert len(failed) == failures > 60  # every failure is logged, most at DEBUG
+    # The first failure, then at most one per 10 s (the credential expired at 20 s).
+    assert len(warnings) <= 2 + 300 / 10, len(warnings)
+    # Each WARNING counts the repeats logged at DEBUG since the previous one.
+    assert 0 < sum(getattr(r, "suppressed", 0) for r in warnings) <= len(failed) - len(warnings)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 import anyio
 
 from .. import _exceptions as errors
+from .._log_limit import LogLimiter
 from . import _policy as policy
 from ._core import Core
 from ._drain import Drain
@@ -43,13 +44,16 @@ def _gone(handle: ManagedSecret, step: Step, exc: Exception) -> bool:
 class Renewer:
     """Performs the steps the scheduler hands it, and ``force_rotate``."""
 
-    __slots__ = ("_core", "_ready", "drain", "guard")
+    __slots__ = ("_core", "_log_limit", "_ready", "drain", "guard")
 
     def __init__(self, core: Core) -> None:
         self._core = core
         self.guard = TokenGuard(core, self.replace, self.fail)
         self.drain = Drain(core, self.guard.release)
         self._ready: anyio.Event | None = None
+        # With no valid credential the retries come every few seconds for as long as Vault
+        # is away: the same failure is a WARNING once per interval, the repeats at DEBUG.
+        self._log_limit = LogLimiter(clock=core.clock.now)
 
     # -- the scheduled step ----------------------------------------------------------------
 
@@ -167,7 +171,12 @@ class Renewer:
         )
         if limited:
             fields["retry_after"] = asked
-        logger.log(logging.DEBUG if quiet else logging.WARNING, "lease.failed", extra=fields)
+        level = logging.DEBUG if quiet else logging.WARNING
+        if not quiet and (lease is None or core.expires_at(handle, lease) <= now):
+            level, repeats = self._log_limit.check(f"{handle.name}:{handle.last_error_class}")
+            if level == logging.WARNING:
+                fields["suppressed"] = repeats
+        logger.log(level, "lease.failed", extra=fields)
         await core.emit(handle, "failed", error_class=handle.last_error_class, reason=step.action)
         core.plan(handle, retry)
         if retry.expiring is not None and handle.announce_expiring():
