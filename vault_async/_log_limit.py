@@ -43,3 +43,10 @@ class LogLimiter:
             return logging.WARNING, 0 if state is None else state[1]
         self._state[key] = (state[0], state[1] + 1)
         return logging.DEBUG, state[1] + 1
+
+    def log(self, logger: logging.Logger, event_name: str, **fields: object) -> None:
+        """Log ``event_name``, keyed by its ``error_class``; a WARNING says how many it hid."""
+        level, repeats = self.check(f"{event_name}:{fields.get('error_class')}")
+        if level == logging.WARNING:
+            fields["suppressed"] = repeats
+        logger.log(level, event_name, extra=fields)

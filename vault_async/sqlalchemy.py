@@ -255,13 +255,18 @@ class EngineBinding:
             if not is_login_rejected(error):
                 raise
             self.stats.login_retries += 1
-            self._log_limited(
-                "pool.login_rejected", generation=generation, error_class=type(error).__name__
+            self.log_limit.log(
+                logger,
+                "pool.login_rejected",
+                generation=generation,
+                error_class=type(error).__name__,
             )
             try:
                 await_only(self.source.force_rotate("database rejected the login"))
             except Exception as rotate_error:
-                self._log_limited("pool.refresh_failed", error_class=type(rotate_error).__name__)
+                self.log_limit.log(
+                    logger, "pool.refresh_failed", error_class=type(rotate_error).__name__
+                )
                 raise error from None  # the database's answer is the one to report
             username, password, generation = self._credential()
             connection = self._connect(dialect, cargs, cparams, username, password)
@@ -271,14 +276,6 @@ class EngineBinding:
         conn_rec.info[USERNAME_KEY] = username
         self.stats.connects += 1
         return connection
-
-    def _log_limited(self, event_name: str, **fields: object) -> None:
-        """Log ``event_name`` at WARNING once per interval and condition, else at DEBUG."""
-        key = f"{event_name}:{fields.get('error_class')}"
-        level, repeats = self.log_limit.check(key)
-        if level == logging.WARNING:
-            fields["suppressed"] = repeats
-        logger.log(level, event_name, extra=fields)
 
     @staticmethod
     def _connect(

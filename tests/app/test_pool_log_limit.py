@@ -1,4 +1,5 @@
-"""While the credential cannot be refreshed, every request's rejected login is not a WARNING.
+"""The pool bindings (SQLAlchemy, asyncpg, psycopg) while the credential cannot be refreshed:
+every request's rejected login is not a WARNING.
 
 One WARNING per condition per interval, with the count of repeats logged at DEBUG since;
 no password in any line.
@@ -16,8 +17,11 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
+from vault_async._credential_source import credential_of
 from vault_async._exceptions import VaultConnectionError
 from vault_async._log_limit import LogLimiter
+from vault_async.asyncpg import PoolBinding
+from vault_async.psycopg import PsycopgPoolBinding
 from vault_async.sqlalchemy import EngineBinding
 
 PASSWORD = "pw-very-secret-123"
@@ -85,3 +89,30 @@ def test_distinct_conditions_are_limited_separately() -> None:
     assert limit.check("a") == (logging.WARNING, 1)
     with pytest.raises(ValueError, match="interval"):
         LogLimiter(interval=-1.0)
+
+
+async def test_asyncpg_and_psycopg_bindings_limit_the_same_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def reject(*args: Any, **kwargs: Any) -> Any:
+        raise asyncpg.InvalidPasswordError("password authentication failed for user")
+
+    now = [100.0]
+    pool = PoolBinding(FailingSource(), connect=reject)
+    pool.log_limit = LogLimiter(interval=10.0, clock=lambda: now[0])
+    psyco = PsycopgPoolBinding(FailingSource())
+    psyco.log_limit = LogLimiter(interval=10.0, clock=lambda: now[0])
+    credential = credential_of(FailingSource())
+    assert credential is not None
+    caplog.set_level(logging.DEBUG, logger="vault_async")
+    for _ in range(20):
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await pool._login((), {})
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await psyco._refresh_after(asyncpg.InvalidPasswordError("rejected"), credential)
+    for name in ("pool.login_rejected", "pool.refresh_failed"):
+        records = [r for r in caplog.records if r.getMessage() == name]
+        assert len(records) == 40, name
+        assert sum(r.levelno == logging.WARNING for r in records) == 2, name  # one per binding
+    for record in caplog.records:
+        assert PASSWORD not in str(record.__dict__)
