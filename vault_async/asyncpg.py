@@ -55,6 +55,7 @@ import asyncpg
 
 from ._credential_source import Credential, CredentialSource, UseTrackingSource, credential_of
 from ._json import drop_none
+from ._log_limit import LogLimiter
 from ._roles import set_role_sql
 from ._sqlerrors import is_login_rejected
 from ._use_counter import UseCounter
@@ -128,6 +129,9 @@ class PoolBinding:
         self._idle: dict[_Login, None] = {}
         """Connections open and not handed out (insertion-ordered set)."""
         self._uses: UseCounter | None = None
+        # While the credential cannot be refreshed every new connection meets the same
+        # refusal: one WARNING per condition per interval, the repeats at DEBUG.
+        self.log_limit = LogLimiter()
         self._unsubscribe: Callable[[], None] | None = None
         self._swapped_for = source.generation
         self._swap_tasks: set[asyncio.Task[None]] = set()
@@ -247,15 +251,17 @@ class PoolBinding:
             if not is_login_rejected(error):
                 raise
             self.stats.login_retries += 1
-            logger.warning(
+            self.log_limit.log(
+                logger,
                 "pool.login_rejected",
-                extra={"generation": credential.generation, "error_class": type(error).__name__},
+                generation=credential.generation,
+                error_class=type(error).__name__,
             )
             try:
                 await self.source.force_rotate("database rejected the login")
             except Exception as rotate_error:
-                logger.warning(
-                    "pool.refresh_failed", extra={"error_class": type(rotate_error).__name__}
+                self.log_limit.log(
+                    logger, "pool.refresh_failed", error_class=type(rotate_error).__name__
                 )
                 raise error from None  # the database's answer is the one to report
         credential = self._credential()

@@ -54,6 +54,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ._credential_source import Credential, CredentialSource, UseTrackingSource, credential_of
 from ._json import drop_none
+from ._log_limit import LogLimiter
 from ._roles import set_role_sql
 from ._sqlerrors import is_login_rejected
 from ._use_counter import UseCounter
@@ -107,6 +108,9 @@ class PsycopgPoolBinding:
         self._role_sql = set_role_sql(assume_role)
         self._pool: _BoundPool | None = None
         self._uses: UseCounter | None = None
+        # While the credential cannot be refreshed every new connection meets the same
+        # refusal: one WARNING per condition per interval, the repeats at DEBUG.
+        self.log_limit = LogLimiter()
         self._unsubscribe: Callable[[], None] | None = None
         self._drained_for = source.generation
         self._drain_tasks: set[asyncio.Task[None]] = set()
@@ -244,15 +248,17 @@ class PsycopgPoolBinding:
 
     async def _refresh_after(self, error: Exception, credential: Credential) -> None:
         self.stats.login_retries += 1
-        logger.warning(
+        self.log_limit.log(
+            logger,
             "pool.login_rejected",
-            extra={"generation": credential.generation, "error_class": type(error).__name__},
+            generation=credential.generation,
+            error_class=type(error).__name__,
         )
         try:
             await self.source.force_rotate("database rejected the login")
         except Exception as rotate_error:
-            logger.warning(
-                "pool.refresh_failed", extra={"error_class": type(rotate_error).__name__}
+            self.log_limit.log(
+                logger, "pool.refresh_failed", error_class=type(rotate_error).__name__
             )
             raise error from None  # the database's answer is the one to report
 

@@ -69,6 +69,7 @@ from ._credential_source import (
     credential_of,
 )
 from ._json import drop_none
+from ._log_limit import LogLimiter
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
 from ._roles import quote_identifier, set_role_sql
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
@@ -144,6 +145,9 @@ class PoolListeners:
         self._login_check = login_check(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._uses: UseCounter | None = None
+        # While the credential cannot be refreshed every new connection meets the same
+        # refusal: one WARNING per condition per interval, the repeats at DEBUG.
+        self.log_limit = LogLimiter()
 
     def __repr__(self) -> str:
         name, url = type(self).__name__, self._target.url
@@ -235,16 +239,17 @@ class PoolListeners:
             if not is_login_rejected(error):
                 raise
             self.stats.login_retries += 1
-            logger.warning(
+            self.log_limit.log(
+                logger,
                 "pool.login_rejected",
-                extra={"generation": generation, "error_class": type(error).__name__},
+                generation=generation,
+                error_class=type(error).__name__,
             )
             try:
                 self._refresh("database rejected the login")
             except Exception as rotate_error:
-                logger.warning(
-                    "pool.refresh_failed",
-                    extra={"error_class": type(rotate_error).__name__},
+                self.log_limit.log(
+                    logger, "pool.refresh_failed", error_class=type(rotate_error).__name__
                 )
                 raise error from None  # the database's answer is the one to report
             username, password, generation = self._credential()

@@ -26,6 +26,11 @@ class LeaseConfig:
         rotation_lead: seconds before expiry a replacement is obtained (default: the grace).
         min_rotation_lead: lower bound of that lead when the lease is long enough.
         backoff_base / backoff_max / backoff_floor: retry timing after an error.
+        expired_retry_max: with no valid credential left (expired during an outage, or never
+            obtained), the longest wait between two attempts (default 5 s, below ``backoff_max``):
+            nothing works until one succeeds, so the service is serving again within a few
+            seconds of Vault answering. Each attempt is a single request per secret, and the
+            full jitter below this bound spreads a fleet's requests.
         max_quota_wait: longest wait after a 429, whatever its ``Retry-After`` says (a quota's
             ``block_interval`` or a bogus header could ask for days, and with no valid
             credential nothing else bounds the wait). The default, twice ``backoff_max``,
@@ -51,6 +56,7 @@ class LeaseConfig:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     backoff_floor: float = 0.25
+    expired_retry_max: float = 5.0
     max_quota_wait: float = 120.0
     op_timeout: float = 30.0
     shutdown_timeout: float = 10.0
@@ -72,6 +78,10 @@ class LeaseConfig:
         if not self.backoff_floor <= self.max_quota_wait < math.inf:
             raise ValueError(
                 "LeaseConfig: max_quota_wait must be a finite number of seconds >= backoff_floor"
+            )
+        if not self.backoff_floor <= self.expired_retry_max < math.inf:
+            raise ValueError(
+                "LeaseConfig: expired_retry_max must be a finite number of seconds >= backoff_floor"
             )
         if self.relogin_interval < 0 or self.min_force_interval < 0:
             raise ValueError("LeaseConfig: relogin_interval and min_force_interval must be >= 0")

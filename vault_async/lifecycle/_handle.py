@@ -55,6 +55,7 @@ class ManagedSecret:
     __slots__ = (
         "_closed",
         "_expiring_generation",
+        "_failed_at",
         "_in_use",
         "_last_error",
         "_lock",
@@ -104,6 +105,7 @@ class ManagedSecret:
         # force_rotate answers with it instead of calling Vault again.
         self._last_error: Exception | None = None
         self._retry_at: float | None = None
+        self._failed_at: float | None = None
         self._closed = False
         # Created when first needed: most handles have no pool and no replaced token.
         self._in_use: dict[int, int] | None = None
@@ -286,14 +288,26 @@ class ManagedSecret:
         self.consecutive_failures = 0
         self._last_error = None
         self._retry_at = None
+        self._failed_at = None
 
-    def failed(self, error: Exception, retry_at: float) -> None:
-        """Count a failed attempt; ``force_rotate`` answers with it until ``retry_at``."""
+    def failed(self, error: Exception, retry_at: float, now: float | None = None) -> None:
+        """Count a failed attempt (made at ``now``); the next one is planned for ``retry_at``."""
         self.consecutive_failures += 1
         self.total_failures += 1
         self.last_error_class = type(error).__name__
         self._last_error = error
         self._retry_at = retry_at
+        self._failed_at = now
+
+    @property
+    def retry_at(self) -> float | None:
+        """When the engine retries after the last failed attempt; None after a success."""
+        return self._retry_at
+
+    @property
+    def failed_at(self) -> float | None:
+        """When the last failed attempt failed, if known; None after a success."""
+        return self._failed_at
 
     def backoff_error(self, now: float) -> Exception | None:
         """The last attempt's error while its backoff delay runs (do not call Vault), else None."""

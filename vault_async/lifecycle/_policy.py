@@ -9,7 +9,10 @@ once a renewal would land inside the grace period. On top of that:
 * a lease obtained with a token that has since been replaced dies with that token,
   so it gets a *required* rotation before the old token expires (no renew may
   replace it: renewing does not move a lease to the new token);
-* after a failure: full-jitter backoff, capped by half the lease left; after a 429 that
+* after a failure: full-jitter backoff, capped by half the lease left; with no valid
+  credential left (expired during an outage, or never obtained), capped by
+  ``expired_retry_max`` instead, and a ``force_rotate`` may try at once (at most once per
+  ``min_force_interval``): nothing works until an attempt succeeds; after a 429 that
   named a ``Retry-After``, that wait plus jitter (see ``quota_delay``), under the same cap
   and never longer than ``max_quota_wait``;
 * a replaced lease is revoked once no connection uses it, or shortly before it
@@ -30,6 +33,7 @@ __all__ = [
     "after_failure",
     "backoff_delay",
     "drain_due",
+    "force_may_try",
     "grace_period",
     "is_capped",
     "next_step",
@@ -234,7 +238,8 @@ def after_failure(
     if gone:
         return Step("rotate", max(now, not_before), required=True)
     remaining = None if lease is None else lease.expires_at - now
-    cap = remaining / 2.0 if remaining is not None and remaining > 0 else None
+    valid = remaining is not None and remaining > 0
+    cap = remaining / 2.0 if remaining is not None and valid else None
     if retry_after is not None:
         delay = quota_delay(retry_after, attempt, rng, config=config, remaining=cap)
     else:
@@ -242,7 +247,8 @@ def after_failure(
             attempt,
             rng,
             base=config.backoff_base,
-            cap=config.backoff_max,
+            # Nothing valid left: nothing works until an attempt succeeds, so keep trying often.
+            cap=config.backoff_max if valid else min(config.backoff_max, config.expired_retry_max),
             floor=config.backoff_floor,
             remaining=cap,
         )
@@ -254,6 +260,28 @@ def after_failure(
         max(now + delay, not_before) if action == "rotate" else now + delay,
         required=required,
     )
+
+
+def force_may_try(
+    *,
+    now: float,
+    retry_at: float | None,
+    failed_at: float | None,
+    valid: bool,
+    rate_limited: bool,
+    config: LeaseConfig,
+) -> bool:
+    """Whether a ``force_rotate`` may call Vault now, after the failure of ``failed_at``.
+
+    Past the retry instant, yes. Before it, only with no valid credential left (the
+    caller cannot work until an attempt succeeds) and at most once per
+    ``min_force_interval``; never inside the wait a 429 asked for.
+    """
+    if retry_at is None or now >= retry_at:
+        return True
+    if valid or rate_limited or failed_at is None:
+        return False
+    return now - failed_at >= config.min_force_interval
 
 
 def drain_due(old: Lease, *, now: float, tracked: bool, in_use: int, config: LeaseConfig) -> float:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 import anyio
 
 from .. import _exceptions as errors
+from .._log_limit import LogLimiter
 from . import _policy as policy
 from ._core import Core
 from ._drain import Drain
@@ -43,13 +44,16 @@ def _gone(handle: ManagedSecret, step: Step, exc: Exception) -> bool:
 class Renewer:
     """Performs the steps the scheduler hands it, and ``force_rotate``."""
 
-    __slots__ = ("_core", "_ready", "drain", "guard")
+    __slots__ = ("_core", "_log_limit", "_ready", "drain", "guard")
 
     def __init__(self, core: Core) -> None:
         self._core = core
         self.guard = TokenGuard(core, self.replace, self.fail)
         self.drain = Drain(core, self.guard.release)
         self._ready: anyio.Event | None = None
+        # With no valid credential the retries come every few seconds for as long as Vault
+        # is away: the same failure is a WARNING once per interval, the repeats at DEBUG.
+        self._log_limit = LogLimiter(clock=core.clock.now)
 
     # -- the scheduled step ----------------------------------------------------------------
 
@@ -154,7 +158,7 @@ class Renewer:
         # A quota refusing again and again is one condition: warned once, then told quietly.
         again = limited and handle.last_error_class == "RateLimited"
         quiet = again and handle.consecutive_failures > 0
-        handle.failed(exc, retry.due)
+        handle.failed(exc, retry.due, now)
         fields = lease_fields(
             core,
             handle,
@@ -167,7 +171,12 @@ class Renewer:
         )
         if limited:
             fields["retry_after"] = asked
-        logger.log(logging.DEBUG if quiet else logging.WARNING, "lease.failed", extra=fields)
+        level = logging.DEBUG if quiet else logging.WARNING
+        if not quiet and (lease is None or core.expires_at(handle, lease) <= now):
+            level, repeats = self._log_limit.check(f"{handle.name}:{handle.last_error_class}")
+            if level == logging.WARNING:
+                fields["suppressed"] = repeats
+        logger.log(level, "lease.failed", extra=fields)
         await core.emit(handle, "failed", error_class=handle.last_error_class, reason=step.action)
         core.plan(handle, retry)
         if retry.expiring is not None and handle.announce_expiring():
@@ -176,7 +185,12 @@ class Renewer:
     # -- asked by a caller ------------------------------------------------------------------
 
     async def force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
-        """Replace the credential unless someone just did; honour the backoff of a failure."""
+        """Replace the credential unless someone just did; honour the backoff of a failure.
+
+        With no valid credential left, the backoff gives way: the caller (a pool whose login
+        was rejected) cannot work until an attempt succeeds, so one is made at once, at most
+        once per ``min_force_interval`` (see :func:`policy.force_may_try`).
+        """
         generation = handle.generation
         core = self._core
         async with handle.locked():
@@ -191,8 +205,16 @@ class Renewer:
                 handle.generation != generation or now - since < core.config.min_force_interval
             ):
                 return current
-            error = handle.backoff_error(now)
-            if error is not None:
+            error = handle.last_error
+            valid = current is not None and core.expires_at(handle, current) > now
+            if error is not None and not policy.force_may_try(
+                now=now,
+                retry_at=handle.retry_at,
+                failed_at=handle.failed_at,
+                valid=valid,
+                rate_limited=isinstance(error, errors.RateLimited),
+                config=core.config,
+            ):
                 logger.debug(
                     "lease.force_rotate_backing_off",
                     extra=lease_fields(core, handle, error=error),
