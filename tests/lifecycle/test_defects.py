@@ -72,10 +72,10 @@ async def test_forbidden_path_with_a_valid_token_does_not_log_in(clock: VirtualC
             assert vault.token_valid(client.token), clock.now()
         assert vault.logins == 1
         assert not vault.times("login")[1:]  # not even attempted
-        # At most one lookup per refused attempt, and the attempts follow the backoff: once
-        # the credential has expired, full jitter below expired_retry_max (5 s), one attempt
-        # every 2.5 s on average, not one per rejected database login.
-        assert len(vault.times("lookup_self")) <= len(vault.times("acquire")) - 1 <= 300
+        # At most one lookup per refused attempt, and the attempts follow the backoff, not one
+        # per rejected database login: Vault's refusal (403) is no outage, so the short retries
+        # of an expired credential (expired_retry_max) do not apply to it.
+        assert len(vault.times("lookup_self")) <= len(vault.times("acquire")) - 1 <= 60
         assert token.generation == 1
         assert token.consecutive_failures == 0
         assert token.renewals >= 10  # the valid token keeps being renewed

@@ -10,9 +10,10 @@ once a renewal would land inside the grace period. On top of that:
   so it gets a *required* rotation before the old token expires (no renew may
   replace it: renewing does not move a lease to the new token);
 * after a failure: full-jitter backoff, capped by half the lease left; with no valid
-  credential left (expired during an outage, or never obtained), capped by
-  ``expired_retry_max`` instead, and a ``force_rotate`` may try at once (at most once per
-  ``min_force_interval``): nothing works until an attempt succeeds; after a 429 that
+  credential left (expired during an outage, or never obtained) and no refusal from
+  Vault (a 4xx), capped by ``expired_retry_max`` instead, and a ``force_rotate`` may
+  try at once (at most once per ``min_force_interval``): nothing works until an attempt
+  succeeds; after a 429 that
   named a ``Retry-After``, that wait plus jitter (see ``quota_delay``), under the same cap
   and never longer than ``max_quota_wait``;
 * a replaced lease is revoked once no connection uses it, or shortly before it
@@ -225,6 +226,7 @@ def after_failure(
     rng: random.Random,
     not_before: float = -math.inf,
     retry_after: float | None = None,
+    refused: bool = False,
 ) -> Step:
     """The retry after a failed step; ``gone`` when Vault no longer knows the credential.
 
@@ -234,6 +236,9 @@ def after_failure(
     the grace period asks for a replacement instead. Nothing is retried before
     ``not_before`` (a login waits out the login interval). ``retry_after`` is the wait a
     rate-limit quota asked for (429 with ``Retry-After``): see :func:`quota_delay`.
+    ``refused``: Vault answered and said no (a 4xx other than 429: a policy, an unknown
+    role); asking again sooner would not change its answer, so an expired credential's short
+    retries (``expired_retry_max``, meant for outages) do not apply.
     """
     if gone:
         return Step("rotate", max(now, not_before), required=True)
@@ -248,7 +253,9 @@ def after_failure(
             rng,
             base=config.backoff_base,
             # Nothing valid left: nothing works until an attempt succeeds, so keep trying often.
-            cap=config.backoff_max if valid else min(config.backoff_max, config.expired_retry_max),
+            cap=config.backoff_max
+            if valid or refused
+            else min(config.backoff_max, config.expired_retry_max),
             floor=config.backoff_floor,
             remaining=cap,
         )

@@ -154,6 +154,7 @@ class Renewer:
             if last_login is None
             else last_login + core.config.relogin_interval,
             retry_after=asked,
+            refused=not limited and 400 <= (getattr(exc, "status", None) or 0) < 500,
         )
         # A quota refusing again and again is one condition: warned once, then told quietly.
         again = limited and handle.last_error_class == "RateLimited"
