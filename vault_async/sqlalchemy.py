@@ -59,7 +59,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry, Pool
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
 from ._credential_source import (
@@ -92,6 +92,10 @@ logger = logging.getLogger("vault_async.sqlalchemy")
 
 GENERATION_KEY = "vault_async.generation"
 """Key in ``connection_record.info`` holding the generation a connection was made with."""
+
+POOL_EPOCH_KEY = "vault_async.pool_epoch"
+"""Key in ``connection_record.record_info`` (kept across reconnects of the record): the pool
+swaps done when the record first connected, which tells the pool it belongs to."""
 
 USERNAME_KEY = "vault_async.username"
 """Key in ``connection_record.info`` holding the login a connection was made with."""
@@ -141,6 +145,7 @@ class PoolListeners:
         self.stats = BindingStats()
         self._role_sql = set_role_sql(assume_role)
         self._unsubscribe: Callable[[], None] | None = None
+        self._epoch = 0  # pool swaps done: the current pool's number
         self._attached = False
         self._login_check = login_check(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
@@ -199,15 +204,15 @@ class PoolListeners:
 
     # subclasses ----------------------------------------------------------------
 
-    def _retire(self, pool: Pool) -> None:
-        """After a swap, close whatever comes back to the swapped-out ``pool``.
+    def _retired(self) -> None:
+        """Call after a swap: from now on, whatever comes back to the swapped-out pool is closed.
 
         Checkouts still out of it, or still waiting in it (they reconnect its records, with
-        the current credential), return to it, where nothing would close them again. The
-        listener is on that pool alone (the new one has copied its listeners already) and
-        first in line: the connection is closed before ``_on_checkin`` counts it back.
+        the current credential), return to it, where nothing would close them again. A
+        record's pool is told by the swaps done when the record first connected (its
+        ``record_info`` outlives reconnects), so no listener is added to a pool in use.
         """
-        event.listen(pool, "checkin", self._on_retired_checkin, insert=True)
+        self._epoch += 1
 
     def _refresh(self, reason: str) -> None:
         """Force a rotation from inside ``do_connect`` and wait for it."""
@@ -232,6 +237,9 @@ class PoolListeners:
         cargs: tuple[Any, ...],
         cparams: dict[str, Any],
     ) -> Any:
+        record_info = conn_rec.record_info  # None only for a detached connection
+        if record_info is not None:
+            record_info.setdefault(POOL_EPOCH_KEY, self._epoch)
         username, password, generation = self._credential()
         try:
             connection = self._connect(dialect, cargs, cparams, username, password)
@@ -288,6 +296,12 @@ class PoolListeners:
         made_with = conn_rec.info.get(GENERATION_KEY)
         return made_with is not None and bool(made_with != self.source.generation)
 
+    def _pool_is_retired(self, conn_rec: ConnectionPoolEntry) -> bool:
+        """A record of a pool swapped out since it first connected."""
+        record_info = conn_rec.record_info
+        first = None if record_info is None else record_info.get(POOL_EPOCH_KEY)
+        return first is not None and first != self._epoch
+
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
@@ -306,17 +320,13 @@ class PoolListeners:
         # DBAPI connection already gone for an invalidated one. The -1 comes last: a stale
         # connection is closed before its lease may be revoked for it.
         try:
-            if conn_rec.dbapi_connection is not None and self._credential_is_stale(conn_rec):
+            if conn_rec.dbapi_connection is not None and (
+                self._credential_is_stale(conn_rec) or self._pool_is_retired(conn_rec)
+            ):
                 self.stats.stale_closed += 1
                 conn_rec.invalidate()
         finally:
             self._count_in(conn_rec)
-
-    def _on_retired_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
-        # Only on a swapped-out pool, before ``_on_checkin``.
-        if conn_rec.dbapi_connection is not None:
-            self.stats.stale_closed += 1
-            conn_rec.invalidate()
 
     def _on_detach(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         # A connection detached from its record never comes back through checkin: this is
@@ -397,9 +407,8 @@ class EngineBinding(PoolListeners):
     async def swap_pool(self) -> None:
         """Close idle connections now; checked-out ones close when returned."""
         self.stats.pool_swaps += 1
-        retired = self.engine.sync_engine.pool
         await self.engine.dispose(close=True)
-        self._retire(retired)
+        self._retired()
         logger.info(
             "pool.swapped",
             extra={"generation": self.source.generation},

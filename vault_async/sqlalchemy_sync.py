@@ -114,9 +114,8 @@ class SyncEngineBinding(PoolListeners):
         """Close idle connections now; checked-out ones close when returned."""
         with self._swap_lock:
             self.stats.pool_swaps += 1
-            retired = self.engine.pool
             self.engine.dispose(close=True)
-            self._retire(retired)
+            self._retired()
         logger.info("pool.swapped", extra={"generation": self.source.generation})
 
     def _on_event(self, lease_event: Any) -> None:
