@@ -6,13 +6,19 @@ finalised by the garbage collector, which cannot be checked in). ``checkin`` als
 records that were never handed out (a failed connect), and a record refused on checkout is
 reconnected and checked out again: keeping the counted generation per record is what makes
 every +1 meet exactly one -1.
+
+A pool's idle connections are not counted, yet they are sessions of their generation's login
+until the pool swap closes them, and that swap runs after the rotation (in a task, after the
+``rotated`` event). :class:`GenerationHold` is the pool's own count on the generation it serves:
+moved to the new generation at a rotation, and given back for the old one only once the swap
+has closed the idle connections, so the old lease is never revoked under them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 
-__all__ = ["UseCounter"]
+__all__ = ["GenerationHold", "UseCounter"]
 
 
 class UseCounter:
@@ -43,3 +49,37 @@ class UseCounter:
         """Report every counted connection returned (the binding stops watching)."""
         for record in list(self._out):
             self.back(record)
+
+
+class GenerationHold:
+    """One count the pool itself holds on the generation it serves (see the module's doc)."""
+
+    def __init__(self, track: Callable[[int, int], None]) -> None:
+        self._track = track
+        self._held: int | None = None
+
+    @property
+    def generation(self) -> int | None:
+        """The generation held now (None before the first :meth:`move_to` and after
+        :meth:`drop`)."""
+        return self._held
+
+    def move_to(self, generation: int) -> int | None:
+        """Hold ``generation`` (+1 at once); returns the generation held before, whose
+        count the caller gives back with :meth:`give_back` once its connections are closed."""
+        previous = self._held
+        if previous == generation:
+            return None
+        self._held = generation
+        self._track(generation, 1)
+        return previous
+
+    def give_back(self, generation: int | None) -> None:
+        """The idle connections of ``generation`` (from :meth:`move_to`) are closed: -1."""
+        if generation is not None:
+            self._track(generation, -1)
+
+    def drop(self) -> None:
+        """The pool stops reporting: give back the generation held now."""
+        held, self._held = self._held, None
+        self.give_back(held)

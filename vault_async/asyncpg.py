@@ -29,7 +29,10 @@ How the pool follows the credential (the guarantees of the SQLAlchemy binding):
   acquired and -1 when it is back in the pool or closed, so the lease engine revokes a
   rotated-away lease only once none of its connections is open in anyone's hands. A
   connection of an older generation that is released before the pool is expired stays
-  counted until it is closed.
+  counted until it is closed. The binding also holds one count of its own on the generation
+  in force, moved to the new one at a rotation and given back for the old one only after the
+  swap has closed the idle connections (which are not counted), so a rotation with nothing
+  acquired cannot revoke the old login under its idle sessions.
 
 Each connection carries its login (generation) in a slot of a subclass of the pool's
 ``connection_class``: the pool hands out proxies, and the slot is what both the proxy and
@@ -58,7 +61,7 @@ from ._json import drop_none
 from ._log_limit import LogLimiter
 from ._roles import set_role_sql
 from ._sqlerrors import is_login_rejected
-from ._use_counter import UseCounter
+from ._use_counter import GenerationHold, UseCounter
 
 __all__ = ["PoolBinding", "PoolStats", "bind_pool", "create_pool"]
 
@@ -132,6 +135,7 @@ class PoolBinding:
         # While the credential cannot be refreshed every new connection meets the same
         # refusal: one WARNING per condition per interval, the repeats at DEBUG.
         self.log_limit = LogLimiter()
+        self._hold: GenerationHold | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._swapped_for = source.generation
         self._swap_tasks: set[asyncio.Task[None]] = set()
@@ -157,9 +161,11 @@ class PoolBinding:
         """Subscribe to rotations, then create the pool with ``asyncpg.create_pool``."""
         if isinstance(self.source, UseTrackingSource):
             self._uses = UseCounter(self.source.track_use)
-            # Announce the pool before any acquire: the lease engine then waits for the
-            # connections of a replaced lease rather than for a fixed drain period.
-            self.source.track_use(self.source.generation, 0)
+            # The pool's own count on the generation in force: its idle connections are not
+            # counted, so this keeps the lease from being revoked under them until a swap has
+            # closed them (it also announces the pool before any acquire).
+            self._hold = GenerationHold(self.source.track_use)
+            self._hold.move_to(self.source.generation)
         self._unsubscribe = self.source.subscribe(self._on_event)
         base = options.pop("connection_class", asyncpg.Connection)
         try:
@@ -196,6 +202,9 @@ class PoolBinding:
         if self._uses is not None:
             self._uses.release_all()
             self._uses = None
+        if self._hold is not None:
+            self._hold.drop()
+            self._hold = None
 
     async def aclose_pending(self) -> None:
         """Wait for the pool swaps that rotations started."""
@@ -214,7 +223,9 @@ class PoolBinding:
         if target == self._swapped_for or self._pool is None:
             return
         self._swapped_for = target
-        task = asyncio.get_running_loop().create_task(self.swap_pool())
+        hold = self._hold
+        previous = None if hold is None else hold.move_to(target)
+        task = asyncio.get_running_loop().create_task(self._swap_then_give_back(hold, previous))
         self._swap_tasks.add(task)
         task.add_done_callback(self._swap_done)
 
@@ -222,6 +233,16 @@ class PoolBinding:
         self._swap_tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.warning("pool.swap_failed", extra={"error_class": type(error).__name__})
+
+    async def _swap_then_give_back(
+        self, hold: GenerationHold | None, previous: int | None
+    ) -> None:
+        """Swap the pool; only then may the lease of ``previous`` be revoked."""
+        try:
+            await self.swap_pool()
+        finally:
+            if hold is not None:
+                hold.give_back(previous)
 
     async def swap_pool(self) -> None:
         """Expire the pool's connections: idle ones close now, the others when released."""

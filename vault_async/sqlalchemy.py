@@ -34,12 +34,19 @@ How the engine follows the credential:
 * a source that also has ``track_use(generation, delta)`` (:class:`UseTrackingSource`)
   is told +1 when a connection of a generation is checked out and -1 when it comes
   back (returned, invalidated, refused or dropped by the garbage collector), so the
-  lease engine can revoke a rotated-away lease once its last connection is back.
+  lease engine can revoke a rotated-away lease once its last connection is back. The
+  async binding also holds one count of its own on the generation in force
+  (:class:`~vault_async._use_counter.GenerationHold`): at a rotation it holds the new
+  generation at once and gives the old one back only after the swap has closed the idle
+  connections, so a rotation with nothing checked out cannot revoke the old login under
+  its idle sessions (the sync binding's swap runs inside the rotation's callback, before
+  ``SyncCredentials`` gives its own hold back).
 
 PostgreSQL keeps sessions of a dropped or expired login open (``SELECT 1``
 still works), so pre-ping cannot detect a revoked login: the swap must happen
 before the old lease is revoked, which the lease engine guarantees by revoking
-only once the old generation's connections are back.
+only once the old generation's connections are back and the binding has given back
+its hold on that generation.
 
 The jobs that stand alone live beside this module: the source protocols in
 ``_credential_source``, SQLSTATE classification in ``_sqlerrors``, the login look-up in
@@ -73,7 +80,7 @@ from ._log_limit import LogLimiter
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
 from ._roles import quote_identifier, set_role_sql
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
-from ._use_counter import UseCounter
+from ._use_counter import GenerationHold, UseCounter
 
 __all__ = [
     "CredentialSource",
@@ -177,9 +184,7 @@ class PoolListeners:
             return
         if isinstance(self.source, UseTrackingSource):
             self._uses = UseCounter(self.source.track_use)
-            # Announce the pool before any checkout: the lease engine then waits for the
-            # connections of a replaced lease rather than for a fixed drain period.
-            self.source.track_use(self.source.generation, 0)
+            self._announce(self.source)
         for name, listener in self._listeners():
             event.listen(self._target, name, listener)
         self._unsubscribe = self.source.subscribe(self._on_event)
@@ -203,6 +208,11 @@ class PoolListeners:
         self._attached = False
 
     # subclasses ----------------------------------------------------------------
+
+    def _announce(self, source: UseTrackingSource) -> None:
+        """Tell the source a pool reports, before any checkout: the lease engine then waits
+        for the connections of a replaced lease rather than for a fixed drain period."""
+        source.track_use(source.generation, 0)
 
     def _retired(self) -> None:
         """Call after a swap: from now on, whatever comes back to the swapped-out pool is closed.
@@ -403,6 +413,7 @@ class EngineBinding(PoolListeners):
         )
         self.engine = engine
         self._swap_tasks: set[asyncio.Task[None]] = set()
+        self._hold: GenerationHold | None = None
 
     async def swap_pool(self) -> None:
         """Close idle connections now; checked-out ones close when returned."""
@@ -424,14 +435,39 @@ class EngineBinding(PoolListeners):
         await self.aclose_pending()
         self.detach()
 
+    def detach(self) -> None:
+        """Remove the listeners and stop following rotations (the hold is given back)."""
+        super().detach()
+        if self._hold is not None:
+            self._hold.drop()
+            self._hold = None
+
+    def _announce(self, source: UseTrackingSource) -> None:
+        # The count that keeps the generation in force from being revoked under the idle
+        # connections until a swap has closed them (it also announces the pool).
+        self._hold = GenerationHold(source.track_use)
+        self._hold.move_to(source.generation)
+
     def _on_event(self, lease_event: Any) -> None:
         # Only a rotation makes pooled connections stale; "revoked" reports the old lease
         # gone after the drain period, when its connections are already closed.
         if getattr(lease_event, "kind", None) != "rotated":
             return
-        task = asyncio.get_running_loop().create_task(self.swap_pool())
+        hold = self._hold
+        previous = None if hold is None else hold.move_to(self.source.generation)
+        task = asyncio.get_running_loop().create_task(self._swap_then_give_back(hold, previous))
         self._swap_tasks.add(task)
         task.add_done_callback(self._swap_done)
+
+    async def _swap_then_give_back(
+        self, hold: GenerationHold | None, previous: int | None
+    ) -> None:
+        """Swap the pool; only then may the lease of ``previous`` be revoked."""
+        try:
+            await self.swap_pool()
+        finally:
+            if hold is not None:
+                hold.give_back(previous)
 
     def _swap_done(self, task: asyncio.Task[None]) -> None:
         self._swap_tasks.discard(task)

@@ -54,8 +54,9 @@ async def test_rejected_logins_warn_once_per_interval_with_a_count(
     binding.log_limit = LogLimiter(interval=10.0, clock=lambda: now[0])
 
     def connect() -> None:
+        record = SimpleNamespace(info={}, record_info={})  # a ConnectionPoolEntry's parts
         with pytest.raises(asyncpg.InvalidPasswordError):
-            binding._on_do_connect(RejectingDialect(), SimpleNamespace(info={}), (), {})  # type: ignore[arg-type]
+            binding._on_do_connect(RejectingDialect(), record, (), {})  # type: ignore[arg-type]
 
     caplog.set_level(logging.DEBUG, logger="vault_async.sqlalchemy")
     for _ in range(50):  # 50 requests within one second

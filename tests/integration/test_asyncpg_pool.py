@@ -63,6 +63,7 @@ async def tracked(migrated: DevStack, leases: list[str]) -> AsyncIterator[
         yield source, binding
     finally:
         await binding.aclose()
+    assert source.outstanding() == {}  # closed: every +1, the pool's hold included, is back
 
 
 async def session_user(binding: PoolBinding) -> tuple[str, str]:
@@ -87,7 +88,9 @@ async def test_rotation_closes_idle_at_once_and_busy_when_released(
 ) -> None:
     source, binding = tracked
     user_a = source.current.data["username"]
-    assert source.calls == [(1, 0)]  # the pool announces itself before any acquire
+    # Before any acquire the pool holds the generation in force (and so announces itself):
+    # its idle connections are not counted, the hold keeps their lease until a swap.
+    assert source.calls == [(1, 1)]
     held = await binding.pool.acquire()
     transaction = held.transaction()
     await transaction.start()
@@ -95,7 +98,7 @@ async def test_rotation_closes_idle_at_once_and_busy_when_released(
     async with binding.pool.acquire() as idle:  # returned to the pool, stays open there
         await idle.fetchval("SELECT 1")
     assert await backends_of(migrated, user_a) == 2
-    assert source.outstanding() == {1: 1}
+    assert source.outstanding() == {1: 2}  # the held connection and the pool's hold
 
     user_b, password_b = login(migrated, leases)
     source.set(user_b, password_b)  # emits "rotated"
@@ -104,15 +107,16 @@ async def test_rotation_closes_idle_at_once_and_busy_when_released(
     assert await wait_for_backends(migrated, user_a, 1) == 1
     await held.fetchval("SELECT count(*) FROM users")
     await transaction.commit()
-    assert source.outstanding() == {1: 1}  # generation 1 stays in use until it is back
+    # Generation 1 stays in use until it is back; the hold moved to 2 once the swap was done.
+    assert source.outstanding() == {1: 1, 2: 1}
     await binding.pool.release(held)
     assert await wait_for_backends(migrated, user_a, 0) == 0
     await asyncio.sleep(0)  # the -1 follows the close
-    assert source.outstanding() == {}
+    assert source.outstanding() == {2: 1}
     assert (await session_user(binding))[0] == user_b
     assert binding.stats.pool_swaps == 1
     assert binding.stats.stale_closed >= 1
-    assert source.outstanding() == {}
+    assert source.outstanding() == {2: 1}
     assert all(delta in (1, -1) for _, delta in source.calls[1:])
 
 
@@ -130,7 +134,7 @@ async def test_rotation_nobody_announced_is_noticed_on_the_next_acquire(
     assert await wait_for_backends(migrated, user_a, 0) == 0
     assert (await session_user(binding))[0] != user_a
     await asyncio.sleep(0)
-    assert source.outstanding() == {}
+    assert source.outstanding() == {2: 1}  # the hold, moved by the acquire that noticed
 
 
 async def test_connection_killed_while_in_use_is_counted_back(
@@ -139,17 +143,17 @@ async def test_connection_killed_while_in_use_is_counted_back(
     source, binding = tracked
     con = await binding.pool.acquire()
     pid = await con.fetchval("SELECT pg_backend_pid()")
-    assert source.outstanding() == {1: 1}
+    assert source.outstanding() == {1: 2}  # this connection and the pool's hold
     async with migrated.admin_connection() as admin:
         await admin.execute("SELECT pg_terminate_backend($1)", pid)
     # The server's goodbye arrives asynchronously; the pool then takes the connection back.
     for _ in range(100):
-        if not source.outstanding():
+        if source.outstanding() == {1: 1}:
             break
         await asyncio.sleep(0.05)
-    assert source.outstanding() == {}
+    assert source.outstanding() == {1: 1}  # the pool's hold
     await binding.pool.release(con)  # already back: nothing to do
-    assert source.outstanding() == {}
+    assert source.outstanding() == {1: 1}
     assert (await session_user(binding))[0] == source.current.data["username"]
 
 
@@ -212,7 +216,7 @@ async def test_genuine_sql_error_keeps_the_connection(
     assert binding.stats.connects == 1
     assert binding.stats.pool_swaps == 0
     assert source.rotate_calls == 0
-    assert source.outstanding() == {}
+    assert source.outstanding() == {1: 1}  # the pool's hold
 
 
 async def test_repr_has_no_password(migrated: DevStack) -> None:

@@ -50,46 +50,51 @@ async def test_use_count_returns_to_zero_across_rotations(
     source = TrackingSource(*login(migrated, leases))
     binding = bind_credentials(engine, source)
     try:
-        assert source.calls == [(1, 0)]  # the pool announces itself before any checkout
+        # Before any checkout the binding holds the generation in force (and so announces
+        # the pool): idle connections are not counted, the hold keeps their lease until the
+        # swap of the next rotation has closed them. It is the +1 beside the checkouts below.
+        assert source.calls == [(1, 1)]
         held = [await engine.connect() for _ in range(2)]
         for conn in held:
             await conn.execute(text("SELECT 1"))
-        assert source.outstanding() == {1: 2}
+        assert source.outstanding() == {1: 3}
 
         source.set(*login(migrated, leases))  # rotated: generation 2, pool swapped
-        await binding.aclose_pending()
+        await binding.aclose_pending()  # the swap is done: the hold moved to 2
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-            assert source.outstanding() == {1: 2, 2: 1}
+            assert source.outstanding() == {1: 2, 2: 2}
         # One old connection returned, the other invalidated instead of returned.
         await held[0].close()
         await held[1].invalidate()
         await held[1].close()
-        assert source.outstanding() == {}
+        assert source.outstanding() == {2: 1}
 
         # A rotation nobody announced: the checkout refuses the stale connection and makes
-        # a fresh one, which is the only one counted.
+        # a fresh one, which is the only one counted (the hold stays where the last
+        # announced rotation put it).
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         source.set(*login(migrated, leases), emit=False)
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-            assert source.outstanding() == {3: 1}
+            assert source.outstanding() == {2: 1, 3: 1}
         assert binding.stats.stale_closed >= 1
-        assert source.outstanding() == {}
+        assert source.outstanding() == {2: 1}
 
         # Sessions, several at once past the pool size (overflow), all closed again.
         conns = [await engine.connect() for _ in range(5)]
         for conn in conns:
             await conn.execute(text("SELECT 1"))
-        assert source.outstanding() == {3: 5}
+        assert source.outstanding() == {2: 1, 3: 5}
         for conn in conns:
             await conn.close()
-        assert source.outstanding() == {}
-        assert sum(delta for _, delta in source.calls) == 0
-        assert all(delta in (1, -1) for _, delta in source.calls[1:])
+        assert source.outstanding() == {2: 1}
+        assert all(delta in (1, -1) for _, delta in source.calls)
     finally:
         binding.detach()
+    assert source.outstanding() == {}  # detached: the hold is given back too
+    assert sum(delta for _, delta in source.calls) == 0
 
 
 async def test_connection_dropped_by_the_garbage_collector_is_returned(
@@ -100,12 +105,12 @@ async def test_connection_dropped_by_the_garbage_collector_is_returned(
     try:
         conn = await engine.connect()
         await conn.execute(text("SELECT 1"))
-        assert source.outstanding() == {1: 1}
+        assert source.outstanding() == {1: 2}  # the connection and the binding's hold
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SAWarning)  # "garbage collector is trying to ..."
             del conn
             gc.collect()
-        assert source.outstanding() == {}
+        assert source.outstanding() == {1: 1}
     finally:
         binding.detach()
 

@@ -121,3 +121,48 @@ def in_threads(
         return await asyncio.get_running_loop().run_in_executor(executor, query, user_id)
 
     return run
+
+
+@dataclass
+class LoginEnd:
+    """How one login ended, as polled: when its last session and its role disappeared."""
+
+    sessions_gone_at: float | None = None
+    role_gone_at: float | None = None
+    alive_after_drop: list[int] = field(default_factory=list)
+    """Sessions still open at the poll after the first one that found the role dropped: a
+    session that survives the drop, not one whose backend was exiting as it happened (a
+    closed client's backend leaves ``pg_stat_activity`` a moment after the socket closes)."""
+
+
+async def watch_login_end(
+    stack: DevStack, login: str, pids: list[int], *, seconds: float, interval: float = 0.01
+) -> LoginEnd:
+    """Poll the sessions ``pids`` of ``login`` and its role until both are gone (or
+    ``seconds`` pass); times are ``time.monotonic()`` at each poll."""
+    end = LoginEnd()
+    polled_after_drop = False
+    deadline = time.monotonic() + seconds
+    async with stack.admin_connection() as conn:
+        while time.monotonic() < deadline:
+            row = await conn.fetchrow(
+                "SELECT array(SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])) "
+                "AS alive, EXISTS(SELECT 1 FROM pg_roles WHERE rolname = $2) AS role",
+                pids,
+                login,
+            )
+            assert row is not None
+            now = time.monotonic()
+            alive: list[int] = list(row["alive"])
+            if not alive and end.sessions_gone_at is None:
+                end.sessions_gone_at = now
+            if not row["role"]:
+                if end.role_gone_at is None:
+                    end.role_gone_at = now
+                elif not polled_after_drop:
+                    polled_after_drop = True
+                    end.alive_after_drop = sorted(alive)
+            if polled_after_drop and end.sessions_gone_at is not None:
+                break
+            await asyncio.sleep(interval)
+    return end
