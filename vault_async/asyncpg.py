@@ -39,10 +39,10 @@ Each connection carries its login (generation) in a slot of a subclass of the po
 the connection answer with.
 
 The jobs that stand alone live beside this module (the source protocol and credential read in
-``_credential_source``, SQLSTATE classes in ``_sqlerrors``, role quoting in ``_roles``, the
-+1/-1 bookkeeping in ``_use_counter``). What stays here (past 300 lines) is one object: the
-hooks share the binding's state (idle set, counters, generation swapped for) and read best side
-by side.
+``_credential_source``, SQLSTATE classes in ``_sqlerrors``, the +1/-1 bookkeeping in
+``_use_counter``); what it shares with the psycopg binding (following the source, the swap
+tasks, a rejected login) is in ``_pool_binding`` and ``_pool_swaps``. What stays here is the
+asyncpg hooks, which share the binding's state (idle set, counters) and read best side by side.
 """
 
 from __future__ import annotations
@@ -56,12 +56,10 @@ from typing import Any, cast
 
 import asyncpg
 
-from ._credential_source import Credential, CredentialSource, UseTrackingSource, credential_of
+from ._credential_source import Credential, CredentialSource, UseTrackingSource
 from ._json import drop_none
-from ._log_limit import LogLimiter
-from ._roles import set_role_sql
+from ._pool_binding import PoolBindingBase, PoolStats
 from ._sqlerrors import is_login_rejected
-from ._use_counter import GenerationHold, UseCounter
 
 __all__ = ["PoolBinding", "PoolStats", "bind_pool", "create_pool"]
 
@@ -81,16 +79,6 @@ class _Login:
     connection: Any = field(repr=False)
 
 
-@dataclass
-class PoolStats:
-    """Counters kept by a :class:`PoolBinding`."""
-
-    connects: int = 0
-    login_retries: int = 0
-    pool_swaps: int = 0
-    stale_closed: int = 0
-
-
 def plain_dsn(dsn: str | None) -> str | None:
     """``dsn`` as asyncpg reads it: a SQLAlchemy URL's driver (``postgresql+asyncpg://``)
     is dropped, so one DATABASE_URL serves every binding."""
@@ -108,8 +96,10 @@ def _tracked_class(base: type[Any]) -> type[Any]:
     return type(f"Tracked{base.__name__}", (base,), {"__slots__": ("vault_login",)})
 
 
-class PoolBinding:
+class PoolBinding(PoolBindingBase["asyncpg.Pool"]):
     """An ``asyncpg.Pool`` (``.pool``) whose connections log in with a credential source."""
+
+    logger = logger
 
     def __init__(
         self,
@@ -121,35 +111,18 @@ class PoolBinding:
         reset: Hook | None = None,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        self.source = source
-        self.stats = PoolStats()
-        self.close_timeout = close_timeout
-        self._role_sql = set_role_sql(assume_role)
+        super().__init__(
+            source, PoolStats(), assume_role=assume_role, close_timeout=close_timeout
+        )
         self._open: Callable[..., Awaitable[Any]] = connect or asyncpg.connect
         self._user_setup = setup
         self._user_reset = reset
-        self._pool: Any = None
         self._idle: dict[_Login, None] = {}
         """Connections open and not handed out (insertion-ordered set)."""
-        self._uses: UseCounter | None = None
-        # While the credential cannot be refreshed every new connection meets the same
-        # refusal: one WARNING per condition per interval, the repeats at DEBUG.
-        self.log_limit = LogLimiter()
-        self._hold: GenerationHold | None = None
-        self._unsubscribe: Callable[[], None] | None = None
-        self._swapped_for = source.generation
-        self._swap_tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         size = None if self._pool is None else self._pool.get_size()
         return f"PoolBinding(generation={self.source.generation}, size={size})"
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        """The pool: ``acquire()``, ``fetch()``, ``execute()`` as usual."""
-        if self._pool is None:
-            raise RuntimeError("the pool is not open yet (await create_pool(...))")
-        return self._pool
 
     def connection(self) -> AbstractAsyncContextManager[Any]:
         """``async with binding.connection() as con``: the pool's ``acquire()``."""
@@ -159,14 +132,7 @@ class PoolBinding:
 
     async def open(self, dsn: str | None, **options: Any) -> PoolBinding:
         """Subscribe to rotations, then create the pool with ``asyncpg.create_pool``."""
-        if isinstance(self.source, UseTrackingSource):
-            self._uses = UseCounter(self.source.track_use)
-            # The pool's own count on the generation in force: its idle connections are not
-            # counted, so this keeps the lease from being revoked under them until a swap has
-            # closed them (it also announces the pool before any acquire).
-            self._hold = GenerationHold(self.source.track_use)
-            self._hold.move_to(self.source.generation)
-        self._unsubscribe = self.source.subscribe(self._on_event)
+        self._follow()
         base = options.pop("connection_class", asyncpg.Connection)
         try:
             self._pool = await asyncpg.create_pool(
@@ -195,54 +161,13 @@ class PoolBinding:
             await asyncio.sleep(0)  # closed connections report themselves back
         self._detach()
 
-    def _detach(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if self._uses is not None:
-            self._uses.release_all()
-            self._uses = None
-        if self._hold is not None:
-            self._hold.drop()
-            self._hold = None
-
-    async def aclose_pending(self) -> None:
-        """Wait for the pool swaps that rotations started."""
-        while self._swap_tasks:
-            await asyncio.gather(*self._swap_tasks, return_exceptions=True)
+    def _announce(self, source: UseTrackingSource) -> None:
+        # The pool's own count on the generation in force: its idle connections are not
+        # counted, so this keeps the lease from being revoked under them until a swap has
+        # closed them (it also announces the pool before any acquire).
+        self._swaps.hold_from(source)
 
     # rotation --------------------------------------------------------------------------
-
-    def _on_event(self, lease_event: Any) -> None:
-        if getattr(lease_event, "kind", None) == "rotated":
-            self._request_swap()
-
-    def _request_swap(self) -> None:
-        """Swap the pool once per new generation (an event or a hook may notice it first)."""
-        target = self.source.generation
-        if target == self._swapped_for or self._pool is None:
-            return
-        self._swapped_for = target
-        hold = self._hold
-        previous = None if hold is None else hold.move_to(target)
-        task = asyncio.get_running_loop().create_task(self._swap_then_give_back(hold, previous))
-        self._swap_tasks.add(task)
-        task.add_done_callback(self._swap_done)
-
-    def _swap_done(self, task: asyncio.Task[None]) -> None:
-        self._swap_tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            logger.warning("pool.swap_failed", extra={"error_class": type(error).__name__})
-
-    async def _swap_then_give_back(
-        self, hold: GenerationHold | None, previous: int | None
-    ) -> None:
-        """Swap the pool; only then may the lease of ``previous`` be revoked."""
-        try:
-            await self.swap_pool()
-        finally:
-            if hold is not None:
-                hold.give_back(previous)
 
     async def swap_pool(self) -> None:
         """Expire the pool's connections: idle ones close now, the others when released."""
@@ -257,12 +182,6 @@ class PoolBinding:
 
     # hooks -------------------------------------------------------------------------------
 
-    def _credential(self) -> Credential:
-        credential = credential_of(self.source)
-        if credential is None:
-            raise ConnectionError("no database credential is available yet")
-        return credential
-
     async def _login(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, int]:
         """Connect with the current credential; a rejected login rotates once and retries."""
         credential = self._credential()
@@ -271,20 +190,7 @@ class PoolBinding:
         except Exception as error:
             if not is_login_rejected(error):
                 raise
-            self.stats.login_retries += 1
-            self.log_limit.log(
-                logger,
-                "pool.login_rejected",
-                generation=credential.generation,
-                error_class=type(error).__name__,
-            )
-            try:
-                await self.source.force_rotate("database rejected the login")
-            except Exception as rotate_error:
-                self.log_limit.log(
-                    logger, "pool.refresh_failed", error_class=type(rotate_error).__name__
-                )
-                raise error from None  # the database's answer is the one to report
+            await self._refresh_after(error, credential)
         credential = self._credential()
         return await self._connect_as(credential, args, kwargs), credential.generation
 

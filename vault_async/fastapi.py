@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import asyncpg
 import psycopg
@@ -211,36 +211,37 @@ PsycopgConnectionDep = Annotated[
 """A pooled psycopg connection per request, back in the pool before the response is sent."""
 
 
+T = TypeVar("T")
+
+
+def _state_lifespan(
+    open_: Callable[[], AbstractAsyncContextManager[T]], name: str
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A FastAPI ``lifespan`` that enters ``open_()`` and stores what it gives on
+    ``app.state.<name>`` for the app's life."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_() as opened:
+            setattr(app.state, name, opened)
+            try:
+                yield
+            finally:
+                delattr(app.state, name)
+
+    return lifespan
+
+
 def pool_lifespan(
     open_: Callable[[], AbstractAsyncContextManager[PooledConnections]],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A FastAPI ``lifespan`` that enters ``open_()`` (``vault_async.asyncpg.bind_pool`` or
     ``vault_async.psycopg.bind_pool``) and stores the binding on ``app.state.vault_pool``."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_() as binding:
-            app.state.vault_pool = binding
-            try:
-                yield
-            finally:
-                del app.state.vault_pool
-
-    return lifespan
+    return _state_lifespan(open_, "vault_pool")
 
 
 def vault_lifespan(
     open_: Callable[[], AbstractAsyncContextManager[VaultRuntime]],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A FastAPI ``lifespan`` that enters ``open_()`` and stores the runtime on ``app.state``."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_() as runtime:
-            app.state.vault_runtime = runtime
-            try:
-                yield
-            finally:
-                del app.state.vault_runtime
-
-    return lifespan
+    return _state_lifespan(open_, "vault_runtime")

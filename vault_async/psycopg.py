@@ -34,13 +34,14 @@ How the pool follows the credential, through psycopg_pool's public surface only:
   revokes a rotated-away lease only once none of its connections is open, idle or busy.
 
 The jobs that stand alone live beside this module (``_credential_source``, ``_sqlerrors``,
-``_roles``, ``_use_counter``). What stays here (past 300 lines) is one object: the binding, the
-pool's two public methods and the connection class share its state and read best side by side.
+``_use_counter``); what it shares with the asyncpg binding (following the source, the swap
+tasks, a rejected login) is in ``_pool_binding`` and ``_pool_swaps``. What stays here is the
+binding, the pool's two public methods and the connection class, which share its state and read
+best side by side.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import weakref
@@ -52,12 +53,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ._credential_source import Credential, CredentialSource, UseTrackingSource, credential_of
+from ._credential_source import CredentialSource, UseTrackingSource
 from ._json import drop_none
-from ._log_limit import LogLimiter
-from ._roles import set_role_sql
+from ._pool_binding import PoolBindingBase, PoolStats
 from ._sqlerrors import is_login_rejected
-from ._use_counter import UseCounter
 from .asyncpg import plain_dsn
 
 __all__ = ["PsycopgPoolBinding", "PsycopgPoolStats", "bind_pool", "create_pool"]
@@ -81,19 +80,14 @@ class _Login:
 
 
 @dataclass
-class PsycopgPoolStats:
-    """Counters kept by a :class:`PsycopgPoolBinding`."""
-
-    connects: int = 0
-    login_retries: int = 0
-    pool_swaps: int = 0
-    """Drains of the pool after a rotation."""
-    stale_closed: int = 0
-    """Connections of an older generation the binding closed or refused itself."""
+class PsycopgPoolStats(PoolStats):
+    """Counters kept by a :class:`PsycopgPoolBinding` (``pool_swaps`` counts drains)."""
 
 
-class PsycopgPoolBinding:
+class PsycopgPoolBinding(PoolBindingBase["_BoundPool"]):
     """An ``AsyncConnectionPool`` (``.pool``) whose connections log in with a source."""
+
+    logger = logger
 
     def __init__(
         self,
@@ -102,29 +96,13 @@ class PsycopgPoolBinding:
         assume_role: str | None = None,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        self.source = source
-        self.stats = PsycopgPoolStats()
-        self.close_timeout = close_timeout
-        self._role_sql = set_role_sql(assume_role)
-        self._pool: _BoundPool | None = None
-        self._uses: UseCounter | None = None
-        # While the credential cannot be refreshed every new connection meets the same
-        # refusal: one WARNING per condition per interval, the repeats at DEBUG.
-        self.log_limit = LogLimiter()
-        self._unsubscribe: Callable[[], None] | None = None
-        self._drained_for = source.generation
-        self._drain_tasks: set[asyncio.Task[None]] = set()
+        super().__init__(
+            source, PsycopgPoolStats(), assume_role=assume_role, close_timeout=close_timeout
+        )
 
     def __repr__(self) -> str:
         name = None if self._pool is None else self._pool.name
         return f"PsycopgPoolBinding(pool={name!r}, generation={self.source.generation})"
-
-    @property
-    def pool(self) -> AsyncConnectionPool[Any]:
-        """The pool: ``connection()``, ``getconn()``/``putconn()`` as usual."""
-        if self._pool is None:
-            raise RuntimeError("the pool is not open yet (await create_pool(...))")
-        return self._pool
 
     def connection(self) -> AbstractAsyncContextManager[Any]:
         """``async with binding.connection() as conn``: the pool's ``connection()``."""
@@ -135,12 +113,7 @@ class PsycopgPoolBinding:
     async def open(self, conninfo: str, *, wait: bool = True, **options: Any) -> PsycopgPoolBinding:
         """Subscribe to rotations, then open the pool (waiting for ``min_size`` connections
         when ``wait``)."""
-        if isinstance(self.source, UseTrackingSource):
-            self._uses = UseCounter(self.source.track_use)
-            # Announce the pool before any connection: a replaced lease then waits for its
-            # connections rather than for a fixed drain period.
-            self.source.track_use(self.source.generation, 0)
-        self._unsubscribe = self.source.subscribe(self._on_event)
+        self._follow()
         base = options.pop("connection_class", psycopg.AsyncConnection)
         self._pool = _BoundPool(
             self,
@@ -158,45 +131,19 @@ class PsycopgPoolBinding:
         return self
 
     async def aclose(self) -> None:
-        """Wait for pending drains, close the pool, then stop following rotations."""
+        """Wait for pending swaps (drains), close the pool, then stop following rotations."""
         await self.aclose_pending()
         if self._pool is not None:
             await self._pool.close(timeout=self.close_timeout)
         self._detach()
 
-    def _detach(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        if self._uses is not None:
-            self._uses.release_all()
-            self._uses = None
-
-    async def aclose_pending(self) -> None:
-        """Wait for the drains that rotations started."""
-        while self._drain_tasks:
-            await asyncio.gather(*self._drain_tasks, return_exceptions=True)
+    def _announce(self, source: UseTrackingSource) -> None:
+        # Every open connection is counted, idle ones too: no hold, only the announcement
+        # before any connection (a replaced lease then waits for its connections rather than
+        # for a fixed drain period).
+        source.track_use(source.generation, 0)
 
     # rotation --------------------------------------------------------------------------
-
-    def _on_event(self, lease_event: Any) -> None:
-        if getattr(lease_event, "kind", None) == "rotated":
-            self._request_drain()
-
-    def _request_drain(self) -> None:
-        """Drain once per new generation (an event, a login or a getconn may see it first)."""
-        target = self.source.generation
-        if target == self._drained_for or self._pool is None:
-            return
-        self._drained_for = target
-        task = asyncio.get_running_loop().create_task(self.swap_pool())
-        self._drain_tasks.add(task)
-        task.add_done_callback(self._drain_done)
-
-    def _drain_done(self, task: asyncio.Task[None]) -> None:
-        self._drain_tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            logger.warning("pool.swap_failed", extra={"error_class": type(error).__name__})
 
     async def swap_pool(self) -> None:
         """Drain the pool: idle connections close now, the others when returned."""
@@ -210,12 +157,6 @@ class PsycopgPoolBinding:
         return login is not None and login.generation != self.source.generation
 
     # connections ---------------------------------------------------------------------
-
-    def _credential(self) -> Credential:
-        credential = credential_of(self.source)
-        if credential is None:
-            raise ConnectionError("no database credential is available yet")
-        return credential
 
     async def login(self, connect: Connect, kwargs: dict[str, Any]) -> Any:
         """Connect with the current credential: a rejected login rotates once and retries,
@@ -246,22 +187,6 @@ class PsycopgPoolBinding:
             return connection
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _refresh_after(self, error: Exception, credential: Credential) -> None:
-        self.stats.login_retries += 1
-        self.log_limit.log(
-            logger,
-            "pool.login_rejected",
-            generation=credential.generation,
-            error_class=type(error).__name__,
-        )
-        try:
-            await self.source.force_rotate("database rejected the login")
-        except Exception as rotate_error:
-            self.log_limit.log(
-                logger, "pool.refresh_failed", error_class=type(rotate_error).__name__
-            )
-            raise error from None  # the database's answer is the one to report
-
     def _register(self, connection: Any, generation: int) -> None:
         login = _Login(generation)
         connection.vault_login = login
@@ -270,7 +195,7 @@ class PsycopgPoolBinding:
             self._uses.out(login, generation)
             # A connection nobody closes (dropped broken) still reports its -1 when collected.
             weakref.finalize(connection, self._count_back, login)
-        self._request_drain()  # this login may be the first to see a new generation
+        self._request_swap()  # this login may be the first to see a new generation
 
     def gone(self, connection: Any) -> None:
         """``connection`` is closed: its login no longer holds the lease."""
@@ -301,7 +226,7 @@ class _BoundPool(AsyncConnectionPool[Any]):
             self._binding.stats.stale_closed += 1
             await connection.close()
             await super().putconn(connection)  # the pool drops a closed one and replaces it
-            self._binding._request_drain()
+            self._binding._request_swap()
             if time.monotonic() >= deadline:
                 raise PoolTimeout("no connection of the current credential in time")
 

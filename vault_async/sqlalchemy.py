@@ -57,7 +57,6 @@ connect parameters, counters) and read best side by side.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,9 +77,11 @@ from ._credential_source import (
 from ._json import drop_none
 from ._log_limit import LogLimiter
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
+from ._pool_binding import PoolStats
+from ._pool_swaps import PoolSwaps
 from ._roles import quote_identifier, set_role_sql
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
-from ._use_counter import GenerationHold, UseCounter
+from ._use_counter import UseCounter
 
 __all__ = [
     "CredentialSource",
@@ -117,13 +118,9 @@ def quote_role(name: str, dialect: Dialect | None = None) -> str:
 
 
 @dataclass
-class BindingStats:
+class BindingStats(PoolStats):
     """Counters kept by an :class:`EngineBinding` (exported as metrics)."""
 
-    connects: int = 0
-    login_retries: int = 0
-    pool_swaps: int = 0
-    stale_closed: int = 0
     permission_invalidations: int = 0
     """Connections given up because their login was found dropped from outside."""
     login_checks: int = 0
@@ -412,8 +409,7 @@ class EngineBinding(PoolListeners):
             login_check_interval=login_check_interval,
         )
         self.engine = engine
-        self._swap_tasks: set[asyncio.Task[None]] = set()
-        self._hold: GenerationHold | None = None
+        self._swaps = PoolSwaps(self.swap_pool, logger)
 
     async def swap_pool(self) -> None:
         """Close idle connections now; checked-out ones close when returned."""
@@ -427,8 +423,7 @@ class EngineBinding(PoolListeners):
 
     async def aclose_pending(self) -> None:
         """Wait for the pool swaps that rotations started."""
-        while self._swap_tasks:
-            await asyncio.gather(*self._swap_tasks, return_exceptions=True)
+        await self._swaps.wait()
 
     async def aclose(self) -> None:
         """Wait for pending pool swaps, then detach."""
@@ -438,44 +433,19 @@ class EngineBinding(PoolListeners):
     def detach(self) -> None:
         """Remove the listeners and stop following rotations (the hold is given back)."""
         super().detach()
-        if self._hold is not None:
-            self._hold.drop()
-            self._hold = None
+        self._swaps.drop_hold()
 
     def _announce(self, source: UseTrackingSource) -> None:
         # The count that keeps the generation in force from being revoked under the idle
         # connections until a swap has closed them (it also announces the pool).
-        self._hold = GenerationHold(source.track_use)
-        self._hold.move_to(source.generation)
+        self._swaps.hold_from(source)
 
     def _on_event(self, lease_event: Any) -> None:
         # Only a rotation makes pooled connections stale; "revoked" reports the old lease
         # gone after the drain period, when its connections are already closed.
         if getattr(lease_event, "kind", None) != "rotated":
             return
-        hold = self._hold
-        previous = None if hold is None else hold.move_to(self.source.generation)
-        task = asyncio.get_running_loop().create_task(self._swap_then_give_back(hold, previous))
-        self._swap_tasks.add(task)
-        task.add_done_callback(self._swap_done)
-
-    async def _swap_then_give_back(
-        self, hold: GenerationHold | None, previous: int | None
-    ) -> None:
-        """Swap the pool; only then may the lease of ``previous`` be revoked."""
-        try:
-            await self.swap_pool()
-        finally:
-            if hold is not None:
-                hold.give_back(previous)
-
-    def _swap_done(self, task: asyncio.Task[None]) -> None:
-        self._swap_tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            logger.warning(
-                "pool.swap_failed",
-                extra={"error_class": type(error).__name__},
-            )
+        self._swaps.start(self.source.generation)
 
     def _refresh(self, reason: str) -> None:
         # do_connect runs in the greenlet of the statement that needed a connection.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import pytest
 
 from vault_async.devstack import DevStack
 
@@ -90,6 +92,43 @@ def vault_refreshed_source(
     source = FakeSource(username, password)
     source.on_force = fresh
     return source, leases
+
+
+def login(stack: DevStack, leases: list[str]) -> tuple[str, str]:
+    """(username, password) for the ``app`` role; the lease goes to ``leases`` (revoked at the
+    end of the test by the ``leases`` fixture)."""
+    username, password, lease = vault_creds(stack)
+    leases.append(lease)
+    return username, password
+
+
+@pytest.fixture
+def leases(migrated: DevStack) -> Iterator[list[str]]:
+    """Lease ids a test obtained with :func:`login`, revoked at its end."""
+    issued: list[str] = []
+    yield issued
+    for lease in issued:
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
+async def backends_of(stack: DevStack, username: str) -> int:
+    """PostgreSQL sessions open for ``username``."""
+    async with stack.admin_connection() as conn:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", username
+        )
+    return count
+
+
+async def wait_for_backends(stack: DevStack, username: str, expected: int) -> int:
+    """Backends close asynchronously on the server side: poll briefly, bounded."""
+    count = -1
+    for _ in range(50):
+        count = await backends_of(stack, username)
+        if count == expected:
+            break
+        await asyncio.sleep(0.05)
+    return count
 
 
 ASYNC_DIALECTS = ("asyncpg", "psycopg")

@@ -13,28 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import ASYNC_DIALECTS, FakeSource, dialect_url, vault_creds, vault_refreshed_source
+from .conftest import (
+    ASYNC_DIALECTS,
+    FakeSource,
+    backends_of,
+    dialect_url,
+    vault_creds,
+    vault_refreshed_source,
+    wait_for_backends,
+)
 
 pytestmark = pytest.mark.integration
-
-
-async def backends_of(stack: DevStack, username: str) -> int:
-    async with stack.admin_connection() as conn:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", username
-        )
-    return count
-
-
-async def wait_for_backends(stack: DevStack, username: str, expected: int) -> int:
-    """Backends close asynchronously on the server side: poll briefly, bounded."""
-    count = -1
-    for _ in range(50):
-        count = await backends_of(stack, username)
-        if count == expected:
-            break
-        await asyncio.sleep(0.05)
-    return count
 
 
 @pytest.fixture(params=ASYNC_DIALECTS)

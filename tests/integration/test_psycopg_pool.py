@@ -3,8 +3,7 @@ SET ROLE, use counting; the same guarantees as the asyncpg and SQLAlchemy bindin
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -14,42 +13,17 @@ from vault_async.asyncpg import plain_dsn
 from vault_async.devstack import DevStack
 from vault_async.psycopg import PsycopgPoolBinding, bind_pool, create_pool
 
-from .conftest import FakeSource, TrackingSource, vault_creds, vault_refreshed_source
+from .conftest import (
+    FakeSource,
+    TrackingSource,
+    backends_of,
+    login,
+    vault_creds,
+    vault_refreshed_source,
+    wait_for_backends,
+)
 
 pytestmark = pytest.mark.integration
-
-
-async def backends_of(stack: DevStack, username: str) -> int:
-    async with stack.admin_connection() as conn:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", username
-        )
-    return count
-
-
-async def wait_for_backends(stack: DevStack, username: str, expected: int) -> int:
-    """Backends close asynchronously on the server side: poll briefly, bounded."""
-    count = -1
-    for _ in range(50):
-        count = await backends_of(stack, username)
-        if count == expected:
-            break
-        await asyncio.sleep(0.05)
-    return count
-
-
-@pytest.fixture
-def leases(migrated: DevStack) -> Iterator[list[str]]:
-    issued: list[str] = []
-    yield issued
-    for lease in issued:
-        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
-
-
-def login(stack: DevStack, leases: list[str]) -> tuple[str, str]:
-    username, password, lease = vault_creds(stack)
-    leases.append(lease)
-    return username, password
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
-from .conftest import ASYNC_DIALECTS, FakeSource, TrackingSource, dialect_url, vault_creds
+from .conftest import ASYNC_DIALECTS, FakeSource, TrackingSource, dialect_url, login
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +28,6 @@ async def engine(migrated: DevStack, request: pytest.FixtureRequest) -> AsyncIte
     engine = create_async_engine(dialect_url(migrated, request.param), pool_size=3, max_overflow=2)
     yield engine
     await engine.dispose()
-
-
-@pytest.fixture
-def leases(migrated: DevStack) -> Iterator[list[str]]:
-    issued: list[str] = []
-    yield issued
-    for lease in issued:
-        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
-
-
-def login(stack: DevStack, leases: list[str]) -> tuple[str, str]:
-    username, password, lease = vault_creds(stack)
-    leases.append(lease)
-    return username, password
 
 
 async def test_use_count_returns_to_zero_across_rotations(
