@@ -61,6 +61,8 @@ BINDINGS: dict[str, OpenQuery] = {
     "sqlalchemy-sync": sqlalchemy_sync_query,
     "django": django_query,
 }
+CONNECTIONS = {"django": f"{WORKERS} persistent connections (one per thread)"}
+"""How a row holds its connections, when not in a pool of POOL_SIZE."""
 
 
 @dataclass
@@ -86,21 +88,25 @@ class Kind:
         self.stats.started.extend(turn.started)
 
 
-def rotation_cost(rotating: LoadStats, rotations: list[float], fixed_p99: float) -> str:
-    """p99 of the queries started within AFTER_ROTATION s of a rotation, against fixed."""
+def near_rotation(rotating: LoadStats, rotations: list[float]) -> LoadStats:
+    """The queries started within AFTER_ROTATION s after a rotation."""
     near = [
         latency
         for started, latency in zip(rotating.started, rotating.latencies, strict=True)
         if any(0 <= started - at <= AFTER_ROTATION for at in rotations)
     ]
-    if len(near) < 2:
-        return "no rotation under load"
-    window = LoadStats(seconds=1.0, latencies=near)
+    return LoadStats(seconds=1.0, latencies=near)
+
+
+def rotation_cost(window: LoadStats, fixed_p99: float) -> tuple[str, float | None]:
+    """The cost of rotations in words, and in ms added at p99 against the fixed pool."""
+    if len(window.latencies) < 2:
+        return "no rotation under load", None
     added = (window.percentile(99) - fixed_p99) * 1000
     return (
-        f"{len(near)} queries within {AFTER_ROTATION:g} s after a rotation: "
+        f"{len(window.latencies)} queries within {AFTER_ROTATION:g} s after a rotation: "
         f"p99 {window.percentile(99) * 1000:.2f} ms, {added:+.2f} ms at p99"
-    )
+    ), added
 
 
 def paired(fixed: Kind, rotating: Kind) -> tuple[float, float]:
@@ -116,9 +122,28 @@ async def force_soon(creds: ManagedSecret, delay: float) -> None:
     await creds.force_rotate("benchmark: a rotation under load")
 
 
+@dataclass
+class Row:
+    """One binding's outcome, for the closing table."""
+
+    name: str
+    rate: float
+    p99: float
+    pair_rate: float
+    pair_p99: float
+    rotations: int
+    added_p99_ms: float | None
+    failed: int
+
+    def line(self) -> str:
+        added = "-" if self.added_p99_ms is None else f"{self.added_p99_ms:+.2f}"
+        return (f"  {self.name:17s} {self.rate:6.3f}x {self.p99:6.2f}x {self.pair_rate:7.3f}x "
+                f"{self.pair_p99:6.2f}x {self.rotations:4d} {added:>9s} {self.failed:6d}")
+
+
 async def bench_binding(
     name: str, open_query: OpenQuery, stack: DevStack, plain: Any, plan: Plan
-) -> int:
+) -> Row:
     rotations: list[float] = []
     kinds = {"fixed": Kind(), "rotating": Kind()}
     client = AsyncVaultClient(stack.vault_addr)
@@ -152,7 +177,7 @@ async def bench_binding(
                     await forced
                 kinds[kind].add(turn)
     fixed_stats, rotating_stats = kinds["fixed"].stats, kinds["rotating"].stats
-    print(f"\n[{name}] {WORKERS} workers, pool {POOL_SIZE}, "
+    print(f"\n[{name}] {WORKERS} workers, {CONNECTIONS.get(name, f'pool {POOL_SIZE}')}, "
           f"{plan.seconds:g} s per kind x {plan.rounds}")
     for kind, merged in kinds.items():
         print(f"  {kind:9s} {merged.stats.summary()}")
@@ -162,19 +187,25 @@ async def bench_binding(
     print(f"  rotating vs fixed: {rate:.3f}x queries/s (target >= 0.95), "
           f"p99 {p99:.2f}x (target <= 1.2); median of turn pairs: "
           f"{pair_rate:.3f}x, p99 {pair_p99:.2f}x")
+    cost, added = rotation_cost(
+        near_rotation(rotating_stats, rotations), fixed_stats.percentile(99)
+    )
     print(f"  rotations during the run: {len(rotations)} "
-          f"(generation {creds.generation}); cost: "
-          f"{rotation_cost(rotating_stats, sorted(rotations), fixed_stats.percentile(99))}")
+          f"(generation {creds.generation}); cost: {cost}")
     failed = len(fixed_stats.failures) + len(rotating_stats.failures)
     if failed:
         print(f"  FAILED QUERIES: {failed}: {(fixed_stats.failures + rotating_stats.failures)[:3]}")
-    return failed
+    return Row(name, rate, p99, pair_rate, pair_p99, len(rotations), added, failed)
 
 
 async def bench(stack: DevStack, plain: Any, plan: Plan, names: list[str]) -> int:
-    failed = 0
-    for name in names:
-        failed += await bench_binding(name, BINDINGS[name], stack, plain, plan)
+    rows = [await bench_binding(name, BINDINGS[name], stack, plain, plan) for name in names]
+    print("\nrotating vs fixed (targets: queries/s >= 0.95x, p99 <= 1.2x)")
+    print(f"  {'binding':17s} {'q/s':>7s} {'p99':>7s} {'pair q/s':>8s} {'pair p99':>7s} "
+          f"{'rot.':>4s} {'+p99 ms':>9s} {'failed':>6s}")
+    for row in rows:
+        print(row.line())
+    failed = sum(row.failed for row in rows)
     print("\nerrors: none" if not failed else f"\nerrors: {failed} QUERIES FAILED")
     return 1 if failed else 0
 
