@@ -1,6 +1,7 @@
 """The example Django site on the session's dev stack: migrated as the owner role, then set up
-in this process with the service's environment (``DJANGO_SETTINGS_MODULE`` only from here, so
-pytest-django stays inert for the rest of the suite)."""
+in this process with the service's environment (``DJANGO_SETTINGS_MODULE`` and
+``django.setup()`` only from here: the backend's app starts the lease engine in ``ready()``,
+which needs the stack, so Django cannot be configured when pytest starts)."""
 
 from __future__ import annotations
 
