@@ -17,7 +17,9 @@ How the pool follows the credential (the guarantees of the SQLAlchemy binding):
 
 * the pool's ``connect`` hook reads the current username, password and generation in one
   go and logs in with them, then runs ``SET ROLE`` (quoted) when ``assume_role`` is given;
-  ``RESET ALL`` on release leaves the role in place;
+  ``RESET ALL`` on release leaves the role in place. The login's generation is counted while
+  the login is in flight, and a login that finishes after a rotation is redone (up to
+  ``LOGIN_ATTEMPTS``), so no session of a revoked login joins the pool;
 * on a ``rotated`` event (or the first hook to see a newer generation) the pool is expired
   (:meth:`asyncpg.Pool.expire_connections`) and its idle connections are closed at once;
   connections in use finish and are closed when released;
@@ -67,6 +69,9 @@ logger = logging.getLogger("vault_async.asyncpg")
 
 DEFAULT_CLOSE_TIMEOUT = 10.0
 """Seconds :meth:`PoolBinding.aclose` waits for connections in use before terminating them."""
+
+LOGIN_ATTEMPTS = 3
+"""Logins one connect may make when rotations overtake them."""
 
 Hook = Callable[[Any], Awaitable[None]]
 
@@ -182,17 +187,29 @@ class PoolBinding(PoolBindingBase["asyncpg.Pool"]):
 
     # hooks -------------------------------------------------------------------------------
 
-    async def _login(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, int]:
-        """Connect with the current credential; a rejected login rotates once and retries."""
-        credential = self._credential()
+    async def _login(
+        self, login: _Login, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Connect with the current credential, its generation counted on ``login`` while
+        the login is in flight; a rejected login rotates once and retries."""
+        credential = self._credential_for(login)
         try:
-            return await self._connect_as(credential, args, kwargs), credential.generation
+            return await self._connect_as(credential, args, kwargs)
         except Exception as error:
             if not is_login_rejected(error):
                 raise
             await self._refresh_after(error, credential)
+        credential = self._credential_for(login)
+        return await self._connect_as(credential, args, kwargs)
+
+    def _credential_for(self, login: _Login) -> Credential:
+        """The current credential; its generation is counted for ``login`` from now on, so
+        a rotation during the login cannot have that lease revoked under it."""
         credential = self._credential()
-        return await self._connect_as(credential, args, kwargs), credential.generation
+        login.generation = credential.generation
+        if self._uses is not None:
+            self._uses.out(login, credential.generation)
+        return credential
 
     async def _connect_as(
         self, credential: Credential, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -201,20 +218,45 @@ class PoolBinding(PoolBindingBase["asyncpg.Pool"]):
         return await self._open(*args, **{**kwargs, **login})
 
     async def _connect(self, *args: Any, **kwargs: Any) -> Any:
-        connection, generation = await self._login(args, kwargs)
-        if self._role_sql is not None:
+        """Log in and join the idle set; a login overtaken by a rotation is redone."""
+        for attempt in range(1, LOGIN_ATTEMPTS + 1):
+            login = _Login(self.source.generation, None)
             try:
-                await connection.execute(self._role_sql)
+                connection = await self._login(login, args, kwargs)
+                login.connection = connection
+                if self._role_sql is not None:
+                    try:
+                        await connection.execute(self._role_sql)
+                    except BaseException:
+                        await connection.close()
+                        raise
             except BaseException:
-                await connection.close()
+                self._count_back(login)
                 raise
-        login = _Login(generation, connection)
+            if login.generation != self.source.generation and attempt < LOGIN_ATTEMPTS:
+                connection.terminate()  # rotated while logging in: log in again
+                self._count_back(login)
+                self.stats.stale_closed += 1
+                continue
+            return self._join_idle(login)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _join_idle(self, login: _Login) -> Any:
+        connection = login.connection
         connection.vault_login = login
         connection.add_termination_listener(lambda _connection: self._on_closed(login))
         self._idle[login] = None
         self.stats.connects += 1
+        if login.generation == self.source.generation:
+            # Idle and current: the pool's hold covers it from now on.
+            self._count_back(login)
+        # else (rotations faster than logins) it stays counted until it is closed.
         self._request_swap()  # this connect may be the first to see a new generation
         return connection
+
+    def _count_back(self, login: _Login) -> None:
+        if self._uses is not None:
+            self._uses.back(login)
 
     async def _setup(self, proxy: Any) -> None:
         login: _Login = proxy.vault_login

@@ -48,11 +48,19 @@ class TrackingSource(FakeSource):
         super().__init__(username, password)
         self.in_use: Counter[int] = Counter()
         self.calls: list[tuple[int, int]] = []
+        self.dropped: set[int] = set()
+        """Rotated-away generations whose count reached 0: the engine revokes their lease."""
+        self.counted_after_drop: list[int] = []
+        """Generations counted again after that (a session of a revoked login)."""
 
     def track_use(self, generation: int, delta: int) -> None:
         self.calls.append((generation, delta))
+        if delta > 0 and generation in self.dropped:
+            self.counted_after_drop.append(generation)
         self.in_use[generation] += delta
         assert self.in_use[generation] >= 0, f"generation {generation} returned more than out"
+        if self.in_use[generation] == 0 and generation != self.generation:
+            self.dropped.add(generation)
 
     def outstanding(self) -> dict[int, int]:
         return {g: n for g, n in self.in_use.items() if n}

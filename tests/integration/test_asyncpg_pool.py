@@ -112,6 +112,40 @@ async def test_rotation_nobody_announced_is_noticed_on_the_next_acquire(
     assert source.outstanding() == {2: 1}  # the hold, moved by the acquire that noticed
 
 
+async def test_login_overtaken_by_a_rotation_keeps_its_lease_and_logs_in_again(
+    migrated: DevStack, leases: list[str]
+) -> None:
+    source = TrackingSource(*login(migrated, leases))
+    user_a = source.current.data["username"]
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow_connect(*args: object, **kwargs: object) -> object:
+        connection = await asyncpg.connect(*args, **kwargs)  # type: ignore[arg-type]
+        entered.set()
+        await asyncio.wait_for(gate.wait(), timeout=10)
+        return connection
+
+    binding = await create_pool(
+        migrated.database_url, source, connect=slow_connect, min_size=0, max_size=2
+    )
+    try:
+        acquiring = asyncio.create_task(session_user(binding))
+        await asyncio.wait_for(entered.wait(), timeout=10)  # logged in as A, not yet back
+        user_b, password_b = login(migrated, leases)
+        source.set(user_b, password_b)  # the swap runs while the login of A is in flight
+        await asyncio.wait_for(binding.aclose_pending(), timeout=10)
+        gate.set()
+        user, _ = await asyncio.wait_for(acquiring, timeout=10)
+        # The lease of A was not given up under its login in flight, and no session of A
+        # was counted (handed out) after A was given up.
+        assert source.counted_after_drop == []
+        assert user == user_b
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+    finally:
+        await binding.aclose()
+    assert source.outstanding() == {}
+
+
 async def test_connection_killed_while_in_use_is_counted_back(
     migrated: DevStack, tracked: tuple[TrackingSource, PoolBinding]
 ) -> None:
