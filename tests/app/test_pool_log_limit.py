@@ -33,7 +33,7 @@ class FailingSource:
     generation = 3
     current = SimpleNamespace(data={"username": "v-app", "password": PASSWORD})
 
-    async def force_rotate(self, reason: str) -> Any:
+    async def force_rotate(self, reason: str, *, generation: int | None = None) -> Any:
         raise VaultConnectionError("connection refused")
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
@@ -108,7 +108,7 @@ async def test_asyncpg_and_psycopg_bindings_limit_the_same_warnings(
     caplog.set_level(logging.DEBUG, logger="vault_async")
     for _ in range(20):
         with pytest.raises(asyncpg.InvalidPasswordError):
-            await pool._login((), {})
+            await pool._connect()
         with pytest.raises(asyncpg.InvalidPasswordError):
             await psyco._refresh_after(asyncpg.InvalidPasswordError("rejected"), credential)
     for name in ("pool.login_rejected", "pool.refresh_failed"):
