@@ -34,7 +34,9 @@ class CredentialSource(Protocol):
     @property
     def generation(self) -> int: ...
 
-    async def force_rotate(self, reason: str) -> Any: ...
+    async def force_rotate(self, reason: str, *, generation: int | None = None) -> Any:
+        """Replace the credential; ``generation`` is the one that failed: once the source
+        has moved past it, the current credential is returned without a rotation."""
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
 
@@ -95,7 +97,7 @@ class StaticCredentials:
     def generation(self) -> int:
         return 0
 
-    async def force_rotate(self, reason: str) -> _StaticValue:
+    async def force_rotate(self, reason: str, *, generation: int | None = None) -> _StaticValue:
         """Nothing to rotate; the same credential is returned."""
         return self._value
 

@@ -138,7 +138,9 @@ class PoolBindingBase(Generic[PoolT]):
             error_class=type(error).__name__,
         )
         try:
-            await self.source.force_rotate("database rejected the login")
+            await self.source.force_rotate(
+                "database rejected the login", generation=credential.generation
+            )
         except Exception as rotate_error:
             self.log_limit.log(
                 self.logger, "pool.refresh_failed", error_class=type(rotate_error).__name__

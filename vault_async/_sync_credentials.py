@@ -62,7 +62,9 @@ class SyncCredentialSource(Protocol):
 
     def current(self) -> SyncCredential: ...
 
-    def force_rotate(self, reason: str, timeout: float = 30.0) -> SyncCredential: ...
+    def force_rotate(
+        self, reason: str, timeout: float = 30.0, *, generation: int | None = None
+    ) -> SyncCredential: ...
 
     def track_use(self, generation: int, delta: int) -> None: ...
 
@@ -104,14 +106,20 @@ class SyncCredentials:
         """The credential in force (an immutable snapshot; no lock taken)."""
         return self._snapshot
 
-    def force_rotate(self, reason: str, timeout: float = 30.0) -> SyncCredential:
+    def force_rotate(
+        self, reason: str, timeout: float = 30.0, *, generation: int | None = None
+    ) -> SyncCredential:
         """Replace the credential now and return the new one; blocks up to ``timeout`` s.
 
-        Not from the engine's own thread (it would wait for itself).
+        ``generation`` is the one that failed: once replaced, the current credential is
+        returned without a rotation. Not from the engine's own thread (it would wait for
+        itself).
         """
         if _running_on(self._loop):
             raise RuntimeError("force_rotate blocks: call it from a thread of your own")
-        future = asyncio.run_coroutine_threadsafe(self._rotate(reason), self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._rotate(reason, generation), self._loop
+        )
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -150,8 +158,8 @@ class SyncCredentials:
             self._unsubscribe()
             self._unsubscribe = None
 
-    async def _rotate(self, reason: str) -> SyncCredential:
-        await self._handle.force_rotate(reason)
+    async def _rotate(self, reason: str, generation: int | None) -> SyncCredential:
+        await self._handle.force_rotate(reason, generation=generation)
         self._refresh()
         return self._snapshot
 
@@ -212,7 +220,9 @@ class StaticSyncCredentials:
     def current(self) -> SyncCredential:
         return self._credential
 
-    def force_rotate(self, reason: str, timeout: float = 30.0) -> SyncCredential:
+    def force_rotate(
+        self, reason: str, timeout: float = 30.0, *, generation: int | None = None
+    ) -> SyncCredential:
         """Nothing to rotate; the same credential is returned."""
         return self._credential
 

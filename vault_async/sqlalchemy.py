@@ -221,8 +221,9 @@ class PoolListeners:
         """
         self._epoch += 1
 
-    def _refresh(self, reason: str) -> None:
-        """Force a rotation from inside ``do_connect`` and wait for it."""
+    def _refresh(self, reason: str, generation: int) -> None:
+        """Force a rotation of ``generation`` (the one rejected) from inside ``do_connect``
+        and wait for it."""
         raise NotImplementedError
 
     def _on_event(self, lease_event: Any) -> None:
@@ -261,7 +262,7 @@ class PoolListeners:
                 error_class=type(error).__name__,
             )
             try:
-                self._refresh("database rejected the login")
+                self._refresh("database rejected the login", generation)
             except Exception as rotate_error:
                 self.log_limit.log(
                     logger, "pool.refresh_failed", error_class=type(rotate_error).__name__
@@ -447,9 +448,9 @@ class EngineBinding(PoolListeners):
             return
         self._swaps.start(self.source.generation)
 
-    def _refresh(self, reason: str) -> None:
+    def _refresh(self, reason: str, generation: int) -> None:
         # do_connect runs in the greenlet of the statement that needed a connection.
-        await_only(self.source.force_rotate(reason))
+        await_only(self.source.force_rotate(reason, generation=generation))
 
 
 def bind_credentials(

@@ -81,7 +81,7 @@ class _SourceView:
     def generation(self) -> int:
         return self._credentials.current().generation
 
-    async def force_rotate(self, reason: str) -> SyncCredential:
+    async def force_rotate(self, reason: str, *, generation: int | None = None) -> SyncCredential:
         raise RuntimeError("the sync binding rotates through SyncCredentials.force_rotate")
 
     def subscribe(self, callback: SyncCallback) -> Callable[[], None]:
@@ -125,8 +125,8 @@ class SyncEngineBinding(PoolListeners):
         except Exception as error:
             logger.warning("pool.swap_failed", extra={"error_class": type(error).__name__})
 
-    def _refresh(self, reason: str) -> None:
-        self.credentials.force_rotate(reason)
+    def _refresh(self, reason: str, generation: int) -> None:
+        self.credentials.force_rotate(reason, generation=generation)
 
     def _credential(self) -> Credential:
         snapshot = self.credentials.current()  # one read: the login and its generation agree

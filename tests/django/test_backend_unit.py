@@ -153,7 +153,9 @@ class FakeCredentials:
     def current(self) -> SyncCredential:
         return SyncCredential("u", "p", 1)
 
-    def force_rotate(self, reason: str, timeout: float = 30.0) -> SyncCredential:
+    def force_rotate(
+        self, reason: str, timeout: float = 30.0, *, generation: int | None = None
+    ) -> SyncCredential:
         return self.current()
 
     def track_use(self, generation: int, delta: int) -> None:

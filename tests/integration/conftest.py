@@ -19,6 +19,8 @@ class FakeSource:
         self.current: Any = _Value({"username": username, "password": password})
         self.generation = 1
         self.rotate_calls = 0
+        self.forced_generations: list[int | None] = []
+        """The failed generation each ``force_rotate`` named."""
         self.on_force: Callable[[], tuple[str, str]] | None = None
         self._subscribers: list[Callable[[Any], None]] = []
 
@@ -29,8 +31,9 @@ class FakeSource:
             for callback in list(self._subscribers):
                 callback(_Event("rotated", self.generation))
 
-    async def force_rotate(self, reason: str) -> Any:
+    async def force_rotate(self, reason: str, *, generation: int | None = None) -> Any:
         self.rotate_calls += 1
+        self.forced_generations.append(generation)
         assert self.on_force is not None
         username, password = await asyncio.to_thread(self.on_force)
         self.set(username, password)
@@ -157,6 +160,7 @@ class FakeSyncSource:
         self._make = SyncCredential
         self._current = SyncCredential(username, password, 1)
         self.rotate_calls = 0
+        self.forced_generations: list[int | None] = []
         self.on_force: Callable[[], tuple[str, str]] | None = None
         self.in_use: Counter[int] = Counter()
         self._subscribers: list[Callable[[Any], None]] = []
@@ -169,8 +173,11 @@ class FakeSyncSource:
         for callback in list(self._subscribers):
             callback(self._current)
 
-    def force_rotate(self, reason: str, timeout: float = 30.0) -> Any:
+    def force_rotate(
+        self, reason: str, timeout: float = 30.0, *, generation: int | None = None
+    ) -> Any:
         self.rotate_calls += 1
+        self.forced_generations.append(generation)
         assert self.on_force is not None
         self.set(*self.on_force())
         return self._current

@@ -176,6 +176,7 @@ async def test_rejected_login_forces_one_rotation_and_retries(migrated: DevStack
             assert user != user_a
             assert user.startswith("v-")
             assert source.rotate_calls == 1
+            assert source.forced_generations == [1]  # the generation rejected
             assert binding.stats.login_retries == 1
     finally:
         for lease in issued:

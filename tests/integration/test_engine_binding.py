@@ -141,6 +141,7 @@ async def test_rejected_login_forces_one_rotation_and_retries(
         assert user != user_a
         assert user.startswith("v-")
         assert source.rotate_calls == 1
+        assert source.forced_generations == [1]  # the generation rejected
         assert binding.stats.login_retries == 1
     finally:
         binding.detach()
@@ -205,6 +206,7 @@ async def test_login_dropped_from_outside_recovers_after_one_error(
             count = (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one()
         assert count >= 0
         assert source.rotate_calls == 1
+        assert source.forced_generations == [1]  # the generation rejected
         assert binding.stats.permission_invalidations == 1
         assert (await session_user(engine))[0] != user_a
     finally:

@@ -80,6 +80,7 @@ def test_rejected_login_rotates_once_and_retries(migrated: DevStack, engine: Eng
     try:
         assert who(engine)[0] == user_b
         assert source.rotate_calls == 1
+        assert source.forced_generations == [1]  # the generation rejected
         assert binding.stats.login_retries == 1
     finally:
         binding.detach()

@@ -81,7 +81,9 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
                 extra={"alias": self.alias, "generation": credential.generation},
             )
             try:
-                entry.credentials.force_rotate("database rejected the login")
+                entry.credentials.force_rotate(
+                    "database rejected the login", generation=credential.generation
+                )
             except Exception as rotate_error:
                 logger.warning(
                     "django.refresh_failed", extra={"error_class": type(rotate_error).__name__}

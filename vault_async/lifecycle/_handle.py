@@ -37,7 +37,9 @@ class Engine(Protocol):
 
     async def wait_ready(self, handle: ManagedSecret) -> None: ...
 
-    async def force_rotate(self, handle: ManagedSecret, reason: str) -> Lease: ...
+    async def force_rotate(
+        self, handle: ManagedSecret, reason: str, generation: int | None = None
+    ) -> Lease: ...
 
     def released(self, handle: ManagedSecret, generation: int) -> None: ...
 
@@ -151,15 +153,17 @@ class ManagedSecret:
             )
         return self.current
 
-    async def force_rotate(self, reason: str) -> Lease:
+    async def force_rotate(self, reason: str, *, generation: int | None = None) -> Lease:
         """Replace the credential now (e.g. the database refused it) and return the new one.
 
-        Callers racing each other share one rotation; a caller that is cancelled
+        ``generation`` is the one that failed (the generation the rejected login used): if
+        the credential has been replaced since, the current one is returned without a new
+        rotation. Callers racing each other share one rotation; a caller that is cancelled
         (a request timeout) does not cancel it, and what Vault issued is kept. After
         a failed attempt, calls made before the backoff delay has passed raise that
         attempt's error without asking Vault again.
         """
-        return await self._manager.force_rotate(self, reason)
+        return await self._manager.force_rotate(self, reason, generation)
 
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback`` with every event of this secret; returns an unsubscribe function."""

@@ -223,7 +223,9 @@ class LeaseManager:
         """Wait until ``handle`` holds a valid credential."""
         await self._renewer.wait_ready(handle)
 
-    async def force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
+    async def force_rotate(
+        self, handle: ManagedSecret, reason: str, generation: int | None = None
+    ) -> Lease:
         """Run ``handle``'s rotation in the engine, so a cancelled caller cannot orphan it."""
         tg = self._tg
         if handle.closed or tg is None:
@@ -233,7 +235,7 @@ class LeaseManager:
 
         async def rotate() -> None:
             try:
-                done.set_result(await self._renewer.force_rotate(handle, reason))
+                done.set_result(await self._renewer.force_rotate(handle, reason, generation))
             except Exception as exc:
                 done.set_exception(exc)
             finally:

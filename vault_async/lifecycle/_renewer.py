@@ -185,14 +185,19 @@ class Renewer:
 
     # -- asked by a caller ------------------------------------------------------------------
 
-    async def force_rotate(self, handle: ManagedSecret, reason: str) -> Lease:
+    async def force_rotate(
+        self, handle: ManagedSecret, reason: str, generation: int | None = None
+    ) -> Lease:
         """Replace the credential unless someone just did; honour the backoff of a failure.
 
         With no valid credential left, the backoff gives way: the caller (a pool whose login
         was rejected) cannot work until an attempt succeeds, so one is made at once, at most
-        once per ``min_force_interval`` (see :func:`policy.force_may_try`).
+        once per ``min_force_interval`` (see :func:`policy.force_may_try`). ``generation``
+        is the one that failed (by default the one in force now): once it has been replaced,
+        the current credential is the answer.
         """
-        generation = handle.generation
+        if generation is None:
+            generation = handle.generation
         core = self._core
         async with handle.locked():
             now = core.clock.now()
