@@ -12,7 +12,8 @@ once a renewal would land inside the grace period. On top of that:
 * after a failure: full-jitter backoff, capped by half the lease left; with no valid
   credential left (expired during an outage, or never obtained) and no refusal from
   Vault (a 4xx), capped by ``expired_retry_max`` instead, and a ``force_rotate`` may
-  try at once (at most once per ``min_force_interval``): nothing works until an attempt
+  try at once (at most once per ``min_force_interval``; not after a refusal from Vault,
+  whose backoff holds): nothing works until an attempt
   succeeds; after a 429 that
   named a ``Retry-After``, that wait plus jitter (see ``quota_delay``), under the same cap
   and never longer than ``max_quota_wait``;
@@ -277,16 +278,18 @@ def force_may_try(
     valid: bool,
     rate_limited: bool,
     config: LeaseConfig,
+    refused: bool = False,
 ) -> bool:
     """Whether a ``force_rotate`` may call Vault now, after the failure of ``failed_at``.
 
     Past the retry instant, yes. Before it, only with no valid credential left (the
     caller cannot work until an attempt succeeds) and at most once per
-    ``min_force_interval``; never inside the wait a 429 asked for.
+    ``min_force_interval``; never inside the wait a 429 asked for, nor after Vault refused
+    (``refused``: a 4xx other than 429, which asking again sooner does not change).
     """
     if retry_at is None or now >= retry_at:
         return True
-    if valid or rate_limited or failed_at is None:
+    if valid or rate_limited or refused or failed_at is None:
         return False
     return now - failed_at >= config.min_force_interval
 

@@ -32,6 +32,12 @@ __all__ = ["Renewer"]
 logger = logging.getLogger("vault_async.lifecycle")
 
 
+def _refused(exc: Exception) -> bool:
+    """Vault answered and said no: a 4xx other than 429 (a policy, an unknown role)."""
+    status = getattr(exc, "status", None) or 0
+    return not isinstance(exc, errors.RateLimited) and 400 <= status < 500
+
+
 def _gone(handle: ManagedSecret, step: Step, exc: Exception) -> bool:
     """A renew answered that Vault no longer knows the credential (replace it at once)."""
     if step.action != "renew":
@@ -154,7 +160,7 @@ class Renewer:
             if last_login is None
             else last_login + core.config.relogin_interval,
             retry_after=asked,
-            refused=not limited and 400 <= (getattr(exc, "status", None) or 0) < 500,
+            refused=_refused(exc),
         )
         # A quota refusing again and again is one condition: warned once, then told quietly.
         again = limited and handle.last_error_class == "RateLimited"
@@ -219,6 +225,7 @@ class Renewer:
                 failed_at=handle.failed_at,
                 valid=valid,
                 rate_limited=isinstance(error, errors.RateLimited),
+                refused=_refused(error),
                 config=core.config,
             ):
                 logger.debug(
