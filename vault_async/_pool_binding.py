@@ -64,6 +64,7 @@ class PoolBindingBase(Generic[PoolT]):
         # refusal: one WARNING per condition per interval, the repeats at DEBUG.
         self.log_limit = LogLimiter()
         self._unsubscribe: Callable[[], None] | None = None
+        self._closing = False
         self._swapped_for = source.generation
         self._swaps = PoolSwaps(self.swap_pool, self.logger)
 
@@ -87,10 +88,16 @@ class PoolBindingBase(Generic[PoolT]):
         """Tell the source a pool reports, before any connection (see the subclass)."""
         raise NotImplementedError
 
-    def _detach(self) -> None:
+    def _stop_following(self) -> None:
+        """Closing: no rotation starts a swap from now on (the pool's close ends every
+        connection anyway)."""
+        self._closing = True
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+
+    def _detach(self) -> None:
+        self._stop_following()
         if self._uses is not None:
             self._uses.release_all()
             self._uses = None
@@ -110,7 +117,7 @@ class PoolBindingBase(Generic[PoolT]):
         """Swap the pool once per new generation (an event, a login or a checkout may see
         it first)."""
         target = self.source.generation
-        if target == self._swapped_for or self._pool is None:
+        if target == self._swapped_for or self._pool is None or self._closing:
             return
         self._swapped_for = target
         self._swaps.start(target)

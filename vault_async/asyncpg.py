@@ -154,8 +154,9 @@ class PoolBinding(PoolBindingBase["asyncpg.Pool"]):
         return self
 
     async def aclose(self) -> None:
-        """Wait for pending swaps, close the pool (terminating what is still in use after
-        ``close_timeout`` seconds), then stop following rotations."""
+        """Stop following rotations, wait for pending swaps, close the pool (terminating
+        what is still in use after ``close_timeout`` seconds), then give the counts back."""
+        self._stop_following()
         await self.aclose_pending()
         if self._pool is not None:
             try:

@@ -131,7 +131,9 @@ class PsycopgPoolBinding(PoolBindingBase["_BoundPool"]):
         return self
 
     async def aclose(self) -> None:
-        """Wait for pending swaps (drains), close the pool, then stop following rotations."""
+        """Stop following rotations, wait for pending swaps (drains), close the pool, then
+        give the counts back."""
+        self._stop_following()
         await self.aclose_pending()
         if self._pool is not None:
             await self._pool.close(timeout=self.close_timeout)

@@ -146,6 +146,26 @@ async def test_login_overtaken_by_a_rotation_keeps_its_lease_and_logs_in_again(
     assert source.outstanding() == {}
 
 
+async def test_rotation_during_close_leaves_no_swap_behind(
+    migrated: DevStack, leases: list[str]
+) -> None:
+    source = TrackingSource(*login(migrated, leases))
+    binding = await create_pool(migrated.database_url, source, min_size=0, max_size=2)
+    held = await binding.pool.acquire()
+    closing = asyncio.create_task(binding.aclose())  # waits for the connection in use
+    for _ in range(100):
+        if binding.pool.is_closing():
+            break
+        await asyncio.sleep(0.01)
+    assert binding.pool.is_closing()
+    source.set(*login(migrated, leases))  # a rotation while the pool closes
+    await binding.pool.release(held)
+    await asyncio.wait_for(closing, timeout=10)
+    # Nothing left running after aclose: every count is back, the pool's hold included.
+    assert source.outstanding() == {}
+    assert binding.stats.pool_swaps == 0
+
+
 async def test_connection_killed_while_in_use_is_counted_back(
     migrated: DevStack, tracked: tuple[TrackingSource, PoolBinding]
 ) -> None:
