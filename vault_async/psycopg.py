@@ -42,6 +42,8 @@ best side by side.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -195,8 +197,11 @@ class PsycopgPoolBinding(PoolBindingBase["_BoundPool"]):
         self.stats.connects += 1
         if self._uses is not None:
             self._uses.out(login, generation)
-            # A connection nobody closes (dropped broken) still reports its -1 when collected.
-            weakref.finalize(connection, self._count_back, login)
+            # A connection nobody closes (dropped broken) still reports its -1 when collected,
+            # wherever the collector runs: the count is updated on the loop's thread.
+            weakref.finalize(
+                connection, self._count_back_collected, login, asyncio.get_running_loop()
+            )
         self._request_swap()  # this login may be the first to see a new generation
 
     def gone(self, connection: Any) -> None:
@@ -204,6 +209,18 @@ class PsycopgPoolBinding(PoolBindingBase["_BoundPool"]):
         login: _Login | None = getattr(connection, "vault_login", None)
         if login is not None:
             self._count_back(login)
+
+    def _count_back_collected(self, login: _Login, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:  # no loop running on this thread
+            on_loop = False
+        if on_loop:
+            self._count_back(login)
+        else:
+            # RuntimeError: the loop is closed; the binding is gone with it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._count_back, login)
 
     def _count_back(self, login: _Login) -> None:
         if self._uses is not None:

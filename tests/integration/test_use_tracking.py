@@ -6,7 +6,9 @@ the connection is closed, invalidated, refused as stale or dropped by the garbag
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import threading
 import warnings
 from collections.abc import AsyncIterator
 
@@ -16,6 +18,7 @@ from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vault_async.devstack import DevStack
+from vault_async.psycopg import PsycopgPoolBinding
 from vault_async.sqlalchemy import EngineBinding, bind_credentials
 
 from .conftest import ASYNC_DIALECTS, FakeSource, TrackingSource, dialect_url, login
@@ -99,6 +102,40 @@ async def test_connection_dropped_by_the_garbage_collector_is_returned(
         assert source.outstanding() == {1: 1}
     finally:
         binding.detach()
+
+
+async def test_psycopg_connection_collected_on_another_thread_reports_on_the_loop() -> None:
+    source = TrackingSource("someone", "x")
+    threads: list[int] = []
+    track = source.track_use
+
+    def track_use(generation: int, delta: int) -> None:
+        threads.append(threading.get_ident())
+        track(generation, delta)
+
+    source.track_use = track_use  # type: ignore[method-assign]
+    binding = PsycopgPoolBinding(source)
+    binding._follow()
+    holder = [_Collectable()]
+    binding._register(holder[0], 1)
+    assert source.outstanding() == {1: 1}
+
+    def collect() -> None:  # the last reference goes on a thread of its own
+        holder.clear()
+        gc.collect()
+
+    await asyncio.to_thread(collect)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert source.outstanding() == {}
+    assert set(threads) == {threading.get_ident()}  # every update on the loop's thread
+    binding._detach()
+
+
+class _Collectable:
+    """Stands for a connection: only its collection matters here."""
+
+    vault_login: object
 
 
 async def test_source_without_track_use_is_fine(
