@@ -32,8 +32,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
+import os
 import signal
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from types import FrameType, TracebackType
@@ -68,6 +71,11 @@ __all__ = [
 
 DEFAULT_STARTUP_TIMEOUT = 30.0
 
+logger = logging.getLogger("vault_async.sync")
+
+_running: weakref.WeakSet[SyncRuntime] = weakref.WeakSet()
+"""The runtimes kept until interpreter exit (their exit hook is registered)."""
+
 
 class SyncRuntime:
     """The running engine thread; :attr:`credentials` is safe to use from any thread."""
@@ -94,6 +102,12 @@ class SyncRuntime:
                 return
             self._closed = True
         self._stack.close()
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: the engine thread stayed in the parent, with the leases."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._closed = True
+        atexit.unregister(self.close)
 
     def __enter__(self) -> SyncRuntime:
         return self
@@ -143,11 +157,29 @@ def start(
         except (InvalidConfig, ValueError) as error:
             raise _config_error(error) from None
         runtime = SyncRuntime(credentials, manager, stack.pop_all())
-    atexit.register(runtime.close)
-    runtime._stack.callback(atexit.unregister, runtime.close)
+    _close_at_exit(runtime)
     if handle_sigterm:
         _handle_sigterm(runtime)
     return runtime
+
+
+def _close_at_exit(runtime: SyncRuntime) -> None:
+    atexit.register(runtime.close)
+    _running.add(runtime)
+    runtime._stack.callback(_running.discard, runtime)
+    runtime._stack.callback(atexit.unregister, runtime.close)
+
+
+def _forget_inherited_runtimes() -> None:
+    """After a fork, in the child: the parent's runtimes are closed as far as the child is
+    concerned, and its exit must not call into an engine thread that was not forked."""
+    for runtime in list(_running):
+        runtime._forget_inherited()
+    _running.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_runtimes)
 
 
 @asynccontextmanager

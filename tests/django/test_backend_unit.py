@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -209,3 +213,55 @@ def test_an_engine_that_fails_to_start_is_not_kept() -> None:
             registry.get(VaultDbOptions("app"))
     assert calls == 2
     assert registry.running() == []
+
+
+FORKED_CHILD = """
+import gc, os, signal, sys, time
+from contextlib import contextmanager
+from vault_async._sync_credentials import SyncCredential
+from vault_async.django._options import VaultDbOptions
+from vault_async.django._parking import Held
+from vault_async.django._runtimes import Registry
+
+counted = []
+
+class Credentials:
+    def current(self): return SyncCredential("u", "p", 1)
+    def force_rotate(self, reason, timeout=30.0): return self.current()
+    def track_use(self, generation, delta): counted.append((generation, delta))
+    def subscribe(self, callback): return lambda: None
+
+@contextmanager
+def starter(options):
+    yield Credentials()
+
+class Connection:
+    def close(self): print("closed the parent's socket", flush=True)
+
+registry = Registry(starter)
+entry = registry.get(VaultDbOptions("app"))
+connection = Connection()
+held = Held(connection, 1, entry.credentials.track_use)
+pid = os.fork()
+if pid == 0:
+    del connection
+    gc.collect()
+    print("child", entry.stopped, registry.running(), counted, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent", entry.stopped, len(registry.running()), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_stops_the_inherited_engines_and_owes_them_nothing(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_CHILD)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["child True [] []", "parent False 1"], done.stderr

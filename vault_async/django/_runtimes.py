@@ -50,6 +50,13 @@ class Entry:
     parking: Parking = field(default_factory=Parking)
     stats: Stats = field(default_factory=Stats)
     stopped: bool = False
+    pid: int = field(default_factory=os.getpid)
+    """The process that started the engine: a forked child's connections of it are the
+    parent's sockets, to drop without closing."""
+
+    @property
+    def inherited(self) -> bool:
+        return self.pid != os.getpid()
 
     def obsolete(self, generation: int) -> bool:
         """Whether a connection of ``generation`` must go: rotated away, or engine stopped."""
@@ -142,6 +149,9 @@ class Registry:
                 )
 
     def _forget(self) -> None:
+        # In a forked child: the engines (and their threads) stayed in the parent.
+        for entry, _stack in self._entries.values():
+            entry.stopped = True
         self._lock = threading.RLock()
         self._entries = {}
 

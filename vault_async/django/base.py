@@ -119,6 +119,11 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
     def _close(self) -> None:
         held, entry = self.vault_held, self.vault_held_by
         self.vault_held = self.vault_held_by = None
+        if entry is not None and entry.inherited:
+            # Forked with the connection: the socket is the parent's, closing it here would
+            # end the parent's session. Django drops the reference; psycopg does not close a
+            # connection collected in another process than the one that opened it.
+            return
         try:
             super()._close()  # type: ignore[misc]  # not in the stubs
         finally:
