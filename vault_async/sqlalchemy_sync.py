@@ -150,6 +150,15 @@ class SyncEngineBinding(PoolListeners):
             self._release_hold(conn_rec)
             raise
 
+    def _on_connect(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        # A failure here (SET ROLE to a missing role) discards the record without a checkin:
+        # the hold is given back now or never.
+        try:
+            super()._on_connect(dbapi_connection, conn_rec)
+        except BaseException:
+            self._release_hold(conn_rec)
+            raise
+
     def _release_hold(self, conn_rec: ConnectionPoolEntry) -> None:
         generation = conn_rec.info.pop(HOLD_KEY, None)
         if generation is not None:
