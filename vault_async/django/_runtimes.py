@@ -51,6 +51,7 @@ class Entry:
     stats: Stats = field(default_factory=Stats)
     stopped: bool = False
     pid: int = field(default_factory=os.getpid)
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """The process that started the engine: a forked child's connections of it are the
     parent's sockets, to drop without closing."""
 
@@ -61,6 +62,11 @@ class Entry:
     def obsolete(self, generation: int) -> bool:
         """Whether a connection of ``generation`` must go: rotated away, or engine stopped."""
         return self.stopped or generation != self.credentials.current().generation
+
+    def count_stale_closed(self) -> None:
+        """One more connection closed by its thread for an older generation (any thread)."""
+        with self._stats_lock:
+            self.stats.stale_closed += 1
 
     def on_rotated(self, credential: SyncCredential) -> None:
         """Runs on the engine's thread: hand the closing to a thread of its own."""

@@ -124,11 +124,12 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
             # end the parent's session. Django drops the reference; psycopg does not close a
             # connection collected in another process than the one that opened it.
             return
+        if held is not None and entry is not None:
+            entry.parking.unpark(held)  # first: a rotation must not close this socket too
         try:
             super()._close()  # type: ignore[misc]  # not in the stubs
         finally:
-            if held is not None and entry is not None:
-                entry.parking.unpark(held)
+            if held is not None:
                 held.release()
 
     # following the credential ----------------------------------------------------------------
@@ -146,7 +147,8 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
             and not self.in_atomic_block
             and entry.obsolete(held.generation)
         ):
-            entry.stats.stale_closed += not held.closed
+            if not held.closed:
+                entry.count_stale_closed()
             self.close()
 
     def ensure_connection(self) -> None:
@@ -167,7 +169,7 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
         if held is None or entry is None or self.connection is None or self.in_atomic_block:
             return
         if entry.stopped or not entry.parking.park(held, entry.credentials.current().generation):
-            entry.stats.stale_closed += 1
+            entry.count_stale_closed()
             self.close()
 
 
