@@ -242,13 +242,18 @@ registry = Registry(starter)
 entry = registry.get(VaultDbOptions("app"))
 connection = Connection()
 held = Held(connection, 1, entry.credentials.track_use)
+entry.parking.park(held, 1)
+entry.parking._lock.acquire()  # as a rotation's closer thread would, at the fork
 pid = os.fork()
 if pid == 0:
     del connection
     gc.collect()
     print("child", entry.stopped, registry.running(), counted, flush=True)
+    print("unparked", entry.parking._lock.acquire(timeout=2), flush=True)
     os._exit(0)
+entry.parking._lock.release()
 os.waitpid(pid, 0)
+entry.parking.unpark(held)  # the parent's own shutdown would close it: not what is tested
 print("parent", entry.stopped, len(registry.running()), flush=True)
 """
 
@@ -264,7 +269,9 @@ def test_a_forked_child_stops_the_inherited_engines_and_owes_them_nothing(
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["child True [] []", "parent False 1"], done.stderr
+    assert done.stdout.splitlines() == [
+        "child True [] []", "unparked True", "parent False 1"
+    ], done.stderr
 
 
 WRAPPER = """

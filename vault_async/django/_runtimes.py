@@ -158,6 +158,9 @@ class Registry:
         # In a forked child: the engines (and their threads) stayed in the parent.
         for entry, _stack in self._entries.values():
             entry.stopped = True
+            # Their locks may have been held by a thread that was not forked.
+            entry.parking = Parking()
+            entry._stats_lock = threading.Lock()
         self._lock = threading.RLock()
         self._entries = {}
 
