@@ -337,3 +337,20 @@ def test_a_parked_connection_is_unparked_before_its_thread_closes_it(tmp_path: P
     # Parked while closing, a rotation could close the same socket again from its thread.
     steps = "entry.parking.park(held, 1)\nwrapper.close()\nprint(len(entry.parking))\n"
     assert run_wrapper(tmp_path, steps) == ["closed, parked: False", "counted 1 -1", "0"]
+
+
+def test_a_failed_set_role_closes_the_new_connection(tmp_path: Path) -> None:
+    # Left open, Django would use it on the next query without the role.
+    steps = """
+from django.db.backends.base import base
+base.RAN_DB_VERSION_CHECK.add("default")  # the fake has no server to ask
+try:
+    wrapper.init_connection_state()
+except Exception as error:
+    print("raised", type(error).__name__, error)
+print("connection", wrapper.connection, wrapper.vault_held)
+"""
+    assert run_wrapper(tmp_path, steps) == [
+        "closed, parked: False", "counted 1 -1", "raised RuntimeError role does not exist",
+        "connection None None",
+    ]

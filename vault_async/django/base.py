@@ -108,6 +108,20 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
             credentials.track_use(credential.generation, -1)
             raise
 
+    def init_connection_state(self) -> None:
+        try:
+            super().init_connection_state()
+        except BaseException:
+            # A new connection whose SET ROLE (or time zone) failed must not be used later
+            # without it: closed here, the next use connects afresh.
+            try:
+                self.close()
+            except Exception as error:
+                logger.warning(
+                    "django.close_failed", extra={"error_class": type(error).__name__}
+                )
+            raise
+
     def _configure_role(self, connection: Any) -> bool:
         sql = self.vault_options.role_sql
         if sql is None:
