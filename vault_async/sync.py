@@ -24,7 +24,9 @@ revoked on exit; a token handed in (``VAULT_TOKEN``, ``TokenAuth``) is renewed, 
 The runtime may also be kept without ``with`` (a WSGI app factory): :meth:`SyncRuntime.close`
 stops it, and it is closed at interpreter exit in any case. ``handle_sigterm=True`` (main
 thread only) turns SIGTERM into ``SystemExit(0)`` in the main thread, so the ``with`` block or
-the exit hook revokes before the process ends; the previous handler is restored on close.
+the exit hook revokes before the process ends; the previous handler is restored on close
+(``SIG_DFL`` for one installed outside Python), which only a close in the main thread can do:
+closed from another thread, the handler stays and ``sync.sigterm_handler_kept`` is logged.
 """
 
 from __future__ import annotations
@@ -224,7 +226,10 @@ def _config_error(error: Exception) -> StartupError:
 
 def _handle_sigterm(runtime: SyncRuntime) -> None:
     """SIGTERM raises SystemExit(0) in the main thread; the runtime closes as it unwinds."""
+    # None: a handler installed outside Python, which cannot be put back; the default is.
     previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:
+        previous = signal.SIG_DFL
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, previous)  # a second SIGTERM acts as before
@@ -233,9 +238,12 @@ def _handle_sigterm(runtime: SyncRuntime) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
     def restore() -> None:
-        if threading.current_thread() is threading.main_thread():
-            with contextlib.suppress(ValueError, TypeError):
-                if signal.getsignal(signal.SIGTERM) is on_sigterm:
-                    signal.signal(signal.SIGTERM, previous)
+        if threading.current_thread() is not threading.main_thread():
+            # Only the main thread may set a handler: SIGTERM keeps raising SystemExit(0).
+            logger.warning("sync.sigterm_handler_kept")
+            return
+        with contextlib.suppress(ValueError, TypeError):
+            if signal.getsignal(signal.SIGTERM) is on_sigterm:
+                signal.signal(signal.SIGTERM, previous)
 
     runtime._stack.callback(restore)
