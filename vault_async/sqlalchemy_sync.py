@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from ._credential_source import Credential
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, BlockingLoginCheck
@@ -52,6 +53,9 @@ logger = logging.getLogger("vault_async.sqlalchemy")
 
 HOLD_KEY = "vault_async.connect_hold"
 """Key in ``connection_record.info``: the generation a login in progress holds."""
+
+RETIRED_POOL_GRACE = 0.1
+"""Seconds a swapped-out pool is kept, its generation held, before it is disposed again."""
 
 
 def psycopg_url(url: str | URL) -> URL:
@@ -109,14 +113,37 @@ class SyncEngineBinding(PoolListeners):
         self.engine = engine
         self.credentials = credentials
         self._swap_lock = threading.Lock()
+        self._in_force = credentials.current().generation
+        """The generation of the connections the pool in use opens."""
 
     def swap_pool(self) -> None:
         """Close idle connections now; checked-out ones close when returned."""
         with self._swap_lock:
             self.stats.pool_swaps += 1
-            self.engine.dispose(close=True)
-            self._retired()
+            retired, generation = self.engine.pool, self._in_force
+            self._in_force = self.credentials.current().generation
+            # A connection whose return passed the checkin listener before this swap may
+            # still be on its way into the retired pool's queue, its -1 already counted: the
+            # generation stays held until the retired pool has been disposed once more.
+            self.credentials.track_use(generation, 1)
+            try:
+                self.engine.dispose(close=True)
+                self._retired()
+            finally:
+                threading.Thread(
+                    target=self._dispose_retired, args=(retired, generation),
+                    name="vault-pool-retired", daemon=True,
+                ).start()
         logger.info("pool.swapped", extra={"generation": self.source.generation})
+
+    def _dispose_retired(self, retired: Pool, generation: int) -> None:
+        try:
+            time.sleep(RETIRED_POOL_GRACE)
+            retired.dispose()
+        except Exception as error:
+            logger.warning("pool.swap_failed", extra={"error_class": type(error).__name__})
+        finally:
+            self.credentials.track_use(generation, -1)
 
     def _on_event(self, lease_event: Any) -> None:
         # Called with the new credential, on the engine thread, before the old lease may go.
@@ -146,6 +173,15 @@ class SyncEngineBinding(PoolListeners):
         conn_rec.info[HOLD_KEY] = generation
         try:
             return super()._on_do_connect(dialect, conn_rec, cargs, cparams)
+        except BaseException:
+            self._release_hold(conn_rec)
+            raise
+
+    def _on_connect(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        # A failure here (SET ROLE to a missing role) discards the record without a checkin:
+        # the hold is given back now or never.
+        try:
+            super()._on_connect(dbapi_connection, conn_rec)
         except BaseException:
             self._release_hold(conn_rec)
             raise

@@ -24,7 +24,9 @@ revoked on exit; a token handed in (``VAULT_TOKEN``, ``TokenAuth``) is renewed, 
 The runtime may also be kept without ``with`` (a WSGI app factory): :meth:`SyncRuntime.close`
 stops it, and it is closed at interpreter exit in any case. ``handle_sigterm=True`` (main
 thread only) turns SIGTERM into ``SystemExit(0)`` in the main thread, so the ``with`` block or
-the exit hook revokes before the process ends; the previous handler is restored on close.
+the exit hook revokes before the process ends; the previous handler is restored on close
+(``SIG_DFL`` for one installed outside Python), which only a close in the main thread can do:
+closed from another thread, the handler stays and ``sync.sigterm_handler_kept`` is logged.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
+import os
 import signal
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from types import FrameType, TracebackType
@@ -68,6 +73,11 @@ __all__ = [
 
 DEFAULT_STARTUP_TIMEOUT = 30.0
 
+logger = logging.getLogger("vault_async.sync")
+
+_running: weakref.WeakSet[SyncRuntime] = weakref.WeakSet()
+"""The runtimes kept until interpreter exit (their exit hook is registered)."""
+
 
 class SyncRuntime:
     """The running engine thread; :attr:`credentials` is safe to use from any thread."""
@@ -94,6 +104,12 @@ class SyncRuntime:
                 return
             self._closed = True
         self._stack.close()
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: the engine thread stayed in the parent, with the leases."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._closed = True
+        atexit.unregister(self.close)
 
     def __enter__(self) -> SyncRuntime:
         return self
@@ -143,11 +159,29 @@ def start(
         except (InvalidConfig, ValueError) as error:
             raise _config_error(error) from None
         runtime = SyncRuntime(credentials, manager, stack.pop_all())
-    atexit.register(runtime.close)
-    runtime._stack.callback(atexit.unregister, runtime.close)
+    _close_at_exit(runtime)
     if handle_sigterm:
         _handle_sigterm(runtime)
     return runtime
+
+
+def _close_at_exit(runtime: SyncRuntime) -> None:
+    atexit.register(runtime.close)
+    _running.add(runtime)
+    runtime._stack.callback(_running.discard, runtime)
+    runtime._stack.callback(atexit.unregister, runtime.close)
+
+
+def _forget_inherited_runtimes() -> None:
+    """After a fork, in the child: the parent's runtimes are closed as far as the child is
+    concerned, and its exit must not call into an engine thread that was not forked."""
+    for runtime in list(_running):
+        runtime._forget_inherited()
+    _running.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_runtimes)
 
 
 @asynccontextmanager
@@ -192,7 +226,10 @@ def _config_error(error: Exception) -> StartupError:
 
 def _handle_sigterm(runtime: SyncRuntime) -> None:
     """SIGTERM raises SystemExit(0) in the main thread; the runtime closes as it unwinds."""
+    # None: a handler installed outside Python, which cannot be put back; the default is.
     previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:
+        previous = signal.SIG_DFL
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, previous)  # a second SIGTERM acts as before
@@ -201,9 +238,12 @@ def _handle_sigterm(runtime: SyncRuntime) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
     def restore() -> None:
-        if threading.current_thread() is threading.main_thread():
-            with contextlib.suppress(ValueError, TypeError):
-                if signal.getsignal(signal.SIGTERM) is on_sigterm:
-                    signal.signal(signal.SIGTERM, previous)
+        if threading.current_thread() is not threading.main_thread():
+            # Only the main thread may set a handler: SIGTERM keeps raising SystemExit(0).
+            logger.warning("sync.sigterm_handler_kept")
+            return
+        with contextlib.suppress(ValueError, TypeError):
+            if signal.getsignal(signal.SIGTERM) is on_sigterm:
+                signal.signal(signal.SIGTERM, previous)
 
     runtime._stack.callback(restore)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -211,3 +215,144 @@ def test_an_engine_that_fails_to_start_is_not_kept() -> None:
             registry.get(VaultDbOptions("app"))
     assert calls == 2
     assert registry.running() == []
+
+
+FORKED_CHILD = """
+import gc, os, signal, sys, time
+from contextlib import contextmanager
+from vault_async._sync_credentials import SyncCredential
+from vault_async.django._options import VaultDbOptions
+from vault_async.django._parking import Held
+from vault_async.django._runtimes import Registry
+
+counted = []
+
+class Credentials:
+    def current(self): return SyncCredential("u", "p", 1)
+    def force_rotate(self, reason, timeout=30.0): return self.current()
+    def track_use(self, generation, delta): counted.append((generation, delta))
+    def subscribe(self, callback): return lambda: None
+
+@contextmanager
+def starter(options):
+    yield Credentials()
+
+class Connection:
+    def close(self): print("closed the parent's socket", flush=True)
+
+registry = Registry(starter)
+entry = registry.get(VaultDbOptions("app"))
+connection = Connection()
+held = Held(connection, 1, entry.credentials.track_use)
+entry.parking.park(held, 1)
+entry.parking._lock.acquire()  # as a rotation's closer thread would, at the fork
+pid = os.fork()
+if pid == 0:
+    del connection
+    gc.collect()
+    print("child", entry.stopped, registry.running(), counted, flush=True)
+    print("unparked", entry.parking._lock.acquire(timeout=2), flush=True)
+    os._exit(0)
+entry.parking._lock.release()
+os.waitpid(pid, 0)
+entry.parking.unpark(held)  # the parent's own shutdown would close it: not what is tested
+print("parent", entry.stopped, len(registry.running()), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_stops_the_inherited_engines_and_owes_them_nothing(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_CHILD)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "child True [] []", "unparked True", "parent False 1"
+    ], done.stderr
+
+
+WRAPPER = """
+import django
+from django.conf import settings
+settings.configure(DATABASES={}, INSTALLED_APPS=[], USE_TZ=True)
+django.setup()
+from vault_async._sync_credentials import SyncCredential
+from vault_async.django._options import VaultDbOptions
+from vault_async.django._parking import Held
+from vault_async.django._runtimes import Entry
+from vault_async.django.base import DatabaseWrapper
+
+class Credentials:
+    def current(self): return SyncCredential("u", "p", 1)
+    def track_use(self, generation, delta): print("counted", generation, delta)
+    def subscribe(self, callback): return lambda: None
+    def force_rotate(self, reason, timeout=30.0): return self.current()
+
+class Info:
+    server_version = 170000
+    def parameter_status(self, name): return "UTC"
+
+class Cursor:
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+    def execute(self, sql, params=None): raise RuntimeError("role does not exist")
+
+class Connection:
+    info = Info()
+    autocommit = True
+    def cursor(self): return Cursor()
+    def close(self): print("closed, parked:", held.parked)
+
+entry = Entry(VaultDbOptions("app", assume_role="no_such_role"), Credentials())
+wrapper = DatabaseWrapper(
+    {"ENGINE": "vault_async.django", "NAME": "app", "USER": "", "PASSWORD": "", "HOST": "",
+     "PORT": "", "TIME_ZONE": None, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False,
+     "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False,
+     "OPTIONS": {"vault_role": "app", "assume_role": "no_such_role"}},
+    "default",
+)
+connection = Connection()
+held = Held(connection, 1, entry.credentials.track_use)
+wrapper.connection, wrapper.vault_held, wrapper.vault_held_by = connection, held, entry
+"""
+
+
+def run_wrapper(tmp_path: Path, steps: str) -> list[str]:
+    """``steps`` run after WRAPPER (a backend wrapper on a fake connection, Django set up in a
+    process of its own); the lines it printed."""
+    script = tmp_path / "wrapper.py"
+    script.write_text(WRAPPER + steps)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_a_parked_connection_is_unparked_before_its_thread_closes_it(tmp_path: Path) -> None:
+    # Parked while closing, a rotation could close the same socket again from its thread.
+    steps = "entry.parking.park(held, 1)\nwrapper.close()\nprint(len(entry.parking))\n"
+    assert run_wrapper(tmp_path, steps) == ["closed, parked: False", "counted 1 -1", "0"]
+
+
+def test_a_failed_set_role_closes_the_new_connection(tmp_path: Path) -> None:
+    # Left open, Django would use it on the next query without the role.
+    steps = """
+from django.db.backends.base import base
+base.RAN_DB_VERSION_CHECK.add("default")  # the fake has no server to ask
+try:
+    wrapper.init_connection_state()
+except Exception as error:
+    print("raised", type(error).__name__, error)
+print("connection", wrapper.connection, wrapper.vault_held)
+"""
+    assert run_wrapper(tmp_path, steps) == [
+        "closed, parked: False", "counted 1 -1", "raised RuntimeError role does not exist",
+        "connection None None",
+    ]

@@ -31,6 +31,16 @@ async def backends_of(stack: DevStack, username: str, expected: int) -> int:
     return count
 
 
+async def settled(source: FakeSyncSource, expected: dict[int, int]) -> dict[int, int]:
+    """The outstanding counts, polled briefly until ``expected``: a swap holds the replaced
+    generation until its retired pool has been disposed once more."""
+    for _ in range(100):
+        if source.outstanding() == expected:
+            break
+        await asyncio.sleep(0.05)
+    return source.outstanding()
+
+
 @pytest.fixture
 def engine(migrated: DevStack) -> Iterator[Engine]:
     engine = create_engine(psycopg_url(migrated.database_url), pool_size=4, max_overflow=0)
@@ -60,11 +70,11 @@ async def test_rotation_closes_idle_at_once_and_busy_when_returned(
         assert await backends_of(migrated, user_a, 2) == 2
         source.set(user_b, password_b)
         assert await backends_of(migrated, user_a, 1) == 1, "idle connection not closed at once"
-        assert source.outstanding() == {1: 1}  # the busy one still holds generation 1
+        assert await settled(source, {1: 1}) == {1: 1}  # the busy one still holds it
         busy.execute(text("SELECT 1"))  # still usable until returned
         busy.close()
         assert await backends_of(migrated, user_a, 0) == 0, "busy connection kept after return"
-        assert source.outstanding() == {}
+        assert await settled(source, {}) == {}
         assert who(engine) == (user_b, "app_rw")
         assert binding.stats.pool_swaps == 1
     finally:

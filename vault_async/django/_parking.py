@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,7 +35,7 @@ class Held:
         self.closed = False
         """Closed by a rotation while parked: its thread must reconnect before using it."""
         self._connection = weakref.ref(connection)
-        self._release = weakref.finalize(connection, track_use, generation, -1)
+        self._release = weakref.finalize(connection, _give_back, os.getpid(), track_use, generation)
         self._release.atexit = False
 
     def __repr__(self) -> str:
@@ -51,6 +52,12 @@ class Held:
             if close is not None:
                 with contextlib.suppress(Exception):
                     close()
+
+
+def _give_back(pid: int, track_use: Callable[[int, int], None], generation: int) -> None:
+    # A forked child owes nothing to its parent's engine: that count is the parent's to pay.
+    if os.getpid() == pid:
+        track_use(generation, -1)
 
 
 class Parking:

@@ -50,10 +50,23 @@ class Entry:
     parking: Parking = field(default_factory=Parking)
     stats: Stats = field(default_factory=Stats)
     stopped: bool = False
+    pid: int = field(default_factory=os.getpid)
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """The process that started the engine: a forked child's connections of it are the
+    parent's sockets, to drop without closing."""
+
+    @property
+    def inherited(self) -> bool:
+        return self.pid != os.getpid()
 
     def obsolete(self, generation: int) -> bool:
         """Whether a connection of ``generation`` must go: rotated away, or engine stopped."""
         return self.stopped or generation != self.credentials.current().generation
+
+    def count_stale_closed(self) -> None:
+        """One more connection closed by its thread for an older generation (any thread)."""
+        with self._stats_lock:
+            self.stats.stale_closed += 1
 
     def on_rotated(self, credential: SyncCredential) -> None:
         """Runs on the engine's thread: hand the closing to a thread of its own."""
@@ -142,6 +155,12 @@ class Registry:
                 )
 
     def _forget(self) -> None:
+        # In a forked child: the engines (and their threads) stayed in the parent.
+        for entry, _stack in self._entries.values():
+            entry.stopped = True
+            # Their locks may have been held by a thread that was not forked.
+            entry.parking = Parking()
+            entry._stats_lock = threading.Lock()
         self._lock = threading.RLock()
         self._entries = {}
 

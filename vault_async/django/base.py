@@ -110,6 +110,20 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
             credentials.track_use(credential.generation, -1)
             raise
 
+    def init_connection_state(self) -> None:
+        try:
+            super().init_connection_state()
+        except BaseException:
+            # A new connection whose SET ROLE (or time zone) failed must not be used later
+            # without it: closed here, the next use connects afresh.
+            try:
+                self.close()
+            except Exception as error:
+                logger.warning(
+                    "django.close_failed", extra={"error_class": type(error).__name__}
+                )
+            raise
+
     def _configure_role(self, connection: Any) -> bool:
         sql = self.vault_options.role_sql
         if sql is None:
@@ -121,11 +135,17 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
     def _close(self) -> None:
         held, entry = self.vault_held, self.vault_held_by
         self.vault_held = self.vault_held_by = None
+        if entry is not None and entry.inherited:
+            # Forked with the connection: the socket is the parent's, closing it here would
+            # end the parent's session. Django drops the reference; psycopg does not close a
+            # connection collected in another process than the one that opened it.
+            return
+        if held is not None and entry is not None:
+            entry.parking.unpark(held)  # first: a rotation must not close this socket too
         try:
             super()._close()  # type: ignore[misc]  # not in the stubs
         finally:
-            if held is not None and entry is not None:
-                entry.parking.unpark(held)
+            if held is not None:
                 held.release()
 
     # following the credential ----------------------------------------------------------------
@@ -143,7 +163,8 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
             and not self.in_atomic_block
             and entry.obsolete(held.generation)
         ):
-            entry.stats.stale_closed += not held.closed
+            if not held.closed:
+                entry.count_stale_closed()
             self.close()
 
     def ensure_connection(self) -> None:
@@ -164,7 +185,7 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
         if held is None or entry is None or self.connection is None or self.in_atomic_block:
             return
         if entry.stopped or not entry.parking.park(held, entry.credentials.current().generation):
-            entry.stats.stale_closed += 1
+            entry.count_stale_closed()
             self.close()
 
 
