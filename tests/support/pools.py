@@ -166,3 +166,31 @@ async def watch_login_end(
                 break
             await asyncio.sleep(interval)
     return end
+
+
+async def assert_rotation_proof(
+    stack: DevStack,
+    role: str,
+    loads: tuple[LoadStats, LoadStats],
+    *,
+    rotations: int,
+    pool_swaps: int,
+    orphans: list[int],
+) -> None:
+    """What every binding's rotation test proves, once the pool and the engine are closed.
+
+    ``loads``: the load until the second rotation, then the little after it (its old lease
+    drained too); ``orphans``: what :func:`watch_dropped_sessions` saw.
+    """
+    stats, stats_after = loads
+    assert stats.failures == [], stats.failures[:5]
+    assert stats_after.failures == []
+    assert rotations >= 2
+    assert len(stats.latencies) > 1000
+    assert pool_swaps >= 2
+    assert orphans == [], "sessions left open after their login was dropped"
+    assert not [r for r in await stack.v_roles() if f"-{role}-" in r]
+    async with stack.admin_connection() as conn:
+        assert await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename LIKE $1", f"v-%-{role}-%"
+        ) == 0
