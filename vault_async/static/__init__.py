@@ -17,6 +17,7 @@ from ._errors import (
 )
 from ._value import SecretChange, StaticSecret
 from .aws import AwsSecretsManagerFetcher, aws_secrets_manager
+from .gcp import GcpSecretManagerFetcher, gcp_secret_manager
 from .vault_kv import VaultKvFetcher, vault_kv
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "AwsSecretsManagerFetcher",
     "CachedSecrets",
     "ChangeCallback",
+    "GcpSecretManagerFetcher",
     "MissingExtra",
     "SecretAccessDenied",
     "SecretChange",
@@ -36,5 +38,6 @@ __all__ = [
     "StaticSecretProvider",
     "VaultKvFetcher",
     "aws_secrets_manager",
+    "gcp_secret_manager",
     "vault_kv",
 ]
