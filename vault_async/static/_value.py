@@ -47,10 +47,10 @@ class StaticSecret:
         if isinstance(data, str):
             return data
         if isinstance(data, bytes):
-            try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise self._error("the value is binary, not UTF-8 text") from None
+            text = _decoded(data)
+            if text is None:
+                raise self._error("the value is binary, not UTF-8 text")
+            return text
         return json.dumps(dict(data), separators=(",", ":"), sort_keys=True)
 
     def binary(self) -> bytes:
@@ -63,10 +63,9 @@ class StaticSecret:
         data = self._data
         if isinstance(data, Mapping):
             return data
-        try:
-            parsed = json.loads(data)
-        except ValueError:
-            raise self._error("the value is not JSON") from None
+        parsed = _parsed(data)
+        if parsed is _NOT_JSON:
+            raise self._error("the value is not JSON")
         if not isinstance(parsed, dict):
             raise self._error("the value is JSON but not an object")
         return MappingProxyType(parsed)
@@ -94,6 +93,25 @@ class StaticSecret:
         )
 
     __str__ = __repr__
+
+
+# The decoders' own errors hold the input (``.doc``, ``.object``): they are dropped here, so
+# that no traceback or ``__context__`` carries the value along with the error raised instead.
+_NOT_JSON = object()
+
+
+def _decoded(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _parsed(data: str | bytes) -> object:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return _NOT_JSON
 
 
 class SecretChange:
