@@ -14,6 +14,7 @@ from .._exceptions import (
     VaultError,
     VaultTimeout,
     VaultUnavailable,
+    vault_messages,
 )
 from ._core import DEFAULT_TTL, CachedSecrets
 from ._errors import (
@@ -98,5 +99,12 @@ _TABLE: tuple[tuple[type[VaultError], type[StaticSecretError], str], ...] = (
 def _translate(name: str, exc: VaultError) -> StaticSecretError:
     for source, target, message in _TABLE:
         if isinstance(exc, source):
-            return target(PROVIDER, name, f"{message} ({exc})")
-    return SecretUnavailable(PROVIDER, name, f"Vault failed ({exc})")
+            return target(PROVIDER, name, f"{message} ({_detail(exc)})")
+    return SecretUnavailable(PROVIDER, name, f"Vault failed ({_detail(exc)})")
+
+
+def _detail(exc: VaultError) -> str:
+    """Vault's status and its errors on one line (its multi-error text has line breaks)."""
+    lines = vault_messages(exc.errors) or vault_messages([exc.message])
+    head = f"status {exc.status}: " if exc.status is not None else ""
+    return head + "; ".join(lines)
