@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from ._errors import (
 from ._value import StaticSecret
 
 if TYPE_CHECKING:
+    from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
     from types_aiobotocore_secretsmanager import SecretsManagerClient
     from types_aiobotocore_secretsmanager.type_defs import GetSecretValueResponseTypeDef
@@ -50,13 +52,40 @@ _REJECTED = frozenset(
 )
 
 
+# botocore and aiobotocore log every response body at DEBUG: for GetSecretValue, the secret.
+_BODY_LOGGERS = ("botocore.parsers", "aiobotocore.parsers")
+
+
+class _DropResponseBodies(logging.Filter):
+    """Drops the SDK's "Response body" DEBUG records; its other records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Response body")
+
+
+_DROP_BODIES = _DropResponseBodies()
+
+
+def hide_response_bodies() -> None:
+    """Keep secret values out of the logs whatever their level (installed once, global).
+
+    The filter sits on botocore's and aiobotocore's parser loggers, so it also hides the
+    response bodies of other AWS clients in the process; nothing else they log changes.
+    """
+    for name in _BODY_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if _DROP_BODIES not in sdk_logger.filters:
+            sdk_logger.addFilter(_DROP_BODIES)
+
+
 class AwsSecretsManagerFetcher:
     """Calls GetSecretValue with ``SecretId=name`` and a VersionId or VersionStage.
 
     ``name`` is a secret's name or ARN. The value is SecretString (text) or SecretBinary
     (bytes); the version is the VersionId, and ``stages`` its VersionStages. Pass ``client``
     to use a client you made (it is left open), or the settings to have one made on first use
-    (region and credentials otherwise come from the usual AWS environment and files).
+    (region and credentials otherwise come from the usual AWS environment and files;
+    ``config`` sets botocore's retries and timeouts).
     """
 
     provider = PROVIDER
@@ -71,6 +100,7 @@ class AwsSecretsManagerFetcher:
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
+        config: AioConfig | None = None,
         stages: Collection[str] = AWS_STAGES,
     ) -> None:
         self._client = client
@@ -80,7 +110,9 @@ class AwsSecretsManagerFetcher:
         self._key_id = aws_access_key_id
         self._key = aws_secret_access_key
         self._session_token = aws_session_token
+        self._config = config
         self._stages = frozenset(stages)
+        hide_response_bodies()
         self._exit = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
 
@@ -127,6 +159,7 @@ class AwsSecretsManagerFetcher:
                         aws_access_key_id=self._key_id,
                         aws_secret_access_key=self._key,
                         aws_session_token=self._session_token,
+                        config=self._config,
                     )
                     client = await self._exit.enter_async_context(creator)
                 except Exception as exc:
@@ -149,6 +182,7 @@ def aws_secrets_manager(
     aws_access_key_id: str | None = None,
     aws_secret_access_key: str | None = None,
     aws_session_token: str | None = None,
+    config: AioConfig | None = None,
     stages: Collection[str] = AWS_STAGES,
 ) -> CachedSecrets:
     """A cached provider over AWS Secrets Manager (see :class:`AwsSecretsManagerFetcher`)."""
@@ -160,6 +194,7 @@ def aws_secrets_manager(
         aws_access_key_id=aws_access_key_id,
         aws_secret_access_key=aws_secret_access_key,
         aws_session_token=aws_session_token,
+        config=config,
         stages=stages,
     )
     return CachedSecrets(fetcher, ttl=ttl, refresh_interval=refresh_interval, clock=clock)
