@@ -11,6 +11,7 @@ module is. Names map to resources as::
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -35,12 +36,38 @@ __all__ = ["PROVIDER", "GcpSecretManagerFetcher", "gcp_secret_manager", "resourc
 
 PROVIDER = "gcp-secretmanager"
 DEFAULT_TIMEOUT = 30.0
-"""Seconds one AccessSecretVersion call may take, its retries included."""
+"""Seconds one read may take, the SDK's retries included."""
 
 _SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,62}")
 _VERSION = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _FULL = re.compile(r"projects/(?P<project>[^/]+)/secrets/(?P<secret>[^/]+)")
+
+
+# The SDK logs each response at DEBUG (its "client logging"), payload included, base64-encoded.
+_TRANSPORT = "google.cloud.secretmanager_v1.services.secret_manager_service.transports."
+_RESPONSE_LOGGERS = tuple(_TRANSPORT + t for t in ("grpc_asyncio", "grpc", "rest", "rest_asyncio"))
+
+
+class _DropResponses(logging.Filter):
+    """Drops the SDK's records that carry a response; its request records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "response") and not hasattr(record, "httpResponse")
+
+
+_DROP_RESPONSES = _DropResponses()
+
+
+def hide_responses() -> None:
+    """Keep payloads out of the logs whatever their level (installed once, global).
+
+    The filter sits on the Secret Manager SDK's transport loggers only.
+    """
+    for name in _RESPONSE_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if _DROP_RESPONSES not in sdk_logger.filters:
+            sdk_logger.addFilter(_DROP_RESPONSES)
 
 
 def resource_name(project: str | None, name: str, version: str | None) -> str:
@@ -91,6 +118,7 @@ class GcpSecretManagerFetcher:
         self._endpoint = endpoint
         self._timeout = timeout
         self._lock = asyncio.Lock()
+        hide_responses()
 
     def __repr__(self) -> str:
         return f"GcpSecretManagerFetcher(project={self._project!r})"
@@ -99,7 +127,12 @@ class GcpSecretManagerFetcher:
         resource = resource_name(self._project, name, version)
         client = await self._get_client(name)
         try:
-            resolved, data, crc = await _access(client, resource, self._timeout)
+            # The SDK retries UNAVAILABLE for up to a minute whatever ``timeout`` it is given:
+            # the deadline here bounds the call with its retries.
+            async with asyncio.timeout(self._timeout):
+                resolved, data, crc = await _access(client, resource, self._timeout)
+        except TimeoutError as exc:
+            raise SecretUnavailable(PROVIDER, name, f"no answer in {self._timeout:g} s") from exc
         except Exception as exc:
             raise _translate(name, exc) from exc
         if crc is not None and _crc32c(data) != crc:
