@@ -6,6 +6,7 @@ or signatures, so access denial is checked on the error table alone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
@@ -147,6 +148,17 @@ async def test_missing_deleted_and_unreachable_secrets_are_one_line_errors(
     )
     for error in (absent.value, deleted.value, no_version.value, down.value):
         assert FIRST not in str(error) + repr(error)
+
+
+async def test_a_server_that_never_answers_is_unavailable_within_the_timeout() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        async with aws_secrets_manager(endpoint_url=endpoint, timeout=1, **CREDS) as secrets:
+            with pytest.raises(SecretUnavailable) as info:
+                await asyncio.wait_for(secrets.get("db"), 20)
+    assert str(info.value) == "aws-secretsmanager secret 'db': no answer in 1 s"
 
 
 def test_access_errors_map_to_access_denied() -> None:

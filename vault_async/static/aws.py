@@ -33,6 +33,9 @@ __all__ = ["AWS_STAGES", "PROVIDER", "AwsSecretsManagerFetcher", "aws_secrets_ma
 
 PROVIDER = "aws-secretsmanager"
 
+DEFAULT_TIMEOUT = 30.0
+"""Seconds one read may take, botocore's retries included."""
+
 AWS_STAGES = frozenset({"AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"})
 """Versions read as a VersionStage; any other version string is a VersionId."""
 
@@ -85,7 +88,8 @@ class AwsSecretsManagerFetcher:
     (bytes); the version is the VersionId, and ``stages`` its VersionStages. Pass ``client``
     to use a client you made (it is left open), or the settings to have one made on first use
     (region and credentials otherwise come from the usual AWS environment and files;
-    ``config`` sets botocore's retries and timeouts).
+    ``config`` sets botocore's retries and timeouts). ``timeout`` bounds one read, retries
+    included (botocore's own defaults allow minutes).
     """
 
     provider = PROVIDER
@@ -102,6 +106,7 @@ class AwsSecretsManagerFetcher:
         aws_session_token: str | None = None,
         config: AioConfig | None = None,
         stages: Collection[str] = AWS_STAGES,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._client = client
         self._session = session
@@ -112,6 +117,7 @@ class AwsSecretsManagerFetcher:
         self._session_token = aws_session_token
         self._config = config
         self._stages = frozenset(stages)
+        self._timeout = timeout
         hide_response_bodies()
         self._exit = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
@@ -128,7 +134,10 @@ class AwsSecretsManagerFetcher:
         )
         errors = _sdk_errors()
         try:
-            answer = await _get_secret_value(client, name, pick)
+            async with asyncio.timeout(self._timeout):
+                answer = await _get_secret_value(client, name, pick)
+        except TimeoutError as exc:
+            raise SecretUnavailable(PROVIDER, name, f"no answer in {self._timeout:g} s") from exc
         except errors.ClientError as exc:
             raise _translate_client_error(
                 name, exc.response.get("Error", {}).get("Code", "")
@@ -184,6 +193,7 @@ def aws_secrets_manager(
     aws_session_token: str | None = None,
     config: AioConfig | None = None,
     stages: Collection[str] = AWS_STAGES,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> CachedSecrets:
     """A cached provider over AWS Secrets Manager (see :class:`AwsSecretsManagerFetcher`)."""
     fetcher = AwsSecretsManagerFetcher(
@@ -196,6 +206,7 @@ def aws_secrets_manager(
         aws_session_token=aws_session_token,
         config=config,
         stages=stages,
+        timeout=timeout,
     )
     return CachedSecrets(fetcher, ttl=ttl, refresh_interval=refresh_interval, clock=clock)
 
