@@ -17,6 +17,9 @@ A provider is a :class:`SecretFetcher` (one read against Vault, AWS or GCP) wrap
 - ``refresh(name=None)`` fetches the latest version now (every subscribed name when None).
   With ``refresh_interval`` set, a background task does so for subscribed names, once per
   interval: it sleeps between rounds and never polls faster.
+
+The interface and its one implementation share this module on purpose: the cache is
+what gives the interface its contract, and they read best side by side.
 """
 
 from __future__ import annotations
@@ -136,8 +139,7 @@ class CachedSecrets:
         first_error: StaticSecretError | None = None
         for each in names:
             before = self._latest.get(each)
-            self._entries.pop((each, None), None)
-            try:
+            try:  # the cached entry stays until the new one replaces it: a failure keeps it
                 after = await self._load((each, None))
             except StaticSecretError as exc:
                 first_error = first_error or exc
