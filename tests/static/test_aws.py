@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from vault_async.static import (
     MissingExtra,
     SecretAccessDenied,
     SecretChange,
+    SecretConfigError,
     SecretNotFound,
     SecretUnavailable,
     aws_secrets_manager,
@@ -159,6 +161,21 @@ async def test_a_server_that_never_answers_is_unavailable_within_the_timeout() -
             with pytest.raises(SecretUnavailable) as info:
                 await asyncio.wait_for(secrets.get("db"), 20)
     assert str(info.value) == "aws-secretsmanager secret 'db': no answer in 1 s"
+
+
+async def test_without_a_region_the_error_says_how_to_set_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    keys = {k: v for k, v in CREDS.items() if k != "region_name"}
+    async with aws_secrets_manager(**keys) as secrets:
+        with pytest.raises(SecretConfigError) as info:
+            await secrets.get("db")
+    assert str(info.value) == (
+        "aws-secretsmanager secret 'db': no AWS region: set region_name or AWS_DEFAULT_REGION"
+    )
 
 
 def test_access_errors_map_to_access_denied() -> None:

@@ -39,6 +39,8 @@ DEFAULT_TIMEOUT = 30.0
 AWS_STAGES = frozenset({"AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"})
 """Versions read as a VersionStage; any other version string is a VersionId."""
 
+_NO_REGION = "no AWS region: set region_name or AWS_DEFAULT_REGION"
+
 # Error codes of GetSecretValue, by what they mean to the caller.
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
 _DENIED = frozenset(
@@ -145,7 +147,7 @@ class AwsSecretsManagerFetcher:
         except (errors.NoCredentialsError, errors.PartialCredentialsError) as exc:
             raise SecretConfigError(PROVIDER, name, "no usable AWS credentials") from exc
         except errors.NoRegionError as exc:
-            raise SecretConfigError(PROVIDER, name, "no AWS region: set region_name") from exc
+            raise SecretConfigError(PROVIDER, name, _NO_REGION) from exc
         except errors.BotoCoreError as exc:
             raise SecretUnavailable(
                 PROVIDER, name, f"request failed ({type(exc).__name__})"
@@ -171,6 +173,8 @@ class AwsSecretsManagerFetcher:
                         config=self._config,
                     )
                     client = await self._exit.enter_async_context(creator)
+                except _sdk_errors().NoRegionError as exc:
+                    raise SecretConfigError(PROVIDER, name, _NO_REGION) from exc
                 except Exception as exc:
                     raise SecretConfigError(
                         PROVIDER, name, f"cannot make a client ({type(exc).__name__})"
