@@ -80,7 +80,10 @@ def _startup_hint(error: StartupError, settings: Settings | None, db_role_settin
     if reason in ("failing", "none"):
         return "is Vault sealed or failing? VAULT_STARTUP_TIMEOUT sets how long to wait"
     if error.kind == "database_file":
-        return "check VAULT_DB_CREDS_FILE, and that the Agent renders it (VAULT_STARTUP_TIMEOUT)"
+        return (
+            "check VAULT_DB_CREDS_FILE and that the Agent renders it; "
+            "VAULT_STARTUP_TIMEOUT sets how long to wait"
+        )
     wrong_path = isinstance(error.error, InvalidPath) or _no_route(error)
     if error.kind == "token":
         names = _auth_settings(settings)
