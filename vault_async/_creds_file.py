@@ -1,4 +1,4 @@
-"""Parse a database credential rendered to a file: a JSON object or ``KEY=value`` lines.
+"""Read and parse a database credential rendered to a file: JSON or ``KEY=value`` lines.
 
 An OpenBao/Vault Agent template renders ``database/creds/<role>`` to a file, e.g.::
 
@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
@@ -33,11 +35,16 @@ __all__ = [
     "CredentialFileError",
     "CredsFormat",
     "FileCredential",
+    "Stamp",
     "detect_format",
+    "file_stamp",
     "parse_credentials",
+    "read_text",
 ]
 
 CredsFormat = Literal["json", "env"]
+Stamp = tuple[int, int, int, int]
+"""A file's device, inode, size and modification time (ns)."""
 
 MAX_FILE_BYTES = 64 * 1024
 """A rendered credential is a few hundred bytes: anything past 64 KiB is not one."""
@@ -136,3 +143,29 @@ def _seconds(value: str | None) -> float | None:
         return None if value is None else float(value)
     except ValueError:
         return None
+
+
+def file_stamp(path: Path) -> Stamp:
+    """What tells a rewritten file: a rename brings a new inode, an edit a new size or time."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise CredentialFileError(f"cannot read {path}: {error.strerror}") from None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def read_text(path: Path) -> str:
+    """The file's text: at most ``MAX_FILE_BYTES``, UTF-8, not blank."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise CredentialFileError(f"cannot read {path}: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CredentialFileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB")
+    if not data.strip():
+        raise CredentialFileError(f"{path} is empty")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialFileError(f"{path}: not UTF-8 text") from None

@@ -29,18 +29,19 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._creds_file import (
-    MAX_FILE_BYTES,
     CredentialFileError,
     CredsFormat,
     FileCredential,
+    Stamp,
+    file_stamp,
     parse_credentials,
+    read_text,
 )
 from ._log_limit import LogLimiter
 from ._redact import id_suffix
@@ -61,8 +62,6 @@ DEFAULT_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 60.0
 STARTUP_POLL = 0.1
 """While waiting for the first credential, the file is looked at this often."""
-
-Stamp = tuple[int, int, int, int]
 
 
 class FileCredentials:
@@ -149,11 +148,11 @@ class FileCredentials:
         credential in force and is retried at the next call.
         """
         try:
-            before = _stamp(self.path)
+            before = file_stamp(self.path)
             if before == self._stamp and not force:
                 return False
-            text = _read(self.path)
-            if _stamp(self.path) != before:
+            text = read_text(self.path)
+            if file_stamp(self.path) != before:
                 return False  # being replaced while read: the next look reads it whole
             credential = parse_credentials(text, self._format, str(self.path))
         except CredentialFileError as error:
@@ -282,27 +281,3 @@ class FileCredentials:
             lease_id_suffix=id_suffix(current.lease_id) if current is not None else "",
         )
 
-
-def _stamp(path: Path) -> Stamp:
-    """What tells a rewritten file: a rename brings a new inode, an edit a new size or time."""
-    try:
-        stat = os.stat(path)
-    except OSError as error:
-        raise CredentialFileError(f"cannot read {path}: {error.strerror}") from None
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-def _read(path: Path) -> str:
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise CredentialFileError(f"cannot read {path}: {error.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise CredentialFileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB")
-    if not data.strip():
-        raise CredentialFileError(f"{path} is empty")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CredentialFileError(f"{path}: not UTF-8 text") from None

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -44,8 +44,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ._first_credential import StartupError, first_from_file, wait_first
 from ._prometheus import LatencyRecorder, runtime_registry
-from ._startup import Diagnosis, Reason, diagnose
 from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind_credentials
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ._nodes import NodeStatus
     from .auth import AuthMethod
     from .file_credentials import FileCredentials
-    from .lifecycle import Lease, LeaseManager, ManagedSecret, SecretState
+    from .lifecycle import LeaseManager, ManagedSecret, SecretState
 
 __all__ = ["StartupError", "VaultRuntime", "open_runtime", "wait_first"]
 
@@ -122,67 +122,6 @@ class VaultRuntime:
         if last is None or (failed is not None and failed > last):
             return False
         return (time.monotonic() if now is None else now) - last <= self.recent_window
-
-
-class StartupError(RuntimeError):
-    """The runtime could not get its first token or credential; the message names why.
-
-    ``secret`` and ``kind`` say which handle (``auth/approle``, ``database/creds/app``),
-    ``reason`` why (see ``vault_async._startup.Reason``), ``error`` is the last error.
-    """
-
-    def __init__(
-        self,
-        diagnosis: Diagnosis,
-        *,
-        secret: str,
-        kind: str,
-        error: BaseException | None,
-        addrs: Sequence[str] = (),
-    ) -> None:
-        super().__init__(diagnosis.text)
-        self.addrs = tuple(addrs)
-        """Vault's address, or every node's address (several: a failover list was given)."""
-        self.reason: Reason = diagnosis.reason
-        self.secret = secret
-        self.kind = kind
-        self.error = error
-
-
-async def wait_first(
-    handle: ManagedSecret,
-    timeout: float,  # noqa: ASYNC109
-    *,
-    addr: str | Sequence[str] = "",
-    timeout_name: str = "ready_timeout",
-) -> Lease:
-    """Wait for a handle's first credential; give up at once on an error retrying won't fix.
-
-    The first failure that retrying may fix (Vault unreachable, sealed) is logged at once,
-    with ``addr`` and how long the wait goes on (``timeout_name`` names that setting).
-    """
-    deadline = anyio.current_time() + timeout
-    told = False
-    while True:
-        remaining = deadline - anyio.current_time()
-        try:
-            return await handle.wait_ready(timeout=max(0.0, min(0.2, remaining)))
-        except TimeoutError:
-            error = handle.last_error
-            found = diagnose(handle.name, handle.kind, error, addr or "?")
-            if found.final or remaining <= 0:
-                if not found.final:
-                    found = Diagnosis(found.reason, f"{found.text} after {timeout:g} s")
-                addrs = (addr,) if isinstance(addr, str) else tuple(addr)
-                raise StartupError(
-                    found, secret=handle.name, kind=handle.kind, error=error, addrs=addrs
-                ) from None
-            if error is not None and not told:
-                told = True
-                logger.warning(
-                    "%s; still trying for %g s (%s)", found.text, timeout, timeout_name,
-                    extra={"secret": handle.name, "reason": found.reason},
-                )
 
 
 async def _probe_vault(
@@ -269,7 +208,7 @@ async def open_runtime(
         elif client is None:
             if credentials is None:
                 raise ValueError("Vault mode needs a client")
-            source = await _first_from_file(stack, credentials, ready_timeout)
+            source = await first_from_file(stack, credentials, ready_timeout)
             db_secret = credentials.name
             engine = create_async_engine(url.set(username=None, password=None), **options)
         else:
@@ -290,7 +229,7 @@ async def open_runtime(
             )
             token_secret = token_handle.name
             if credentials is not None:
-                source = await _first_from_file(stack, credentials, ready_timeout)
+                source = await first_from_file(stack, credentials, ready_timeout)
                 db_secret = credentials.name
             else:
                 if db_role:
@@ -328,25 +267,6 @@ async def open_runtime(
             )
             stack.push_async_callback(_cancel, probe)
         yield runtime
-
-
-async def _first_from_file(
-    stack: AsyncExitStack, credentials: FileCredentials, timeout: float  # noqa: ASYNC109
-) -> FileCredentials:
-    """Start watching the credential file and wait for its first credential."""
-    from .file_credentials import CredentialFileError
-
-    await stack.enter_async_context(credentials)
-    try:
-        await credentials.wait_ready(timeout)
-    except CredentialFileError as error:
-        raise StartupError(
-            Diagnosis("invalid", str(error)),
-            secret=credentials.name,
-            kind="database_file",
-            error=error,
-        ) from None
-    return credentials
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

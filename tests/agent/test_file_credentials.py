@@ -163,3 +163,40 @@ async def test_the_watcher_publishes_what_the_agent_renders(tmp_path: Path) -> N
     assert source.state().next_action is None  # stopped watching
     with pytest.raises(ValueError, match="poll_interval must be > 0"):
         FileCredentials(path, poll_interval=0)
+
+
+async def test_healthz_in_file_mode_without_vault(tmp_path: Path) -> None:
+    """The credential file's generation and failures; no Vault to have answered is no fault."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from vault_async._health import health_payload
+    from vault_async.runtime import VaultRuntime
+    from vault_async.sqlalchemy import bind_credentials
+
+    path = tmp_path / "db.json"
+    path.write_text(_json("v-app-1", lease_id="database/creds/app/q7Zk2Lm9Xw4Rt8Yp3Vn6"))
+    source = FileCredentials(path, name="VAULT_DB_CREDS_FILE")
+    await source.wait_ready(timeout=1)
+    engine = create_async_engine("postgresql+asyncpg://127.0.0.1:9/app")
+    runtime = VaultRuntime(
+        engine=engine, sessionmaker=async_sessionmaker(engine),
+        binding=bind_credentials(engine, source), credentials=source,
+        db_secret=source.name,
+    )
+    try:
+        status, body = health_payload(runtime)
+        assert (status, body["mode"], body["token"]) == ("ok", "file", None)
+        assert body["vault"]["answered_recently"] is None
+        assert {k: body["database"][k] for k in ("kind", "generation", "degraded")} == {
+            "kind": "database_file", "generation": 1, "degraded": False
+        }
+        path.write_text("{")
+        source.check()
+        status, body = health_payload(runtime)
+        assert (status, body["database"]["consecutive_failures"]) == ("degraded", 1)
+        text = repr(body)
+        assert PASSWORD not in text
+        assert "q7Zk2Lm9Xw4R" not in text  # only the lease id's last characters
+    finally:
+        runtime.binding.detach()
+        await engine.dispose()
