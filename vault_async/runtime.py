@@ -186,7 +186,8 @@ async def open_runtime(
 
     In Vault mode ``client`` is an (unopened) ``AsyncVaultClient``; ``auth`` an auth method
     object. A token obtained by login is revoked at the end; a given token (``TokenAuth``,
-    or ``auth=None`` with a client that has a token) is renewed but never revoked.
+    or ``auth=None`` with a client that has a token) is renewed but never revoked; a token
+    file's (an Agent's sink, ``TokenAuth(token_file=...)``) is neither renewed nor revoked.
     If no first credential comes within ``ready_timeout`` seconds, or Vault refuses, a
     :class:`StartupError` says why in one line; ``ready_timeout_name`` is how the log
     line about a Vault that is not answering yet names that setting.
