@@ -121,7 +121,10 @@ class FileCredentials:
         if generation is not None and generation != self._generation and self._current:
             return self._current  # already moved past the generation that failed
         changed = self.check(force=True)
-        logger.info(
+        # Every connection the database rejects asks again while the Agent has not rendered
+        # a new file: only a read that found a new login is worth an INFO line.
+        logger.log(
+            logging.INFO if changed else logging.DEBUG,
             "file_credentials.reread",
             extra={"secret": self.name, "reason": reason, "changed": changed},
         )

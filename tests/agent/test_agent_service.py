@@ -108,8 +108,9 @@ async def test_service_follows_the_agent_with_no_failed_request(
                 return not await _role_exists(migrated, first["username"])
 
             await _until(rerendered, 25, "the Agent renders a new credential")
-            rerender_s = agent.creds.stat().st_mtime - rendered_at
+            rerendered_at = agent.creds.stat().st_mtime
             swapped_at = await _until(followed, 5, "the service reads the new credential")
+            follow_s = time.time() - rerendered_at  # wall clock: the file's mtime is one
             await _until(old_sessions_closed, 10, "no session of the old login")
             await _until(old_login_dropped, 15, "Vault drops the old login at its max TTL")
             await asyncio.sleep(1.0)  # requests on the new login after the old one is gone
@@ -119,7 +120,8 @@ async def test_service_follows_the_agent_with_no_failed_request(
         assert await backends_of(migrated, first["username"]) == 0
         after_swap = sum(1 for o in result.outcomes if o.started > swapped_at)
         print(  # the figures of the README (pytest -s shows them)
-            f"\nagent re-rendered after {rerender_s:.1f} s; {result.summary()}; "
+            f"\nagent re-rendered after {rerendered_at - rendered_at:.1f} s, service on it "
+            f"{follow_s:.1f} s later; {result.summary()}; "
             f"{after_swap} requests after the swap"
         )
         assert result.errors == 0, result.failure_kinds()
