@@ -79,6 +79,11 @@ def _startup_hint(error: StartupError, settings: Settings | None, db_role_settin
         return f"check {addrs}, or raise VAULT_STARTUP_TIMEOUT"
     if reason in ("failing", "none"):
         return "is Vault sealed or failing? VAULT_STARTUP_TIMEOUT sets how long to wait"
+    if error.kind == "database_file":
+        return (
+            "check VAULT_DB_CREDS_FILE and that the Agent renders it; "
+            "VAULT_STARTUP_TIMEOUT sets how long to wait"
+        )
     wrong_path = isinstance(error.error, InvalidPath) or _no_route(error)
     if error.kind == "token":
         names = _auth_settings(settings)
@@ -107,6 +112,8 @@ def _auth_settings(settings: Settings | None) -> list[str]:
         return ["VAULT_ROLE_ID", secret]
     if method in ("kubernetes", "jwt"):
         return ["VAULT_AUTH_ROLE", "VAULT_JWT_FILE"]
+    if settings is not None and settings.vault_token_file is not None:
+        return ["VAULT_TOKEN_FILE"]
     return ["VAULT_TOKEN"]
 
 

@@ -12,12 +12,20 @@ from vault_async._prometheus import LatencyRecorder, LatencyTransport
 from vault_async._transport import Transport, default_transport
 from vault_async.auth import AppRoleAuth, AuthMethod, JWTAuth, KubernetesAuth, TokenAuth
 from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
+from vault_async.file_credentials import FileCredentials
 from vault_async.lifecycle import LeaseConfig, LeaseManager
 from vault_async.runtime import VaultRuntime, open_runtime
 
 from .settings import Settings
 
-__all__ = ["Base", "build_auth", "build_client", "lease_config", "open_service_runtime"]
+__all__ = [
+    "Base",
+    "build_auth",
+    "build_client",
+    "build_credentials_file",
+    "lease_config",
+    "open_service_runtime",
+]
 
 ENGINE_OPTIONS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
 """The same pool in every mode, so plain and Vault modes compare like with like."""
@@ -83,8 +91,21 @@ def build_auth(settings: Settings) -> AuthMethod:
             jwt_file=str(settings.vault_jwt_file),
             mount_point=mount or "jwt",
         )
+    if settings.vault_token_file is not None:
+        return TokenAuth(token_file=settings.vault_token_file)
     token = settings.vault_token
     return TokenAuth(token=token.get_secret_value() if token else None)
+
+
+def build_credentials_file(settings: Settings) -> FileCredentials | None:
+    """The Agent-rendered credential file of ``VAULT_DB_CREDS_FILE`` (None when unset)."""
+    if settings.vault_db_creds_file is None:
+        return None
+    return FileCredentials(
+        settings.vault_db_creds_file,
+        format=settings.vault_db_creds_format,
+        name="VAULT_DB_CREDS_FILE",
+    )
 
 
 def lease_config(settings: Settings) -> LeaseConfig:
@@ -97,16 +118,17 @@ def lease_config(settings: Settings) -> LeaseConfig:
 def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[VaultRuntime]:
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
-    if not settings.vault_mode:
+    if not settings.vault_mode and not settings.file_mode:
         return open_runtime(
             settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
         )
-    client = build_client(settings, latency)
+    client = build_client(settings, latency) if settings.uses_vault else None
     return open_runtime(
         settings.database_url,
         client=client,
-        manager=LeaseManager(client, lease_config(settings)),
-        auth=build_auth(settings),
+        manager=None if client is None else LeaseManager(client, lease_config(settings)),
+        auth=build_auth(settings) if client is not None else None,
+        credentials=build_credentials_file(settings),
         db_role=settings.vault_db_role,
         db_static_role=settings.vault_db_static_role,
         db_mount=settings.vault_db_mount,

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 AuthMethodName = Literal["token", "approle", "kubernetes", "jwt"]
+CredsFileFormat = Literal["json", "env"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 
@@ -60,6 +61,11 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
         f"largest Vault answer read (default {DEFAULT_MAX_RESPONSE_BYTES // 2**20} MiB)",
     ),
     ("VAULT_TOKEN", "token auth (the default method)"),
+    (
+        "VAULT_TOKEN_FILE",
+        "token auth from a file an Agent's auto-auth writes (its sink): re-read when it "
+        "changes, never renewed or revoked",
+    ),
     ("VAULT_AUTH_METHOD", "token (default), approle, kubernetes or jwt"),
     ("VAULT_AUTH_MOUNT", "mount of the auth method, when not its default"),
     ("VAULT_ROLE_ID", "AppRole role ID"),
@@ -71,6 +77,12 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("VAULT_DB_MOUNT", "database secrets engine mount (default database)"),
     ("VAULT_DB_ROLE", "dynamic database role the service logs in with"),
     ("VAULT_DB_STATIC_ROLE", "static database role instead of VAULT_DB_ROLE"),
+    (
+        "VAULT_DB_CREDS_FILE",
+        "file an Agent template renders database/creds/<role> to, instead of VAULT_DB_ROLE "
+        "(the Agent owns the lease; VAULT_ADDR optional)",
+    ),
+    ("VAULT_DB_CREDS_FORMAT", "json or env (KEY=value lines); default: detected"),
     ("DB_ASSUME_ROLE", "SET ROLE on each of the service's connections"),
     ("VAULT_DB_MIGRATION_ROLE", "role Alembic logs in with (default VAULT_DB_ROLE)"),
     ("DB_OWNER_ROLE", "role migrations SET ROLE to, so it owns every object"),
@@ -117,6 +129,7 @@ class Settings(BaseSettings):
     vault_namespace: str | None = None
     vault_cacert: Path | None = None
     vault_token: SecretStr | None = None
+    vault_token_file: Path | None = None
     vault_auth_method: AuthMethodName | None = None
     vault_auth_mount: str | None = None
     vault_role_id: str | None = None
@@ -129,6 +142,8 @@ class Settings(BaseSettings):
     vault_db_mount: str = "database"
     vault_db_role: str | None = None
     vault_db_static_role: str | None = None
+    vault_db_creds_file: Path | None = None
+    vault_db_creds_format: CredsFileFormat | None = None
     db_assume_role: str | None = None
     vault_db_migration_role: str | None = None
     db_owner_role: str | None = None
@@ -144,7 +159,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("vault_auth_method", "log_format", mode="before")
+    @field_validator("vault_auth_method", "log_format", "vault_db_creds_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -206,25 +221,39 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.vault_db_role and self.vault_db_static_role:
             raise ValueError("VAULT_DB_ROLE and VAULT_DB_STATIC_ROLE are exclusive; set one")
+        if self.vault_db_creds_file and (self.vault_db_role or self.vault_db_static_role):
+            raise ValueError(
+                "VAULT_DB_CREDS_FILE replaces VAULT_DB_ROLE and VAULT_DB_STATIC_ROLE; set one"
+            )
+        if self.vault_db_creds_format and not self.vault_db_creds_file:
+            raise ValueError("VAULT_DB_CREDS_FORMAT needs VAULT_DB_CREDS_FILE")
         url = make_url(self.database_url)
-        if self.vault_mode:
+        if self.vault_mode or self.file_mode:
             if url.username or url.password:
                 raise ValueError(
                     "DATABASE_URL must not carry a user or password when Vault supplies them"
                 )
-            if not self.vault_addr:
+            if self.vault_mode and not self.vault_addr:
                 raise ValueError("VAULT_ADDR is required with VAULT_DB_ROLE/VAULT_DB_STATIC_ROLE")
-            self._check_auth()
+            if self.vault_addr:
+                self._check_auth()
         elif not url.username:
             raise ValueError(
-                "set VAULT_DB_ROLE or VAULT_DB_STATIC_ROLE, or put a user in DATABASE_URL"
+                "set VAULT_DB_ROLE, VAULT_DB_STATIC_ROLE or VAULT_DB_CREDS_FILE, "
+                "or put a user in DATABASE_URL"
             )
         return self
 
     def _check_auth(self) -> None:
         method = self.auth_method
-        if method == "token" and self.vault_token is None:
-            raise ValueError("VAULT_TOKEN is required (or set VAULT_AUTH_METHOD)")
+        if self.vault_token_file is not None and method != "token":
+            raise ValueError(f"VAULT_TOKEN_FILE is token auth: unset it with {method}")
+        if method == "token" and (self.vault_token is None) == (self.vault_token_file is None):
+            if self.vault_token is not None:
+                raise ValueError("VAULT_TOKEN and VAULT_TOKEN_FILE are exclusive; set one")
+            raise ValueError(
+                "VAULT_TOKEN or VAULT_TOKEN_FILE is required (or set VAULT_AUTH_METHOD)"
+            )
         if method == "approle":
             if not self.vault_role_id:
                 raise ValueError("VAULT_ROLE_ID is required with VAULT_AUTH_METHOD=approle")
@@ -244,7 +273,18 @@ class Settings(BaseSettings):
 
     @property
     def vault_mode(self) -> bool:
+        """The lease engine obtains the database credential (VAULT_DB_ROLE/STATIC_ROLE)."""
         return bool(self.vault_db_role or self.vault_db_static_role)
+
+    @property
+    def file_mode(self) -> bool:
+        """The database credential is read from VAULT_DB_CREDS_FILE (an Agent renders it)."""
+        return self.vault_db_creds_file is not None
+
+    @property
+    def uses_vault(self) -> bool:
+        """A Vault client is opened: Vault mode, or file mode with VAULT_ADDR set."""
+        return self.vault_mode or (self.file_mode and bool(self.vault_addr))
 
     @property
     def migration_role(self) -> str | None:
@@ -257,9 +297,11 @@ def check_credential_files(settings: Settings) -> None:
     Separate from :func:`load_settings`, which checks the contract alone (a file mounted
     only where the service runs is no error there). The contents are not kept.
     """
-    if not settings.vault_mode:
+    if not settings.uses_vault:
         return
     method = settings.auth_method
+    if method == "token" and settings.vault_token_file is not None:
+        _check_readable(settings.vault_token_file, "VAULT_TOKEN_FILE")
     if method == "approle" and settings.vault_secret_id_file is not None:
         _check_readable(settings.vault_secret_id_file, "VAULT_SECRET_ID_FILE")
     if method in ("kubernetes", "jwt"):

@@ -83,8 +83,12 @@ def health_payload(runtime: VaultRuntime) -> tuple[HealthStatus, dict[str, Any]]
     snapshot = runtime.snapshot()
     db = snapshot.get(runtime.db_secret) if runtime.db_secret else None
     token = snapshot.get(runtime.token_secret) if runtime.token_secret else None
-    recent = runtime.vault_answered_recently()
-    status = health_status(db, token, vault_recent=recent, plain=runtime.mode == "plain")
+    # A credential file without a Vault client: there is no Vault to have answered.
+    no_vault = runtime.mode == "file" and runtime.client is None
+    recent = None if no_vault else runtime.vault_answered_recently()
+    status = health_status(
+        db, token, vault_recent=recent is not False, plain=runtime.mode == "plain"
+    )
     last = runtime.latency.last_success
     stats = runtime.binding.stats
     body: dict[str, Any] = {

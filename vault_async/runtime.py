@@ -16,6 +16,11 @@ start-up jitter, ``LeaseConfig.startup_jitter``, when one is set), then the data
 credential (failing fast on errors retrying won't fix), then bind the engine. Shutdown, in
 reverse: stop the Vault probe, detach the binding, close the pool, leave the lease engine
 (which revokes the leases and a token obtained by login), close the client.
+
+With ``credentials`` (a :class:`~vault_async.file_credentials.FileCredentials`: an Agent
+renders the database credential to a file) the database login comes from that file and
+Vault is optional: with a client, only the token is managed (an Agent's sink file,
+``TokenAuth(token_file=...)``, is neither renewed nor revoked).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -39,15 +44,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ._first_credential import StartupError, first_from_file, wait_first
 from ._prometheus import LatencyRecorder, runtime_registry
-from ._startup import Diagnosis, Reason, diagnose
 from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind_credentials
 
 if TYPE_CHECKING:
     from ._client import AsyncVaultClient
     from ._nodes import NodeStatus
     from .auth import AuthMethod
-    from .lifecycle import Lease, LeaseManager, ManagedSecret, SecretState
+    from .file_credentials import FileCredentials
+    from .lifecycle import LeaseManager, ManagedSecret, SecretState
 
 __all__ = ["StartupError", "VaultRuntime", "open_runtime", "wait_first"]
 
@@ -79,6 +85,8 @@ class VaultRuntime:
     db_secret: str | None = None
     token_secret: str | None = None
     recent_window: float = VAULT_RECENT_WINDOW
+    credentials: FileCredentials | None = None
+    """The file the database credential is read from (file mode), else None."""
     registry: CollectorRegistry = field(init=False, repr=False, compare=False)
     """What /metrics shows: this runtime's own registry, not the process-wide default."""
 
@@ -86,12 +94,17 @@ class VaultRuntime:
         self.registry = runtime_registry(self)
 
     @property
-    def mode(self) -> Literal["vault", "plain"]:
+    def mode(self) -> Literal["vault", "file", "plain"]:
+        if self.credentials is not None:
+            return "file"
         return "plain" if self.manager is None else "vault"
 
     def snapshot(self) -> Mapping[str, SecretState]:
-        """The lease engine's state per managed secret (empty in plain mode)."""
-        return {} if self.manager is None else dict(self.manager.snapshot())
+        """The state per managed secret, the credential file's included (empty in plain mode)."""
+        states = {} if self.manager is None else dict(self.manager.snapshot())
+        if self.credentials is not None:
+            states[self.credentials.name] = self.credentials.state()
+        return states
 
     @property
     def vault_nodes(self) -> tuple[NodeStatus, ...]:
@@ -109,67 +122,6 @@ class VaultRuntime:
         if last is None or (failed is not None and failed > last):
             return False
         return (time.monotonic() if now is None else now) - last <= self.recent_window
-
-
-class StartupError(RuntimeError):
-    """The runtime could not get its first token or credential; the message names why.
-
-    ``secret`` and ``kind`` say which handle (``auth/approle``, ``database/creds/app``),
-    ``reason`` why (see ``vault_async._startup.Reason``), ``error`` is the last error.
-    """
-
-    def __init__(
-        self,
-        diagnosis: Diagnosis,
-        *,
-        secret: str,
-        kind: str,
-        error: BaseException | None,
-        addrs: Sequence[str] = (),
-    ) -> None:
-        super().__init__(diagnosis.text)
-        self.addrs = tuple(addrs)
-        """Vault's address, or every node's address (several: a failover list was given)."""
-        self.reason: Reason = diagnosis.reason
-        self.secret = secret
-        self.kind = kind
-        self.error = error
-
-
-async def wait_first(
-    handle: ManagedSecret,
-    timeout: float,  # noqa: ASYNC109
-    *,
-    addr: str | Sequence[str] = "",
-    timeout_name: str = "ready_timeout",
-) -> Lease:
-    """Wait for a handle's first credential; give up at once on an error retrying won't fix.
-
-    The first failure that retrying may fix (Vault unreachable, sealed) is logged at once,
-    with ``addr`` and how long the wait goes on (``timeout_name`` names that setting).
-    """
-    deadline = anyio.current_time() + timeout
-    told = False
-    while True:
-        remaining = deadline - anyio.current_time()
-        try:
-            return await handle.wait_ready(timeout=max(0.0, min(0.2, remaining)))
-        except TimeoutError:
-            error = handle.last_error
-            found = diagnose(handle.name, handle.kind, error, addr or "?")
-            if found.final or remaining <= 0:
-                if not found.final:
-                    found = Diagnosis(found.reason, f"{found.text} after {timeout:g} s")
-                addrs = (addr,) if isinstance(addr, str) else tuple(addr)
-                raise StartupError(
-                    found, secret=handle.name, kind=handle.kind, error=error, addrs=addrs
-                ) from None
-            if error is not None and not told:
-                told = True
-                logger.warning(
-                    "%s; still trying for %g s (%s)", found.text, timeout, timeout_name,
-                    extra={"secret": handle.name, "reason": found.reason},
-                )
 
 
 async def _probe_vault(
@@ -228,20 +180,24 @@ async def open_runtime(
     ready_timeout_name: str = "ready_timeout",
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
     recent_window: float = VAULT_RECENT_WINDOW,
+    credentials: FileCredentials | None = None,
 ) -> AsyncIterator[VaultRuntime]:
-    """Start everything a service needs; plain mode when neither role is given.
+    """Start everything a service needs; plain mode when neither role nor file is given.
 
     In Vault mode ``client`` is an (unopened) ``AsyncVaultClient``; ``auth`` an auth method
     object. A token obtained by login is revoked at the end; a given token (``TokenAuth``,
-    or ``auth=None`` with a client that has a token) is renewed but never revoked.
+    or ``auth=None`` with a client that has a token) is renewed but never revoked; a token
+    file's (an Agent's sink, ``TokenAuth(token_file=...)``) is neither renewed nor revoked.
     If no first credential comes within ``ready_timeout`` seconds, or Vault refuses, a
     :class:`StartupError` says why in one line; ``ready_timeout_name`` is how the log
     line about a Vault that is not answering yet names that setting.
+    With ``credentials`` the login comes from that file (it is started here, and waited
+    for up to ``ready_timeout``); a ``client`` is then optional and serves the token alone.
     """
-    if db_role and db_static_role:
-        raise ValueError("give db_role or db_static_role, not both")
+    if sum(map(bool, (db_role, db_static_role, credentials))) > 1:
+        raise ValueError("give one of db_role, db_static_role and credentials")
     url = make_url(database_url)
-    plain = not (db_role or db_static_role)
+    plain = not (db_role or db_static_role or credentials)
     options = {"pool_pre_ping": False, **(engine_options or {})}
     recorder = latency or LatencyRecorder()
     async with AsyncExitStack() as stack:
@@ -250,9 +206,13 @@ async def open_runtime(
         if plain:
             source = StaticCredentials(url.username, url.password)
             engine = create_async_engine(url, **options)
-        else:
-            if client is None:
+        elif client is None:
+            if credentials is None:
                 raise ValueError("Vault mode needs a client")
+            source = await first_from_file(stack, credentials, ready_timeout)
+            db_secret = credentials.name
+            engine = create_async_engine(url.set(username=None, password=None), **options)
+        else:
             from .lifecycle import LeaseManager
 
             await stack.enter_async_context(client)
@@ -269,17 +229,21 @@ async def open_runtime(
                 timeout_name=timeout_name,
             )
             token_secret = token_handle.name
-            if db_role:
-                db_handle = manager.manage_database_credentials(
-                    client, role=db_role, mount=db_mount
-                )
+            if credentials is not None:
+                source = await first_from_file(stack, credentials, ready_timeout)
+                db_secret = credentials.name
             else:
-                db_handle = manager.manage_static_credentials(
-                    client, role=db_static_role or "", mount=db_mount
-                )
-            await wait_first(db_handle, ready_timeout, addr=addrs, timeout_name=timeout_name)
-            db_secret = db_handle.name
-            source = db_handle
+                if db_role:
+                    db_handle = manager.manage_database_credentials(
+                        client, role=db_role, mount=db_mount
+                    )
+                else:
+                    db_handle = manager.manage_static_credentials(
+                        client, role=db_static_role or "", mount=db_mount
+                    )
+                await wait_first(db_handle, ready_timeout, addr=addrs, timeout_name=timeout_name)
+                db_secret = db_handle.name
+                source = db_handle
             engine = create_async_engine(url.set(username=None, password=None), **options)
         stack.push_async_callback(engine.dispose)
         binding = bind_credentials(engine, source, assume_role=assume_role)
@@ -294,6 +258,7 @@ async def open_runtime(
             db_secret=db_secret,
             token_secret=token_secret,
             recent_window=recent_window,
+            credentials=credentials,
         )
         if client is not None and not plain:
             # A plain task, not a task group: the runtime may be entered and left in

@@ -19,7 +19,8 @@ Defaults: ``client_config=None`` reads ``ClientConfig.from_env()`` (``VAULT_ADDR
 ``VAULT_CACERT``, ``VAULT_TOKEN``...); ``auth=None`` reads ``VAULT_AUTH_METHOD`` and its
 settings as the reference service does (:func:`vault_async.auth._environ.auth_from_env`:
 ``token`` by default, ``approle``, ``kubernetes``, ``jwt``). A token obtained by login is
-revoked on exit; a token handed in (``VAULT_TOKEN``, ``TokenAuth``) is renewed, never revoked.
+revoked on exit; a token handed in (``VAULT_TOKEN``, ``TokenAuth``) is renewed, never revoked;
+a token read from an Agent's sink (``TokenAuth(token_file=...)``) is neither.
 
 The runtime may also be kept without ``with`` (a WSGI app factory): :meth:`SyncRuntime.close`
 stops it, and it is closed at interpreter exit in any case. ``handle_sigterm=True`` (main

@@ -80,10 +80,21 @@ def test_empty_values_count_as_unset() -> None:
         ({"VAULT_SECRET_ID": None}, "set exactly one of VAULT_SECRET_ID and VAULT_SECRET_ID_FILE"),
         ({"VAULT_SECRET_ID_FILE": "/run/x"}, "set exactly one of VAULT_SECRET_ID"),
         ({"VAULT_AUTH_METHOD": "ldap"}, "VAULT_AUTH_METHOD "),
-        ({"VAULT_AUTH_METHOD": "token"}, "VAULT_TOKEN is required"),
+        ({"VAULT_AUTH_METHOD": "token"}, "VAULT_TOKEN or VAULT_TOKEN_FILE is required"),
+        (
+            {"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": "t", "VAULT_TOKEN_FILE": "/run/sink"},
+            "VAULT_TOKEN and VAULT_TOKEN_FILE are exclusive; set one",
+        ),
+        ({"VAULT_TOKEN_FILE": "/run/sink"}, "VAULT_TOKEN_FILE is token auth: unset it with"),
+        ({"VAULT_DB_CREDS_FILE": "/run/db.json"}, "VAULT_DB_CREDS_FILE replaces VAULT_DB_ROLE"),
+        ({"VAULT_DB_CREDS_FORMAT": "json"}, "VAULT_DB_CREDS_FORMAT needs VAULT_DB_CREDS_FILE"),
+        (
+            {"VAULT_DB_ROLE": None, "VAULT_DB_CREDS_FILE": "/run/db", "VAULT_DB_CREDS_FORMAT": "x"},
+            "VAULT_DB_CREDS_FORMAT ",
+        ),
         ({"VAULT_AUTH_METHOD": "kubernetes"}, "VAULT_AUTH_ROLE is required"),
         ({"VAULT_AUTH_METHOD": "jwt", "VAULT_AUTH_ROLE": "r"}, "VAULT_JWT_FILE is required"),
-        ({"VAULT_DB_ROLE": None}, "set VAULT_DB_ROLE or VAULT_DB_STATIC_ROLE"),
+        ({"VAULT_DB_ROLE": None}, "set VAULT_DB_ROLE, VAULT_DB_STATIC_ROLE or VAULT_DB_CREDS_FILE"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_variable(
@@ -116,4 +127,31 @@ def test_credential_files_are_checked_apart_from_the_contract(tmp_path: Path) ->
     with pytest.raises(SettingsError, match="is empty"):
         check_credential_files(settings)
     missing.write_text("a-secret-id\n")
+    check_credential_files(settings)
+
+
+def test_a_credentials_file_needs_no_vault_and_reads_a_token_file(tmp_path: Path) -> None:
+    """VAULT_DB_CREDS_FILE alone is enough; with VAULT_ADDR the token may come from a sink."""
+    alone = load_settings({"DATABASE_URL": URL, "VAULT_DB_CREDS_FILE": "/run/db.env"})
+    assert alone.file_mode
+    assert not alone.vault_mode
+    assert not alone.uses_vault
+    check_credential_files(alone)  # nothing of Vault's to read
+    sink = tmp_path / "sink"
+    settings = load_settings({
+        "DATABASE_URL": URL,
+        "VAULT_DB_CREDS_FILE": "/run/db.json",
+        "VAULT_DB_CREDS_FORMAT": "JSON",
+        "VAULT_ADDR": "http://127.0.0.1:8200",
+        "VAULT_TOKEN_FILE": str(sink),
+    })
+    assert settings.uses_vault
+    assert settings.vault_db_creds_format == "json"
+    with pytest.raises(SettingsError) as info:
+        check_credential_files(settings)
+    assert str(info.value) == f"cannot read VAULT_TOKEN_FILE '{sink}': No such file or directory"
+    sink.write_text("\n")
+    with pytest.raises(SettingsError, match=r"^VAULT_TOKEN_FILE '.*' is empty$"):
+        check_credential_files(settings)
+    sink.write_text("s.agent-token-value\n")
     check_credential_files(settings)

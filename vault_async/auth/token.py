@@ -87,8 +87,11 @@ class TokenApi:
 class TokenAuth:
     """Use a given token, or one read from a file (e.g. a Vault Agent sink).
 
-    With ``token_file`` the client re-reads the file when it changes, so a token
-    rotated by the agent is picked up without a new login.
+    With ``token_file`` the client re-reads the file when it changes (its inode, size or
+    modification time; checked at most once a second, before a request), so a token the
+    Agent's auto-auth replaced is used from the next request on. A file's token belongs
+    to whoever writes the file: the lease engine neither renews nor revokes it, and a
+    "login" reads the file again (see ``owned_elsewhere``).
     """
 
     mount_point = "token"
@@ -99,19 +102,27 @@ class TokenAuth:
             raise InvalidConfig("TokenAuth needs exactly one of token or token_file")
         self._token = token
         self._file = Path(token_file) if token_file is not None else None
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         source = f"file={str(self._file)!r}" if self._file is not None else "token=<given>"
         return f"TokenAuth({source})"
 
+    @property
+    def owned_elsewhere(self) -> bool:
+        """True for a token file: its writer (an Agent's auto-auth) renews and replaces it."""
+        return self._file is not None
+
     def _read(self) -> str:
         if self._file is None:
             assert self._token is not None
             return self._token
-        stat = self._file.stat() if self._file.exists() else None
+        try:
+            before = _stamp(os.stat(self._file))
+        except OSError:
+            before = None
         token = read_secret_file(self._file, "token")
-        self._stamp = (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+        self._stamp = before
         return token
 
     def poll_token(self) -> str | None:
@@ -119,10 +130,10 @@ class TokenAuth:
         if self._file is None:
             return None
         try:
-            stat = os.stat(self._file)
+            stamp = _stamp(os.stat(self._file))
         except OSError:
             return None
-        if (stat.st_mtime_ns, stat.st_size) == self._stamp:
+        if stamp == self._stamp:
             return None
         try:
             return self._read()
@@ -149,3 +160,8 @@ class TokenAuth:
             token_type=info.type,
             expire_time=info.expire_time,
         )
+
+
+def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
+    """What tells a rewritten file: a rename brings a new inode, an edit a new size or time."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)

@@ -24,7 +24,7 @@ __all__ = [
     "lease_id_suffix",
 ]
 
-SecretKind = Literal["database_dynamic", "database_static", "token"]
+SecretKind = Literal["database_dynamic", "database_static", "database_file", "token"]
 EventKind = Literal["renewed", "rotated", "expiring", "failed", "revoked"]
 Action = Literal["renew", "rotate"]
 

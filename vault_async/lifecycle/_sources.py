@@ -147,13 +147,17 @@ def token_login(
     unless ``name`` is given.
 
     A token handed to the service (``TokenAuth``) is the operator's: renewed, never
-    revoked; looking it up again is no rotation. A batch token is neither renewed
-    nor revoked (Vault cannot). A replaced token is revoked by the engine only once
-    no lease obtained with it is left (revoking a token revokes its leases).
+    revoked; looking it up again is no rotation. A token read from a file (an Agent's
+    sink, ``TokenAuth(token_file=...)``) is the Agent's: neither renewed nor revoked; before
+    it expires the file is read again (a "login"), which finds the token the Agent renewed
+    or replaced. A batch token is neither renewed nor revoked (Vault cannot). A replaced
+    token is revoked by the engine only once no lease obtained with it is left (revoking a
+    token revokes its leases).
     """
     from ..auth import TokenAuth, auth_label
 
     given = isinstance(auth_method, TokenAuth)
+    owned_elsewhere = isinstance(auth_method, TokenAuth) and auth_method.owned_elsewhere
     issued: dict[str, str] = {}  # identity -> token, for the tokens this source may revoke
 
     def grant_from_auth(auth: AuthResult) -> Grant:
@@ -201,7 +205,7 @@ def token_login(
         kind="token",
         name=name or auth_label(auth_method),
         acquire=acquire,
-        renew=renew,
+        renew=None if owned_elsewhere else renew,
         revoke=revoke,
         revoke_replaced=False,  # the token guard revokes it, once its leases are gone
         client_key=id(client),

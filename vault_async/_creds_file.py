@@ -1,0 +1,171 @@
+"""Read and parse a database credential rendered to a file: JSON or ``KEY=value`` lines.
+
+An OpenBao/Vault Agent template renders ``database/creds/<role>`` to a file, e.g.::
+
+    {{ with secret "database/creds/app" }}{"username": "{{ .Data.username }}",
+    "password": "{{ .Data.password }}", "lease_id": "{{ .LeaseID }}",
+    "ttl": {{ .LeaseDuration }}}{{ end }}
+
+or, as lines (``export`` and quotes allowed, ``#`` starts a comment)::
+
+    {{ with secret "database/creds/app" }}DB_USERNAME={{ .Data.username }}
+    DB_PASSWORD={{ .Data.password }}{{ end }}
+
+Keys are matched without regard to case: the username under ``username``, ``user``,
+``db_username`` or ``pguser``, the password under ``password``, ``db_password`` or
+``pgpassword``. In JSON they may also sit under ``data`` (``{{ .Data | toJSON }}`` of the
+whole secret). ``lease_id`` and ``ttl`` (or ``lease_duration``) are optional and only
+reported. Errors name the file and what is wrong, never a value.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "CredentialFileError",
+    "CredsFormat",
+    "FileCredential",
+    "Stamp",
+    "detect_format",
+    "file_stamp",
+    "parse_credentials",
+    "read_text",
+]
+
+CredsFormat = Literal["json", "env"]
+Stamp = tuple[int, int, int, int]
+"""A file's device, inode, size and modification time (ns)."""
+
+MAX_FILE_BYTES = 64 * 1024
+"""A rendered credential is a few hundred bytes: anything past 64 KiB is not one."""
+
+_USER_KEYS = ("username", "user", "db_username", "pguser")
+_PASSWORD_KEYS = ("password", "db_password", "pgpassword")
+_LEASE_KEYS = ("lease_id", "leaseid")
+_TTL_KEYS = ("ttl", "lease_duration", "leaseduration")
+
+
+class CredentialFileError(ValueError):
+    """A credential file that cannot be read or parsed; one line naming the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileCredential:
+    """A username and password read from a file (``data`` as the engine's leases carry it)."""
+
+    data: Mapping[str, str] = field(repr=False)
+    lease_id: str = ""
+    ttl: float | None = None
+
+    def __repr__(self) -> str:
+        return f"FileCredential(username={self.data.get('username')!r}, ttl={self.ttl!r})"
+
+    def same_login(self, other: FileCredential | None) -> bool:
+        """True when ``other`` holds the same username and password."""
+        return other is not None and (
+            other.data.get("username"), other.data.get("password")
+        ) == (self.data.get("username"), self.data.get("password"))
+
+
+def detect_format(text: str) -> CredsFormat:
+    """JSON when the text starts with ``{``, else ``KEY=value`` lines."""
+    return "json" if text.lstrip().startswith("{") else "env"
+
+
+def parse_credentials(text: str, fmt: CredsFormat | None, source: str) -> FileCredential:
+    """The credential in ``text`` (``fmt`` None: detected); ``source`` names the file."""
+    chosen = fmt or detect_format(text)
+    fields = _json_fields(text, source) if chosen == "json" else _env_fields(text, source)
+    username = _first(fields, _USER_KEYS)
+    password = _first(fields, _PASSWORD_KEYS)
+    if not username:
+        raise CredentialFileError(f"{source}: no username ({chosen} format)")
+    if not password:
+        raise CredentialFileError(f"{source}: no password ({chosen} format)")
+    return FileCredential(
+        {"username": username, "password": password},
+        lease_id=_first(fields, _LEASE_KEYS) or "",
+        ttl=_seconds(_first(fields, _TTL_KEYS)),
+    )
+
+
+def _json_fields(text: str, source: str) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise CredentialFileError(f"{source}: not valid JSON ({error.msg} at {where})") from None
+    if not isinstance(value, dict):
+        raise CredentialFileError(f"{source}: not a JSON object")
+    fields = _lowered(value)
+    nested = value.get("data", value.get("Data"))
+    if isinstance(nested, dict) and not _first(fields, _USER_KEYS):
+        fields = _lowered(nested) | {k: v for k, v in fields.items() if k != "data"}
+    return fields
+
+
+def _env_fields(text: str, source: str) -> dict[str, str]:
+    values = dotenv_values(stream=io.StringIO(text))
+    if not values:
+        raise CredentialFileError(f"{source}: no KEY=value line")
+    return {k.lower(): v for k, v in values.items() if v is not None}
+
+
+def _lowered(mapping: Mapping[str, Any]) -> dict[str, str]:
+    """Keys in lower case, scalar values as text (nested objects left out)."""
+    return {
+        str(k).lower(): str(v)
+        for k, v in mapping.items()
+        if isinstance(v, str | int | float) and not isinstance(v, bool)
+    }
+
+
+def _first(fields: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = fields.get(key)
+        if value:
+            return value
+    return None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
+
+
+def file_stamp(path: Path) -> Stamp:
+    """What tells a rewritten file: a rename brings a new inode, an edit a new size or time."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise CredentialFileError(f"cannot read {path}: {error.strerror}") from None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def read_text(path: Path) -> str:
+    """The file's text: at most ``MAX_FILE_BYTES``, UTF-8, not blank."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise CredentialFileError(f"cannot read {path}: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CredentialFileError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB")
+    if not data.strip():
+        raise CredentialFileError(f"{path} is empty")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialFileError(f"{path}: not UTF-8 text") from None
