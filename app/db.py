@@ -16,6 +16,7 @@ from vault_async.lifecycle import LeaseConfig, LeaseManager
 from vault_async.runtime import VaultRuntime, open_runtime
 
 from .settings import Settings
+from .telemetry import traced
 
 __all__ = ["Base", "build_auth", "build_client", "lease_config", "open_service_runtime"]
 
@@ -98,14 +99,16 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
     if not settings.vault_mode:
-        return open_runtime(
+        plain = open_runtime(
             settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
         )
+        return traced(plain, None) if settings.otel_enabled else plain
     client = build_client(settings, latency)
-    return open_runtime(
+    manager = LeaseManager(client, lease_config(settings))
+    opened = open_runtime(
         settings.database_url,
         client=client,
-        manager=LeaseManager(client, lease_config(settings)),
+        manager=manager,
         auth=build_auth(settings),
         db_role=settings.vault_db_role,
         db_static_role=settings.vault_db_static_role,
@@ -117,3 +120,4 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         probe_interval=settings.vault_health_probe_interval,
         engine_options=dict(ENGINE_OPTIONS),
     )
+    return traced(opened, manager) if settings.otel_enabled else opened
