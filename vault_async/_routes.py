@@ -53,13 +53,17 @@ _SYS_PARAMETER = {
 }
 
 
-@lru_cache(maxsize=1024)
 def route_template(path: str) -> str:
     """The template of ``path`` (already quoted, no query string): names become placeholders."""
     path = path.strip("/")
-    for prefix in LEASE_ID_PATHS:
+    for prefix in LEASE_ID_PATHS:  # before the cache: a lease id is never kept in it
         if path.startswith(prefix):
             return prefix + "{lease_id}"
+    return _template(path)
+
+
+@lru_cache(maxsize=1024)
+def _template(path: str) -> str:
     if path.startswith("sys/"):
         for prefix, placeholder in _SYS_PARAMETER.items():
             if path.startswith(prefix):
