@@ -10,7 +10,7 @@ Usage::
 One job: the send path every call takes (token, node, retries, error translation, the
 logs of each attempt). It runs past 300 lines because that path reads best whole; what
 stands alone lives beside it (`_request`, `_nodes`, `_transport`, `_translate`, `_retry`,
-`_redact`, `_tls`).
+`_redact`, `_tls`; `_observe`, the seam a tracer plugs into).
 """
 
 from __future__ import annotations
