@@ -17,6 +17,7 @@ from vault_async.lifecycle import LeaseConfig, LeaseManager
 from vault_async.runtime import VaultRuntime, open_runtime
 
 from .settings import Settings
+from .telemetry import traced
 
 __all__ = [
     "Base",
@@ -119,14 +120,16 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
     if not settings.vault_mode and not settings.file_mode:
-        return open_runtime(
+        plain = open_runtime(
             settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
         )
+        return traced(plain, None) if settings.otel_enabled else plain
     client = build_client(settings, latency) if settings.uses_vault else None
-    return open_runtime(
+    manager = None if client is None else LeaseManager(client, lease_config(settings))
+    opened = open_runtime(
         settings.database_url,
         client=client,
-        manager=None if client is None else LeaseManager(client, lease_config(settings)),
+        manager=manager,
         auth=build_auth(settings) if client is not None else None,
         credentials=build_credentials_file(settings),
         db_role=settings.vault_db_role,
@@ -139,3 +142,4 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         probe_interval=settings.vault_health_probe_interval,
         engine_options=dict(ENGINE_OPTIONS),
     )
+    return traced(opened, manager) if settings.otel_enabled else opened

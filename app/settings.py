@@ -18,6 +18,7 @@ from vault_async._config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
 from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 
 from ._durations import parse_seconds
+from .telemetry import OTEL_MISSING, otel_installed
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BODY_BYTES",
@@ -99,6 +100,7 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ),
     ("LOG_LEVEL", "DEBUG, INFO (default), WARNING or ERROR; no level logs a secret"),
     ("LOG_FORMAT", "text (default: event then key=value fields) or json (one object a line)"),
+    ("OTEL_ENABLED", "true: Vault requests and lease events as OpenTelemetry spans, and metrics"),
 )
 """Every variable the service reads, with its meaning: ``python -m app --help`` shows it."""
 
@@ -153,6 +155,14 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
     max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, gt=0)
+    otel_enabled: bool = False
+
+    @field_validator("otel_enabled")
+    @classmethod
+    def _otel_installed(cls, value: bool) -> bool:
+        if value and not otel_installed():
+            raise ValueError(OTEL_MISSING)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ Usage::
 One job: the send path every call takes (token, node, retries, error translation, the
 logs of each attempt). It runs past 300 lines because that path reads best whole; what
 stands alone lives beside it (`_request`, `_nodes`, `_transport`, `_translate`, `_retry`,
-`_redact`, `_tls`).
+`_redact`, `_tls`; `_observe`, the seam a tracer plugs into).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ._exceptions import InvalidPath, MalformedResponse, ResponseTooLarge, Vault
 from ._json import JSONObject, drop_none
 from ._models import AuthResult
 from ._nodes import Nodes, NodeStatus
+from ._observe import RequestObserver, RequestRecord
 from ._parse import Body, data_section, decode_body, string_list
 from ._redact import display_path
 from ._request import request_headers
@@ -122,6 +123,7 @@ class AsyncVaultClient:
         self.config: ClientConfig = base.replace(**changes) if changes else base
         self._token: str | None = self.config.token
         self._token_source: TokenSource | None = None
+        self._observer: RequestObserver | None = None
         self._token_polled_at = 0.0
         self._given_transport = transport
         self._transport: Transport | None = None
@@ -199,6 +201,17 @@ class AsyncVaultClient:
         """The address of the node that answered last (None before any answer)."""
         return self._nodes.last_node
 
+    # -- observer --------------------------------------------------------------------
+
+    @property
+    def request_observer(self) -> RequestObserver | None:
+        """What is told about each request (a tracer, see ``vault_async.otel``), or None."""
+        return self._observer
+
+    def set_request_observer(self, observer: RequestObserver | None) -> None:
+        """Tell ``observer`` about each logical request from now on (None: nobody)."""
+        self._observer = observer
+
     # -- token -----------------------------------------------------------------------
 
     @property
@@ -248,13 +261,12 @@ class AsyncVaultClient:
         **options: Unpack[RequestOptions],
     ) -> tuple[Body, int]:
         """Like :meth:`request`, also returning the status (``ok_statuses`` are not errors)."""
-        response = await self._send(method, path, options, ok_statuses)
-        try:
-            return decode_body(response.content), response.status
-        except MalformedResponse as exc:
-            status = response.status
-            shown = display_path(path)
-            raise MalformedResponse(exc.message, status=status, method=method, path=shown) from None
+        observer = self._observer
+        if observer is None:
+            return _decoded(await self._send(method, path, options, ok_statuses), method, path)
+        with observer.request(method, path) as record:
+            response = await self._send(method, path, options, ok_statuses, record)
+            return _decoded(response, method, path)
 
     async def list_keys(self, path: str) -> tuple[str, ...]:
         """LIST ``/v1/<path>``: the keys under it, empty when nothing is there (404)."""
@@ -265,11 +277,17 @@ class AsyncVaultClient:
         return string_list(data_section(body), "keys")
 
     async def _send(
-        self, method: str, path: str, options: RequestOptions, ok_statuses: Collection[int]
+        self,
+        method: str,
+        path: str,
+        options: RequestOptions,
+        ok_statuses: Collection[int],
+        record: RequestRecord | None = None,
     ) -> RawResponse:
         """The one send path: build the request, send it, retry by the rules, translate errors.
 
-        Errors and logs name ``shown``, the path with any lease id in it cut to a suffix.
+        Errors and logs name ``shown``, the path with any lease id in it cut to a suffix;
+        ``record`` (an observer's) is told the retries, the last status and its node.
         """
         transport = self._transport
         if transport is None:
@@ -330,12 +348,16 @@ class AsyncVaultClient:
                     attempt, deadline, method, shown, reason
                 ):
                     attempt, redirected_from, tried = attempt + 1, None, None
+                    if record is not None:
+                        record.retries = attempt
                     continue
                 if silent is not None:  # several nodes: name those that gave no response
                     named = [nodes.addrs[i] for i in dict.fromkeys(silent)]
                     failure = transport_failure(exc, method=method, path=shown, nodes=named)
                 raise failure.error from exc
             status = response.status
+            if record is not None:
+                record.status, record.node = status, nodes.addrs[node]
             if status < 300 or status in ok_statuses:
                 nodes.answered(node)
                 if logger.isEnabledFor(logging.DEBUG):
@@ -366,6 +388,8 @@ class AsyncVaultClient:
                     attempt, deadline, method, shown, f"status {status}", retry_after
                 ):
                     attempt, redirected_from, tried = attempt + 1, None, None
+                    if record is not None:
+                        record.retries = attempt
                     continue
             raise status_error(response, method=method, path=shown, sent=body, token=token)
 
@@ -411,6 +435,16 @@ class AsyncVaultClient:
         if new is not None:
             check_header_value(new, "token (from the token source)")
             self._token = new
+
+
+def _decoded(response: RawResponse, method: str, path: str) -> tuple[Body, int]:
+    """The JSON body and the status; a body that is not JSON names the (displayed) path."""
+    try:
+        return decode_body(response.content), response.status
+    except MalformedResponse as exc:
+        status = response.status
+        shown = display_path(path)
+        raise MalformedResponse(exc.message, status=status, method=method, path=shown) from None
 
 
 def _closed(method: str, path: str) -> VaultConnectionError:

@@ -9,7 +9,7 @@ mount path (``database/app``), never by lease id; no value is a password or a to
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import httpx
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 LATENCY_METRIC = "vault_async_vault_request_duration_seconds"
+LATENCY_HELP = "Duration of Vault HTTP requests in seconds."
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SECRET_LABELS = ("kind", "secret")
 
@@ -45,7 +46,7 @@ class LatencyRecorder:
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.histogram = Histogram(
             LATENCY_METRIC,
-            "Duration of Vault HTTP requests in seconds.",
+            LATENCY_HELP,
             buckets=buckets,
             registry=None,
         )
@@ -53,10 +54,14 @@ class LatencyRecorder:
         """``time.monotonic()`` of the last request that got an HTTP response."""
         self.last_failure: float | None = None
         """``time.monotonic()`` of the last request that got no response (refused, timed out)."""
+        self.mirror: Callable[[float], None] | None = None
+        """Also given each duration (``vault_async.otel`` records it in its histogram)."""
 
     def observe(self, seconds: float, *, answered: bool) -> None:
         """Record one request's duration and whether Vault answered it."""
         self.histogram.observe(seconds)
+        if self.mirror is not None:
+            self.mirror(seconds)
         if answered:
             self.mark_answered()
         else:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["display_path", "id_suffix", "masked_repr"]
+__all__ = ["LEASE_ID_PATHS", "display_path", "id_suffix", "masked_repr"]
 
 # Request paths that end in a lease id (the lease endpoints and their older sys/ forms).
-_LEASE_ID_PATHS = ("sys/leases/renew/", "sys/leases/revoke/", "sys/renew/", "sys/revoke/")
+LEASE_ID_PATHS = ("sys/leases/renew/", "sys/leases/revoke/", "sys/renew/", "sys/revoke/")
 
 
 def id_suffix(value: str, keep: int = 6) -> str:
@@ -33,8 +33,8 @@ def masked_repr(obj: object, ids: frozenset[str]) -> str:
 
 def display_path(path: str) -> str:
     """A request path as errors and logs show it: a lease id in it cut to ``…<suffix>``."""
-    if path.startswith(_LEASE_ID_PATHS):
-        for prefix in _LEASE_ID_PATHS:
+    if path.startswith(LEASE_ID_PATHS):
+        for prefix in LEASE_ID_PATHS:
             if path.startswith(prefix):
                 return f"{prefix}…{id_suffix(path[len(prefix) :])}"
     return path

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 SecretKind = Literal["database_dynamic", "database_static", "database_file", "token"]
-EventKind = Literal["renewed", "rotated", "expiring", "failed", "revoked"]
+EventKind = Literal["acquired", "renewed", "rotated", "expiring", "failed", "revoked"]
 Action = Literal["renew", "rotate"]
 
 

@@ -116,6 +116,7 @@ class Renewer:
                 "lease.acquired",
                 extra=lease_fields(core, handle, lease=lease_id_suffix(new.lease_id)),
             )
+            await core.emit(handle, "acquired")
         elif old is not None:
             await self._rotated(handle, old, new, reason)
         await self._plan(handle)
