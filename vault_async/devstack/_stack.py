@@ -13,21 +13,32 @@ import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import asyncpg
 
+from .._config import check_namespace
 from . import _configure as cfg
 from ._binaries import find_bao, find_pg_bindir
 from ._cluster import OpenBaoCluster, checked_nodes
 from ._errors import DevStackError
+from ._namespace import AdminApi, NamespacedApi, create_namespace
 from ._openbao import OpenBaoServer
 from ._postgres import PostgresCluster
 from ._private import private_temp_dir, write_private_file
 from ._processes import RunAs, free_port, free_port_pair
 from ._stale import mark_owned, remove_stale
+
+
+@dataclass(frozen=True, slots=True)
+class DevNamespace:
+    """A namespace `DevStack.add_namespace` configured: its path and its AppRole logins."""
+
+    path: str
+    logins: cfg.DevLogins
 
 
 class DevStack:
@@ -46,6 +57,11 @@ class DevStack:
     started them, so enter this from the main thread.
 
     `nodes=3` runs OpenBao as a raft cluster (`cluster`); `vault_addrs` lists every node.
+
+    `namespace="team-a"` (or `"team-a/app"`, nested) creates that OpenBao namespace and
+    configures everything inside it instead of in the root namespace: `env()` then carries
+    VAULT_NAMESPACE, and `vault_call` and the `create_*` methods act inside it.
+    `add_namespace` configures one more namespace on a running stack.
     """
 
     approle_mount = cfg.APPROLE_MOUNT
@@ -64,9 +80,10 @@ class DevStack:
 
     def __init__(
         self, *, db_ttl: str = "1h", db_max_ttl: str = "24h", tls: bool = False,
-        audit_log: bool = False, nodes: int = 1,
+        audit_log: bool = False, nodes: int = 1, namespace: str | None = None,
     ) -> None:
         self.nodes = checked_nodes(nodes, tls=tls, audit_log=audit_log)
+        self.namespace = None if namespace is None else check_namespace(namespace, "namespace")
         self.tls = tls
         self.audit = audit_log
         self.db_ttl = db_ttl
@@ -75,6 +92,7 @@ class DevStack:
         self._bao: OpenBaoServer | None = None  # the only node, or the cluster's first
         self._cluster: OpenBaoCluster | None = None
         self._pg: PostgresCluster | None = None
+        self._vault_admin_password = ""
         # AppRole logins, one per job: the service's (role_id, secret_id), the migrations',
         # the client examples' (KV, transit).
         self.role_id = ""
@@ -113,9 +131,11 @@ class DevStack:
         self._pg.init()
         self._pg.start()
         bao.wait_ready()
-        vault_admin_password = cfg.configure_postgres(self._pg)
+        self._vault_admin_password = cfg.configure_postgres(self._pg)
+        if self.namespace is not None:
+            create_namespace(self._root_api(), self.namespace)
         logins = cfg.configure_openbao(
-            self._api(), self._pg, vault_admin_password,
+            self._api(), self._pg, self._vault_admin_password,
             db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl,
         )
         if self._cluster is not None:
@@ -157,9 +177,28 @@ class DevStack:
             raise DevStackError("use the dev stack", "it is not started")
         return self._pg
 
-    def _api(self) -> OpenBaoServer:
+    def _root_api(self) -> OpenBaoServer:
         """Where root-token calls go: the only node, or the cluster's active one."""
         return self._cluster.active() if self._cluster is not None else self._started_bao()
+
+    def _api(self, namespace: str | None = None) -> AdminApi:
+        """The root-token API in `namespace`, by default the stack's own (if it has one)."""
+        namespace = namespace or self.namespace
+        root = self._root_api()
+        return root if namespace is None else NamespacedApi(root, namespace)
+
+    def add_namespace(self, namespace: str) -> DevNamespace:
+        """Create `namespace` on the running stack and configure the service's engines in it.
+
+        The same configuration as the stack's own, on the same PostgreSQL, except the static
+        role (its login belongs to the stack's own mount). Pass the result to `env()`.
+        """
+        path = create_namespace(self._root_api(), namespace)
+        logins = cfg.configure_openbao(
+            self._api(path), self._started_pg(), self._vault_admin_password,
+            db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl, static_role=False,
+        )
+        return DevNamespace(path, logins)
 
     @property
     def cluster(self) -> OpenBaoCluster:
@@ -241,8 +280,11 @@ class DevStack:
         assert process is not None
         return process.pid
 
-    def _login_env(self, login: cfg.AppRoleCredentials) -> dict[str, str]:
+    def _login_env(
+        self, login: cfg.AppRoleCredentials, namespace: str | None
+    ) -> dict[str, str]:
         tls = {"VAULT_CACERT": str(self.ca_cert)} if self.ca_cert else {}
+        tls |= {"VAULT_NAMESPACE": namespace} if namespace else {}
         others = self.vault_addrs[1:]
         failover = {"VAULT_FAILOVER_ADDRS": ",".join(others)} if others else {}
         return tls | failover | {
@@ -254,14 +296,24 @@ class DevStack:
             "VAULT_DB_MOUNT": self.db_mount,
         }
 
-    def env(self) -> dict[str, str]:
-        """The service's environment: its AppRole login (policy `app-service`) and its role."""
-        service = cfg.AppRoleCredentials(self.role_id, self.secret_id)
-        return self._login_env(service) | {"VAULT_DB_ROLE": self.dynamic_role}
+    def env(self, within: DevNamespace | None = None) -> dict[str, str]:
+        """The service's environment: its AppRole login (policy `app-service`) and its role.
 
-    def migration_env(self) -> dict[str, str]:
+        `within`: the login of a namespace `add_namespace` configured, with VAULT_NAMESPACE.
+        """
+        service = cfg.AppRoleCredentials(self.role_id, self.secret_id)
+        namespace = self.namespace
+        if within is not None:
+            service, namespace = within.logins.service, within.path
+        return self._login_env(service, namespace) | {"VAULT_DB_ROLE": self.dynamic_role}
+
+    def migration_env(self, within: DevNamespace | None = None) -> dict[str, str]:
         """`alembic upgrade head`'s environment: the migrations' AppRole (`app-migrator`)."""
-        return self._login_env(self.migrator_login) | {
+        login, namespace = (
+            (within.logins.migrator, within.path) if within is not None
+            else (self.migrator_login, self.namespace)
+        )
+        return self._login_env(login, namespace) | {
             "VAULT_DB_ROLE": self.migrator_role,
             "VAULT_DB_MIGRATION_ROLE": self.migrator_role,
             "DB_OWNER_ROLE": self.owner_role,
@@ -269,9 +321,12 @@ class DevStack:
 
     # -- operating the stack from tests ----------------------------------------------------------
 
-    def vault_call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """A root-token API call, for tests and tooling that set things up."""
-        return self._api().call(method, path, f"{method} {path}", body)
+    def vault_call(
+        self, method: str, path: str, body: Any = None, *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """A root-token API call, for tests and tooling that set things up; in `namespace`
+        if given, else in the stack's own."""
+        return self._api(namespace).call(method, path, f"{method} {path}", body)
 
     def unseal_key(self) -> str:
         """The dev server's unseal key (for tests that seal it and unseal it again)."""
