@@ -333,18 +333,23 @@ class DevStack:
         return self._started_bao().unseal_key()
 
     def create_dynamic_role(
-        self, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False
+        self, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False,
+        namespace: str | None = None,
     ) -> None:
-        """Add (or replace) a dynamic database role with its own TTLs."""
-        cfg.write_dynamic_role(self._api(), name, default_ttl, max_ttl, migrator=migrator)
+        """Add (or replace) a dynamic database role with its own TTLs (in `namespace`, one
+        `add_namespace` configured, if given)."""
+        cfg.write_dynamic_role(
+            self._api(namespace), name, default_ttl, max_ttl, migrator=migrator
+        )
 
     def create_approle_role(
         self, name: str, *, token_ttl: str, token_max_ttl: str,
-        policies: Sequence[str] = (cfg.POLICY,),
+        policies: Sequence[str] = (cfg.POLICY,), namespace: str | None = None,
     ) -> cfg.AppRoleCredentials:
         """Add an AppRole role with `policies` (the service's) and other TTLs; its credentials."""
         return cfg.write_approle_role(
-            self._api(), name, policies, token_ttl=token_ttl, token_max_ttl=token_max_ttl
+            self._api(namespace), name, policies, token_ttl=token_ttl,
+            token_max_ttl=token_max_ttl,
         )
 
     @contextlib.asynccontextmanager
