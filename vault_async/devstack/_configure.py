@@ -126,6 +126,14 @@ class DevLogins:
     examples: AppRoleCredentials
 
 
+@dataclass(frozen=True, slots=True)
+class DevNamespace:
+    """A namespace `DevStack.add_namespace` configured: its path and its AppRole logins."""
+
+    path: str
+    logins: DevLogins
+
+
 async def _connect(pg: PostgresCluster, database: str) -> asyncpg.Connection:
     """Connect as the superuser, retrying while the server is still starting up."""
     last: Exception | None = None

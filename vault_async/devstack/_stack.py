@@ -1,47 +1,30 @@
 """`DevStack`: a real OpenBao and a real PostgreSQL, configured, on free loopback ports.
 
 One job, the façade tests and tools hold; the work is elsewhere (servers in `_openbao`,
-`_cluster`, `_postgres`; configuration in `_configure`, `_policies`; files in `_envfile`,
-`_stale`). It runs a little past 300 lines only because each fact a test needs (addresses,
-PIDs, logins, environments) is a small accessor here.
+`_cluster`, `_postgres`; configuration in `_configure`, `_policies`, `_namespace`; what tests
+do to the running servers in `_operations`; files in `_envfile`, `_stale`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
-import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-import asyncpg
-
-from .._config import check_namespace
 from . import _configure as cfg
 from ._binaries import find_bao, find_pg_bindir
 from ._cluster import OpenBaoCluster, checked_nodes
 from ._errors import DevStackError
-from ._namespace import AdminApi, NamespacedApi, create_namespace
+from ._namespace import create_namespace
 from ._openbao import OpenBaoServer
+from ._operations import StackServers
 from ._postgres import PostgresCluster
 from ._private import private_temp_dir, write_private_file
 from ._processes import RunAs, free_port, free_port_pair
 from ._stale import mark_owned, remove_stale
 
 
-@dataclass(frozen=True, slots=True)
-class DevNamespace:
-    """A namespace `DevStack.add_namespace` configured: its path and its AppRole logins."""
-
-    path: str
-    logins: cfg.DevLogins
-
-
-class DevStack:
+class DevStack(StackServers):
     """Start OpenBao (dev mode) and PostgreSQL (scram-sha-256), configure them, clean up on exit.
 
     Usage::
@@ -68,7 +51,6 @@ class DevStack:
     approle_role = cfg.APPROLE_ROLE
     migrator_approle_role = cfg.MIGRATOR_APPROLE_ROLE
     examples_approle_role = cfg.EXAMPLES_APPROLE_ROLE
-    database = cfg.DATABASE
     db_mount = cfg.DB_MOUNT
     dynamic_role = cfg.DYNAMIC_ROLE
     migrator_role = cfg.MIGRATOR_ROLE
@@ -82,16 +64,13 @@ class DevStack:
         self, *, db_ttl: str = "1h", db_max_ttl: str = "24h", tls: bool = False,
         audit_log: bool = False, nodes: int = 1, namespace: str | None = None,
     ) -> None:
+        super().__init__(namespace)
         self.nodes = checked_nodes(nodes, tls=tls, audit_log=audit_log)
-        self.namespace = None if namespace is None else check_namespace(namespace, "namespace")
         self.tls = tls
         self.audit = audit_log
         self.db_ttl = db_ttl
         self.db_max_ttl = db_max_ttl
         self.workdir: Path | None = None
-        self._bao: OpenBaoServer | None = None  # the only node, or the cluster's first
-        self._cluster: OpenBaoCluster | None = None
-        self._pg: PostgresCluster | None = None
         self._vault_admin_password = ""
         # AppRole logins, one per job: the service's (role_id, secret_id), the migrations',
         # the client examples' (KV, transit).
@@ -167,27 +146,7 @@ class DevStack:
 
     # -- what clients need ---------------------------------------------------------------------
 
-    def _started_bao(self) -> OpenBaoServer:
-        if self._bao is None:
-            raise DevStackError("use the dev stack", "it is not started")
-        return self._bao
-
-    def _started_pg(self) -> PostgresCluster:
-        if self._pg is None:
-            raise DevStackError("use the dev stack", "it is not started")
-        return self._pg
-
-    def _root_api(self) -> OpenBaoServer:
-        """Where root-token calls go: the only node, or the cluster's active one."""
-        return self._cluster.active() if self._cluster is not None else self._started_bao()
-
-    def _api(self, namespace: str | None = None) -> AdminApi:
-        """The root-token API in `namespace`, by default the stack's own (if it has one)."""
-        namespace = namespace or self.namespace
-        root = self._root_api()
-        return root if namespace is None else NamespacedApi(root, namespace)
-
-    def add_namespace(self, namespace: str) -> DevNamespace:
+    def add_namespace(self, namespace: str) -> cfg.DevNamespace:
         """Create `namespace` on the running stack and configure the service's engines in it.
 
         The same configuration as the stack's own, on the same PostgreSQL, except the static
@@ -198,7 +157,7 @@ class DevStack:
             self._api(path), self._started_pg(), self._vault_admin_password,
             db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl, static_role=False,
         )
-        return DevNamespace(path, logins)
+        return cfg.DevNamespace(path, logins)
 
     @property
     def cluster(self) -> OpenBaoCluster:
@@ -296,7 +255,7 @@ class DevStack:
             "VAULT_DB_MOUNT": self.db_mount,
         }
 
-    def env(self, within: DevNamespace | None = None) -> dict[str, str]:
+    def env(self, within: cfg.DevNamespace | None = None) -> dict[str, str]:
         """The service's environment: its AppRole login (policy `app-service`) and its role.
 
         `within`: the login of a namespace `add_namespace` configured, with VAULT_NAMESPACE.
@@ -307,7 +266,7 @@ class DevStack:
             service, namespace = within.logins.service, within.path
         return self._login_env(service, namespace) | {"VAULT_DB_ROLE": self.dynamic_role}
 
-    def migration_env(self, within: DevNamespace | None = None) -> dict[str, str]:
+    def migration_env(self, within: cfg.DevNamespace | None = None) -> dict[str, str]:
         """`alembic upgrade head`'s environment: the migrations' AppRole (`app-migrator`)."""
         login, namespace = (
             (within.logins.migrator, within.path) if within is not None
@@ -318,69 +277,3 @@ class DevStack:
             "VAULT_DB_MIGRATION_ROLE": self.migrator_role,
             "DB_OWNER_ROLE": self.owner_role,
         }
-
-    # -- operating the stack from tests ----------------------------------------------------------
-
-    def vault_call(
-        self, method: str, path: str, body: Any = None, *, namespace: str | None = None
-    ) -> dict[str, Any]:
-        """A root-token API call, for tests and tooling that set things up; in `namespace`
-        if given, else in the stack's own."""
-        return self._api(namespace).call(method, path, f"{method} {path}", body)
-
-    def unseal_key(self) -> str:
-        """The dev server's unseal key (for tests that seal it and unseal it again)."""
-        return self._started_bao().unseal_key()
-
-    def create_dynamic_role(
-        self, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False,
-        namespace: str | None = None,
-    ) -> None:
-        """Add (or replace) a dynamic database role with its own TTLs (in `namespace`, one
-        `add_namespace` configured, if given)."""
-        cfg.write_dynamic_role(
-            self._api(namespace), name, default_ttl, max_ttl, migrator=migrator
-        )
-
-    def create_approle_role(
-        self, name: str, *, token_ttl: str, token_max_ttl: str,
-        policies: Sequence[str] = (cfg.POLICY,), namespace: str | None = None,
-    ) -> cfg.AppRoleCredentials:
-        """Add an AppRole role with `policies` (the service's) and other TTLs; its credentials."""
-        return cfg.write_approle_role(
-            self._api(namespace), name, policies, token_ttl=token_ttl,
-            token_max_ttl=token_max_ttl,
-        )
-
-    @contextlib.asynccontextmanager
-    async def admin_connection(
-        self, database: str | None = None
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """A superuser connection (closed on exit), for tests that inspect or disturb the data."""
-        conn = await self._started_pg().connect(database or self.database)
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-    async def v_roles(self) -> list[str]:
-        """Names of the Vault-made (`v-…`) roles that exist now."""
-        async with self.admin_connection() as conn:
-            rows = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")
-        return sorted(r["rolname"] for r in rows)
-
-    def pause_vault(self) -> None:
-        """SIGSTOP the OpenBao process: it keeps its sockets but answers nothing."""
-        process = self._started_bao().process
-        assert process is not None
-        process.signal(signal.SIGSTOP)
-
-    def resume_vault(self) -> None:
-        process = self._started_bao().process
-        assert process is not None
-        process.signal(signal.SIGCONT)
-
-    def restart_postgres(self) -> float:
-        """Fast-shutdown PostgreSQL and start it again; returns the monotonic time it was back."""
-        self._started_pg().restart()
-        return time.monotonic()
