@@ -95,7 +95,7 @@ class LeaseManager:
         self._scheduler = Scheduler(
             self._core.queue, self._core.clock, self._run_job, self.config.max_concurrency
         )
-        self._sources: dict[tuple[int, str, str, str | None], SecretSource] = {}
+        self._sources: dict[tuple[int, str, str, Namespace], SecretSource] = {}
         self._tg: TaskGroup | None = None
         self._host_task: asyncio.Task[None] | None = None
         self._loop_scope: anyio.CancelScope | None = None
@@ -172,11 +172,10 @@ class LeaseManager:
         client's. Its leases are renewed and revoked in that namespace.
         """
         vault = self._client(client)
-        where = vault.config.namespace if namespace is CLIENT_NAMESPACE else namespace
-        key = (id(vault), role, mount, where)
+        key = (id(vault), role, mount, namespace)
         source = self._sources.get(key)
         if source is None:  # one source per role, shared by its handles
-            source = self._sources[key] = database_dynamic(vault, role, mount, namespace=where)
+            source = self._sources[key] = database_dynamic(vault, role, mount, namespace=namespace)
         return self.manage(source, name=name)
 
     def manage_static_credentials(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import _exceptions as errors
-from .._request import CLIENT_NAMESPACE, Namespace
+from .._request import CLIENT_NAMESPACE, Namespace, in_namespace
 from ._models import Grant, Lease, SecretKind
 
 if TYPE_CHECKING:
@@ -79,11 +79,6 @@ def _grant_from_secret(secret: Secret, data: Mapping[str, Any] | None = None) ->
     )
 
 
-def _resolved(client: AsyncVaultClient, namespace: Namespace) -> str | None:
-    """The namespace a source works in, fixed when it is made: the client's by default."""
-    return client.config.namespace if namespace is CLIENT_NAMESPACE else namespace
-
-
 def database_dynamic(
     client: AsyncVaultClient,
     role: str,
@@ -93,19 +88,20 @@ def database_dynamic(
 ) -> SecretSource:
     """A dynamic database role: ``{mount}/creds/{role}``, renewed through ``sys/leases``.
 
-    ``namespace`` (None: the root one; by default the client's, as it is now) is where the
-    credentials are asked for.
+    ``namespace`` (None: the root one; by default the client's) is where the credentials
+    are asked for, and where their leases are renewed and revoked.
     """
-    where = _resolved(client, namespace)
-    database = client.secrets.database
+    where = in_namespace(namespace)
 
     async def acquire() -> Grant:
-        secret = await database.generate_credentials(role, mount_point=mount, namespace=where)
+        secret = await client.secrets.database.generate_credentials(
+            role, mount_point=mount, **where
+        )
         return _grant_from_secret(secret)
 
     async def renew(lease: Lease) -> Grant:
         # in the namespace that issued it: OpenBao finds a root lease only from the root
-        secret = await client.sys.leases.renew(lease.lease_id, namespace=where)
+        secret = await client.sys.leases.renew(lease.lease_id, **where)
         grant = _grant_from_secret(secret, data=lease.data)
         return Grant(
             lease.lease_id,
@@ -118,7 +114,7 @@ def database_dynamic(
 
     async def revoke(lease: Lease) -> None:
         if lease.lease_id:
-            await client.sys.leases.revoke(lease.lease_id, namespace=where)
+            await client.sys.leases.revoke(lease.lease_id, **where)
 
     return SecretSource(
         kind="database_dynamic",
@@ -144,11 +140,12 @@ def database_static(
     changed username or password is a rotation: a re-read of the same one is not.
     ``namespace`` as for :func:`database_dynamic`.
     """
-    where = _resolved(client, namespace)
-    database = client.secrets.database
+    where = in_namespace(namespace)
 
     async def acquire() -> Grant:
-        secret = await database.get_static_credentials(role, mount_point=mount, namespace=where)
+        secret = await client.secrets.database.get_static_credentials(
+            role, mount_point=mount, **where
+        )
         data = dict(secret.data or {})
         return Grant(
             lease_id="",
