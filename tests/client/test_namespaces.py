@@ -15,8 +15,7 @@ import respx
 from tests.client._util import unique
 from vault_async import AsyncVaultClient, ClientConfig, InvalidConfig, InvalidPath, InvalidRequest
 from vault_async.devstack import DevNamespace, DevStack
-from vault_async.lifecycle import Lease, LeaseManager
-from vault_async.lifecycle._sources import database_dynamic
+from vault_async.lifecycle import Lease, LeaseManager, database_dynamic
 
 pytestmark = pytest.mark.integration
 
