@@ -84,6 +84,8 @@ def _startup_hint(error: StartupError, settings: Settings | None, db_role_settin
             "check VAULT_DB_CREDS_FILE and that the Agent renders it; "
             "VAULT_STARTUP_TIMEOUT sets how long to wait"
         )
+    if _vault_said(error, "namespace not found"):
+        return "check VAULT_NAMESPACE"
     wrong_path = isinstance(error.error, InvalidPath) or _no_route(error)
     if error.kind == "token":
         names = _auth_settings(settings)
@@ -100,8 +102,12 @@ def _startup_hint(error: StartupError, settings: Settings | None, db_role_settin
 
 def _no_route(error: StartupError) -> bool:
     """Vault's words for a path with no mount behind it."""
-    words = " ".join(getattr(error.error, "errors", ()))
-    return "no handler for route" in words or "unsupported path" in words
+    return _vault_said(error, "no handler for route") or _vault_said(error, "unsupported path")
+
+
+def _vault_said(error: StartupError, words: str) -> bool:
+    """Whether Vault's ``errors`` hold ``words``."""
+    return words in " ".join(getattr(error.error, "errors", ()))
 
 
 def _auth_settings(settings: Settings | None) -> list[str]:

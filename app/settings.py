@@ -48,7 +48,7 @@ quota of a few per second, while a slip of unit cannot hold a replica unready fo
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("VAULT_ADDR", "Vault's address, e.g. https://vault:8200"),
     ("VAULT_FAILOVER_ADDRS", "more nodes of the same cluster, comma-separated, tried in order"),
-    ("VAULT_NAMESPACE", "Vault Enterprise namespace"),
+    ("VAULT_NAMESPACE", "OpenBao (2.3+) or Vault Enterprise namespace, e.g. team-a or team-a/app"),
     ("VAULT_CACERT", "PEM file of the CA that signed Vault's certificate"),
     ("VAULT_CAPATH", "directory of PEM CA certificates (no hash links needed)"),
     ("VAULT_TLS_SERVER_NAME", "host name Vault's certificate is checked against"),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.service import migrated_devstack, run_migrations
-from vault_async.devstack import DevStack
+from vault_async.devstack import DevNamespace, DevStack
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +15,13 @@ def devstack() -> Iterator[DevStack]:
     """A real OpenBao and PostgreSQL, configured with the database engine, AppRole, KV, transit."""
     with DevStack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def team_namespace(devstack: DevStack) -> DevNamespace:
+    """OpenBao namespace ``team-a`` on the session's stack, configured as the root is (the
+    database engine on the same PostgreSQL, AppRole, KV), its static role aside."""
+    return devstack.add_namespace("team-a")
 
 
 @pytest.fixture(scope="session")

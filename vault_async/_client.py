@@ -37,7 +37,7 @@ from ._nodes import Nodes, NodeStatus
 from ._observe import RequestObserver, RequestRecord
 from ._parse import Body, data_section, decode_body, string_list
 from ._redact import display_path
-from ._request import request_headers
+from ._request import CLIENT_NAMESPACE, Namespace, in_namespace, request_headers
 from ._retry import parse_retry_after, retry_delay, retryable_status
 from ._translate import status_error, transport_failure
 from ._transport import RawResponse, Transport, as_transport, default_transport
@@ -268,10 +268,14 @@ class AsyncVaultClient:
             response = await self._send(method, path, options, ok_statuses, record)
             return _decoded(response, method, path)
 
-    async def list_keys(self, path: str) -> tuple[str, ...]:
+    async def list_keys(
+        self, path: str, *, namespace: Namespace = CLIENT_NAMESPACE
+    ) -> tuple[str, ...]:
         """LIST ``/v1/<path>``: the keys under it, empty when nothing is there (404)."""
         try:
-            body = await self.request("GET", path, params={"list": "true"}, idempotent=True)
+            body = await self.request(
+                "GET", path, params={"list": "true"}, idempotent=True, **in_namespace(namespace)
+            )
         except InvalidPath:
             return ()
         return string_list(data_section(body), "keys")

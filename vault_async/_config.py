@@ -27,6 +27,7 @@ __all__ = [
     "ClientConfig",
     "RetryPolicy",
     "check_header_value",
+    "check_namespace",
 ]
 
 DEFAULT_ADDR = "https://127.0.0.1:8200"
@@ -38,10 +39,11 @@ DEFAULT_RETRY_DEADLINE = 30.0
 DEFAULT_POOL_SIZE = 100
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # far above any Vault answer
 
-# What a header value may hold: visible ASCII (a namespace may also hold spaces). CR/LF
-# would split the request, anything else fails deep inside the HTTP library.
+# What a header value may hold: visible ASCII. CR/LF would split the request, anything
+# else fails deep inside the HTTP library.
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]*")
-_NAMESPACE_CHARS = re.compile(r"[\x20-\x7e]*")
+# One name of a namespace path: visible ASCII without '/' (OpenBao refuses spaces in names).
+_NAMESPACE_PART = re.compile(r"[\x21-\x2e\x30-\x7e]+")
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,252}[A-Za-z0-9_\]])?|\[[0-9A-Fa-f:.]+\]")
 
 _TRUE = {"1", "t", "true", "yes", "y", "on"}
@@ -94,7 +96,8 @@ class ClientConfig:
         if self.token is not None:
             check_header_value(self.token, "token (VAULT_TOKEN)")
         if self.namespace is not None:
-            check_header_value(self.namespace, "namespace (VAULT_NAMESPACE)", _NAMESPACE_CHARS)
+            namespace = check_namespace(self.namespace, "namespace (VAULT_NAMESPACE)")
+            object.__setattr__(self, "namespace", namespace)
         if not self.timeout > 0:
             raise InvalidConfig(
                 f"timeout (VAULT_CLIENT_TIMEOUT) must be > 0 seconds, got {self.timeout}"
@@ -208,6 +211,19 @@ def check_header_value(value: str, what: str, allowed: re.Pattern[str] = _TOKEN_
         raise InvalidConfig(
             f"{what} must be printable ASCII without CR, LF or other control characters"
         )
+
+
+def check_namespace(value: str, what: str) -> str:
+    """A namespace path (``team-a``, ``team-a/app``) in its canonical form, without leading or
+    trailing ``/`` (Vault accepts ``team-a/`` too). The message never shows the value."""
+    path = value.strip("/") if isinstance(value, str) else ""
+    parts = path.split("/")
+    if not all(_NAMESPACE_PART.fullmatch(p) and p not in (".", "..") for p in parts):
+        raise InvalidConfig(
+            f"{what} must be namespace names joined by '/', e.g. team-a or team-a/app: "
+            "printable ASCII without spaces or control characters, no empty, '.' or '..' name"
+        )
+    return path
 
 
 def _check_addr(addr: str, what: str = "address (VAULT_ADDR)") -> str:

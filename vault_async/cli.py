@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from ._config import check_namespace
+from ._exceptions import InvalidConfig
 from .devstack import DevStack, DevStackError
 from .devstack._envfile import EnvFile, check_target, write_env_file
 from .devstack._errors import EnvFileError
@@ -77,7 +79,10 @@ def run_devstack(args: argparse.Namespace) -> int:
             for path in (env_file, migration_env_file(env_file)):
                 check_target(path)  # before the stack starts: a bad path fails fast
         _stop_on_sigterm()
-        with DevStack(db_ttl=args.db_ttl, db_max_ttl=args.db_max_ttl, nodes=args.nodes) as stack:
+        with DevStack(
+            db_ttl=args.db_ttl, db_max_ttl=args.db_max_ttl, nodes=args.nodes,
+            namespace=args.namespace,
+        ) as stack:
             # The service logs in by AppRole; the root token is here for `bao` in that shell.
             env = stack.env() | {"VAULT_TOKEN": stack.root_token}
             env["DEVSTACK_DB_STATIC_ROLE"] = stack.static_role
@@ -89,6 +94,8 @@ def run_devstack(args: argparse.Namespace) -> int:
                 written.append(write_env_file(migrate, stack.migration_env()))
             if args.nodes > 1:
                 print(f"# OpenBao nodes: {' '.join(stack.vault_addrs)}")
+            if stack.namespace is not None:
+                print(f"# configured inside OpenBao namespace {stack.namespace} (VAULT_NAMESPACE)")
             _print_env(env, env_file, args.show_secrets)
             threading.Event().wait()  # until KeyboardInterrupt
     except KeyboardInterrupt:
@@ -116,6 +123,14 @@ def _node_count(text: str) -> int:
     return count
 
 
+def _namespace(text: str) -> str:
+    """--namespace: an OpenBao namespace path such as team-a or team-a/app."""
+    try:
+        return check_namespace(text, "--namespace")
+    except InvalidConfig as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vault-async")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "run N OpenBao nodes as one raft cluster (VAULT_ADDR is the first node's; "
             "default 1: one dev-mode server)"
+        ),
+    )
+    dev.add_argument(
+        "--namespace", type=_namespace, metavar="NAME",
+        help=(
+            "create this OpenBao namespace (team-a, or nested: team-a/app) and configure the "
+            "database engine, AppRole and KV inside it instead of at the root; the "
+            "environment then carries VAULT_NAMESPACE"
         ),
     )
     dev.set_defaults(handler=run_devstack)

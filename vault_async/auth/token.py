@@ -10,6 +10,7 @@ from .._exceptions import InvalidConfig
 from .._json import JSONObject, drop_none
 from .._models import AuthResult, TokenInfo
 from .._parse import to_auth, to_token_info
+from .._request import CLIENT_NAMESPACE, Namespace, in_namespace
 from ._method import read_secret_file
 
 if TYPE_CHECKING:
@@ -19,31 +20,45 @@ __all__ = ["TokenApi", "TokenAuth"]
 
 
 class TokenApi:
-    """``client.auth.token``: the calling token's own lookup, renewal and revocation."""
+    """``client.auth.token``: the calling token's own lookup, renewal and revocation.
+
+    ``namespace`` (the self calls): where the token was issued (None: the root
+    namespace); by default the client's.
+    """
 
     __slots__ = ("_client",)
 
     def __init__(self, client: AsyncVaultClient) -> None:
         self._client = client
 
-    async def lookup_self(self) -> TokenInfo:
+    async def lookup_self(self, *, namespace: Namespace = CLIENT_NAMESPACE) -> TokenInfo:
         """GET auth/token/lookup-self."""
-        body = await self._client.request("GET", "auth/token/lookup-self", idempotent=True)
+        body = await self._client.request(
+            "GET", "auth/token/lookup-self", idempotent=True, **in_namespace(namespace)
+        )
         return to_token_info(body)
 
-    async def renew_self(self, increment: int | None = None) -> AuthResult:
+    async def renew_self(
+        self, increment: int | None = None, *, namespace: Namespace = CLIENT_NAMESPACE
+    ) -> AuthResult:
         """POST auth/token/renew-self; ``increment`` in seconds (Vault may cap it)."""
         payload: JSONObject = drop_none(
             increment=None if increment is None else f"{int(increment)}s"
         )
         body = await self._client.request(
-            "POST", "auth/token/renew-self", json=payload, idempotent=True
+            "POST",
+            "auth/token/renew-self",
+            json=payload,
+            idempotent=True,
+            **in_namespace(namespace),
         )
         return to_auth(body)
 
-    async def revoke_self(self) -> None:
+    async def revoke_self(self, *, namespace: Namespace = CLIENT_NAMESPACE) -> None:
         """POST auth/token/revoke-self; the client forgets the token afterwards."""
-        await self._client.request("POST", "auth/token/revoke-self", idempotent=True)
+        await self._client.request(
+            "POST", "auth/token/revoke-self", idempotent=True, **in_namespace(namespace)
+        )
         self._client.set_token(None)
 
     async def create(

@@ -16,6 +16,9 @@ OpenBao:
   `app` (the service), `app-migrator` (migrations), `app-examples` (the client's examples).
   The service's token lives 5 min unless renewed (`SERVICE_TOKEN_TTL`), the others' 1 h.
 - KV v2 at `secret/`, transit at `transit/` with key `app`.
+
+All of it can be made inside an OpenBao namespace instead (`_namespace`): the same calls,
+sent with the namespace header.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import TypeVar
 import asyncpg
 
 from ._errors import DevStackError
-from ._openbao import OpenBaoServer
+from ._namespace import AdminApi
 from ._policies import grant_dynamic_role, service_policy
 from ._postgres import PostgresCluster
 
@@ -123,6 +126,14 @@ class DevLogins:
     examples: AppRoleCredentials
 
 
+@dataclass(frozen=True, slots=True)
+class DevNamespace:
+    """A namespace `DevStack.add_namespace` configured: its path and its AppRole logins."""
+
+    path: str
+    logins: DevLogins
+
+
 async def _connect(pg: PostgresCluster, database: str) -> asyncpg.Connection:
     """Connect as the superuser, retrying while the server is still starting up."""
     last: Exception | None = None
@@ -183,7 +194,7 @@ def configure_postgres(pg: PostgresCluster) -> str:
 
 
 def write_dynamic_role(
-    bao: OpenBaoServer, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False,
+    bao: AdminApi, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False,
     granted: bool = True,
 ) -> None:
     """Create or replace a dynamic database role; ``granted`` adds it to the AppRole's policy.
@@ -207,10 +218,15 @@ def write_dynamic_role(
 
 
 def configure_openbao(
-    bao: OpenBaoServer, pg: PostgresCluster, vault_admin_password: str,
-    *, db_ttl: str, db_max_ttl: str,
+    bao: AdminApi, pg: PostgresCluster, vault_admin_password: str,
+    *, db_ttl: str, db_max_ttl: str, static_role: bool = True,
 ) -> DevLogins:
-    """Mount and configure every engine the service and the tests use; the AppRole logins."""
+    """Mount and configure every engine the service and the tests use; the AppRole logins.
+
+    ``bao`` is the root namespace or a namespace (``NamespacedApi``): the same steps either
+    way. ``static_role=False`` leaves out the static role, for a second configuration on the
+    same PostgreSQL: two mounts managing one login would each rotate its password away.
+    """
     bao.call("POST", f"sys/mounts/{DB_MOUNT}", "mount the database engine", {"type": "database"})
     bao.call(
         "POST", f"{DB_MOUNT}/config/{DB_CONNECTION}", "configure the database connection",
@@ -233,10 +249,11 @@ def configure_openbao(
         bao.call("PUT", f"sys/policies/acl/{policy}", f"write policy {policy!r}", {"policy": text})
     write_dynamic_role(bao, DYNAMIC_ROLE, db_ttl, db_max_ttl, granted=False)
     write_dynamic_role(bao, MIGRATOR_ROLE, db_ttl, db_max_ttl, migrator=True, granted=False)
-    bao.call(
-        "POST", f"{DB_MOUNT}/static-roles/{STATIC_ROLE}", "create the static role",
-        {"db_name": DB_CONNECTION, "username": STATIC_USER, "rotation_period": "24h"},
-    )
+    if static_role:
+        bao.call(
+            "POST", f"{DB_MOUNT}/static-roles/{STATIC_ROLE}", "create the static role",
+            {"db_name": DB_CONNECTION, "username": STATIC_USER, "rotation_period": "24h"},
+        )
     mounts = bao.call("GET", "sys/mounts", "list secrets engines")
     if f"{KV_MOUNT}/" not in mounts.get("data", mounts):
         bao.call(
@@ -257,7 +274,7 @@ def configure_openbao(
 
 
 def write_approle_role(
-    bao: OpenBaoServer, name: str, policies: Sequence[str], *, token_ttl: str, token_max_ttl: str
+    bao: AdminApi, name: str, policies: Sequence[str], *, token_ttl: str, token_max_ttl: str
 ) -> AppRoleCredentials:
     """Create (or replace) an AppRole role whose tokens carry `policies`; issue its credentials.
 

@@ -91,13 +91,17 @@ class OpenBaoServer:
         except httpx.TransportError:
             return False
 
-    def call(self, method: str, path: str, step: str, body: Any = None) -> dict[str, Any]:
-        """A root-token API call; a failure names the step and Vault's errors."""
+    def call(
+        self, method: str, path: str, step: str, body: Any = None, *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """A root-token API call (in ``namespace`` if given); a failure names the step and
+        Vault's errors."""
         http = self._client()
         assert http is not None
         assert self.process is not None
+        headers = {"X-Vault-Namespace": namespace} if namespace else None
         try:
-            response = http.request(method, f"/v1/{path}", json=body)
+            response = http.request(method, f"/v1/{path}", json=body, headers=headers)
         except httpx.TransportError as exc:
             raise DevStackError(step, f"{method} /v1/{path}: {exc}", self.process.tail()) from exc
         if response.status_code >= 400:
@@ -105,8 +109,9 @@ class OpenBaoServer:
                 errors = response.json().get("errors", [])
             except ValueError:
                 errors = [response.text[:200]]
+            where = f" in namespace {namespace}" if namespace else ""
             raise DevStackError(
-                step, f"{method} /v1/{path} -> {response.status_code}: {errors}",
+                step, f"{method} /v1/{path}{where} -> {response.status_code}: {errors}",
                 self.process.tail(),
             )
         if response.status_code == 204 or not response.content:

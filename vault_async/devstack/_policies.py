@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 
 from ._errors import DevStackError
-from ._openbao import OpenBaoServer
+from ._namespace import AdminApi
 
 __all__ = [
     "grant_dynamic_role",
@@ -67,7 +67,7 @@ def service_policy(mount: str, roles: Iterable[str], static_roles: Iterable[str]
     return "".join(parts)
 
 
-def grant_dynamic_role(bao: OpenBaoServer, policy: str, mount: str, role: str) -> None:
+def grant_dynamic_role(bao: AdminApi, policy: str, mount: str, role: str) -> None:
     """Add a dynamic role's rules to an existing policy (a no-op when it has them)."""
     path = f"sys/policies/acl/{policy}"
     current = bao.call("GET", path, f"read policy {policy!r}")

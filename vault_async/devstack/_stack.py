@@ -1,36 +1,30 @@
 """`DevStack`: a real OpenBao and a real PostgreSQL, configured, on free loopback ports.
 
 One job, the façade tests and tools hold; the work is elsewhere (servers in `_openbao`,
-`_cluster`, `_postgres`; configuration in `_configure`, `_policies`; files in `_envfile`,
-`_stale`). It runs a little past 300 lines only because each fact a test needs (addresses,
-PIDs, logins, environments) is a small accessor here.
+`_cluster`, `_postgres`; configuration in `_configure`, `_policies`, `_namespace`; what tests
+do to the running servers in `_operations`; files in `_envfile`, `_stale`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
-import time
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import asyncpg
 
 from . import _configure as cfg
 from ._binaries import find_bao, find_pg_bindir
 from ._cluster import OpenBaoCluster, checked_nodes
 from ._errors import DevStackError
+from ._namespace import create_namespace
 from ._openbao import OpenBaoServer
+from ._operations import StackServers
 from ._postgres import PostgresCluster
 from ._private import private_temp_dir, write_private_file
 from ._processes import RunAs, free_port, free_port_pair
 from ._stale import mark_owned, remove_stale
 
 
-class DevStack:
+class DevStack(StackServers):
     """Start OpenBao (dev mode) and PostgreSQL (scram-sha-256), configure them, clean up on exit.
 
     Usage::
@@ -46,13 +40,17 @@ class DevStack:
     started them, so enter this from the main thread.
 
     `nodes=3` runs OpenBao as a raft cluster (`cluster`); `vault_addrs` lists every node.
+
+    `namespace="team-a"` (or `"team-a/app"`, nested) creates that OpenBao namespace and
+    configures everything inside it instead of in the root namespace: `env()` then carries
+    VAULT_NAMESPACE, and `vault_call` and the `create_*` methods act inside it.
+    `add_namespace` configures one more namespace on a running stack.
     """
 
     approle_mount = cfg.APPROLE_MOUNT
     approle_role = cfg.APPROLE_ROLE
     migrator_approle_role = cfg.MIGRATOR_APPROLE_ROLE
     examples_approle_role = cfg.EXAMPLES_APPROLE_ROLE
-    database = cfg.DATABASE
     db_mount = cfg.DB_MOUNT
     dynamic_role = cfg.DYNAMIC_ROLE
     migrator_role = cfg.MIGRATOR_ROLE
@@ -64,17 +62,16 @@ class DevStack:
 
     def __init__(
         self, *, db_ttl: str = "1h", db_max_ttl: str = "24h", tls: bool = False,
-        audit_log: bool = False, nodes: int = 1,
+        audit_log: bool = False, nodes: int = 1, namespace: str | None = None,
     ) -> None:
+        super().__init__(namespace)
         self.nodes = checked_nodes(nodes, tls=tls, audit_log=audit_log)
         self.tls = tls
         self.audit = audit_log
         self.db_ttl = db_ttl
         self.db_max_ttl = db_max_ttl
         self.workdir: Path | None = None
-        self._bao: OpenBaoServer | None = None  # the only node, or the cluster's first
-        self._cluster: OpenBaoCluster | None = None
-        self._pg: PostgresCluster | None = None
+        self._vault_admin_password = ""
         # AppRole logins, one per job: the service's (role_id, secret_id), the migrations',
         # the client examples' (KV, transit).
         self.role_id = ""
@@ -113,9 +110,11 @@ class DevStack:
         self._pg.init()
         self._pg.start()
         bao.wait_ready()
-        vault_admin_password = cfg.configure_postgres(self._pg)
+        self._vault_admin_password = cfg.configure_postgres(self._pg)
+        if self.namespace is not None:
+            create_namespace(self._root_api(), self.namespace)
         logins = cfg.configure_openbao(
-            self._api(), self._pg, vault_admin_password,
+            self._api(), self._pg, self._vault_admin_password,
             db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl,
         )
         if self._cluster is not None:
@@ -147,19 +146,18 @@ class DevStack:
 
     # -- what clients need ---------------------------------------------------------------------
 
-    def _started_bao(self) -> OpenBaoServer:
-        if self._bao is None:
-            raise DevStackError("use the dev stack", "it is not started")
-        return self._bao
+    def add_namespace(self, namespace: str) -> cfg.DevNamespace:
+        """Create `namespace` on the running stack and configure the service's engines in it.
 
-    def _started_pg(self) -> PostgresCluster:
-        if self._pg is None:
-            raise DevStackError("use the dev stack", "it is not started")
-        return self._pg
-
-    def _api(self) -> OpenBaoServer:
-        """Where root-token calls go: the only node, or the cluster's active one."""
-        return self._cluster.active() if self._cluster is not None else self._started_bao()
+        The same configuration as the stack's own, on the same PostgreSQL, except the static
+        role (its login belongs to the stack's own mount). Pass the result to `env()`.
+        """
+        path = create_namespace(self._root_api(), namespace)
+        logins = cfg.configure_openbao(
+            self._api(path), self._started_pg(), self._vault_admin_password,
+            db_ttl=self.db_ttl, db_max_ttl=self.db_max_ttl, static_role=False,
+        )
+        return cfg.DevNamespace(path, logins)
 
     @property
     def cluster(self) -> OpenBaoCluster:
@@ -241,8 +239,11 @@ class DevStack:
         assert process is not None
         return process.pid
 
-    def _login_env(self, login: cfg.AppRoleCredentials) -> dict[str, str]:
+    def _login_env(
+        self, login: cfg.AppRoleCredentials, namespace: str | None
+    ) -> dict[str, str]:
         tls = {"VAULT_CACERT": str(self.ca_cert)} if self.ca_cert else {}
+        tls |= {"VAULT_NAMESPACE": namespace} if namespace else {}
         others = self.vault_addrs[1:]
         failover = {"VAULT_FAILOVER_ADDRS": ",".join(others)} if others else {}
         return tls | failover | {
@@ -254,73 +255,25 @@ class DevStack:
             "VAULT_DB_MOUNT": self.db_mount,
         }
 
-    def env(self) -> dict[str, str]:
-        """The service's environment: its AppRole login (policy `app-service`) and its role."""
-        service = cfg.AppRoleCredentials(self.role_id, self.secret_id)
-        return self._login_env(service) | {"VAULT_DB_ROLE": self.dynamic_role}
+    def env(self, within: cfg.DevNamespace | None = None) -> dict[str, str]:
+        """The service's environment: its AppRole login (policy `app-service`) and its role.
 
-    def migration_env(self) -> dict[str, str]:
+        `within`: the login of a namespace `add_namespace` configured, with VAULT_NAMESPACE.
+        """
+        service = cfg.AppRoleCredentials(self.role_id, self.secret_id)
+        namespace = self.namespace
+        if within is not None:
+            service, namespace = within.logins.service, within.path
+        return self._login_env(service, namespace) | {"VAULT_DB_ROLE": self.dynamic_role}
+
+    def migration_env(self, within: cfg.DevNamespace | None = None) -> dict[str, str]:
         """`alembic upgrade head`'s environment: the migrations' AppRole (`app-migrator`)."""
-        return self._login_env(self.migrator_login) | {
+        login, namespace = (
+            (within.logins.migrator, within.path) if within is not None
+            else (self.migrator_login, self.namespace)
+        )
+        return self._login_env(login, namespace) | {
             "VAULT_DB_ROLE": self.migrator_role,
             "VAULT_DB_MIGRATION_ROLE": self.migrator_role,
             "DB_OWNER_ROLE": self.owner_role,
         }
-
-    # -- operating the stack from tests ----------------------------------------------------------
-
-    def vault_call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """A root-token API call, for tests and tooling that set things up."""
-        return self._api().call(method, path, f"{method} {path}", body)
-
-    def unseal_key(self) -> str:
-        """The dev server's unseal key (for tests that seal it and unseal it again)."""
-        return self._started_bao().unseal_key()
-
-    def create_dynamic_role(
-        self, name: str, default_ttl: str, max_ttl: str, *, migrator: bool = False
-    ) -> None:
-        """Add (or replace) a dynamic database role with its own TTLs."""
-        cfg.write_dynamic_role(self._api(), name, default_ttl, max_ttl, migrator=migrator)
-
-    def create_approle_role(
-        self, name: str, *, token_ttl: str, token_max_ttl: str,
-        policies: Sequence[str] = (cfg.POLICY,),
-    ) -> cfg.AppRoleCredentials:
-        """Add an AppRole role with `policies` (the service's) and other TTLs; its credentials."""
-        return cfg.write_approle_role(
-            self._api(), name, policies, token_ttl=token_ttl, token_max_ttl=token_max_ttl
-        )
-
-    @contextlib.asynccontextmanager
-    async def admin_connection(
-        self, database: str | None = None
-    ) -> AsyncIterator[asyncpg.Connection]:
-        """A superuser connection (closed on exit), for tests that inspect or disturb the data."""
-        conn = await self._started_pg().connect(database or self.database)
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-    async def v_roles(self) -> list[str]:
-        """Names of the Vault-made (`v-…`) roles that exist now."""
-        async with self.admin_connection() as conn:
-            rows = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")
-        return sorted(r["rolname"] for r in rows)
-
-    def pause_vault(self) -> None:
-        """SIGSTOP the OpenBao process: it keeps its sockets but answers nothing."""
-        process = self._started_bao().process
-        assert process is not None
-        process.signal(signal.SIGSTOP)
-
-    def resume_vault(self) -> None:
-        process = self._started_bao().process
-        assert process is not None
-        process.signal(signal.SIGCONT)
-
-    def restart_postgres(self) -> float:
-        """Fast-shutdown PostgreSQL and start it again; returns the monotonic time it was back."""
-        self._started_pg().restart()
-        return time.monotonic()

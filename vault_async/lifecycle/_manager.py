@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup
 
+from .._request import CLIENT_NAMESPACE, Namespace
 from ._clock import Clock, SystemClock
 from ._config import LeaseConfig
 from ._core import Core
@@ -94,7 +95,7 @@ class LeaseManager:
         self._scheduler = Scheduler(
             self._core.queue, self._core.clock, self._run_job, self.config.max_concurrency
         )
-        self._sources: dict[tuple[int, str, str], SecretSource] = {}
+        self._sources: dict[tuple[int, str, str, Namespace], SecretSource] = {}
         self._tg: TaskGroup | None = None
         self._host_task: asyncio.Task[None] | None = None
         self._loop_scope: anyio.CancelScope | None = None
@@ -163,13 +164,18 @@ class LeaseManager:
         role: str,
         mount: str = "database",
         name: str | None = None,
+        namespace: Namespace = CLIENT_NAMESPACE,
     ) -> ManagedSecret:
-        """Manage a dynamic database role (``{mount}/creds/{role}``)."""
+        """Manage a dynamic database role (``{mount}/creds/{role}``).
+
+        ``namespace``: where the role lives (None: the root namespace); by default the
+        client's. Its leases are renewed and revoked in that namespace.
+        """
         vault = self._client(client)
-        key = (id(vault), role, mount)
+        key = (id(vault), role, mount, namespace)
         source = self._sources.get(key)
         if source is None:  # one source per role, shared by its handles
-            source = self._sources[key] = database_dynamic(vault, role, mount)
+            source = self._sources[key] = database_dynamic(vault, role, mount, namespace=namespace)
         return self.manage(source, name=name)
 
     def manage_static_credentials(
@@ -179,9 +185,12 @@ class LeaseManager:
         role: str,
         mount: str = "database",
         name: str | None = None,
+        namespace: Namespace = CLIENT_NAMESPACE,
     ) -> ManagedSecret:
-        """Manage a static database role (``{mount}/static-creds/{role}``)."""
-        return self.manage(database_static(self._client(client), role, mount), name=name)
+        """Manage a static database role (``{mount}/static-creds/{role}``), in ``namespace``
+        (None: the root namespace; by default the client's)."""
+        source = database_static(self._client(client), role, mount, namespace=namespace)
+        return self.manage(source, name=name)
 
     def manage_token(
         self,

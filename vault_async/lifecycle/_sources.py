@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import _exceptions as errors
+from .._request import CLIENT_NAMESPACE, Namespace, in_namespace
 from ._models import Grant, Lease, SecretKind
 
 if TYPE_CHECKING:
@@ -78,15 +79,29 @@ def _grant_from_secret(secret: Secret, data: Mapping[str, Any] | None = None) ->
     )
 
 
-def database_dynamic(client: AsyncVaultClient, role: str, mount: str = "database") -> SecretSource:
-    """A dynamic database role: ``{mount}/creds/{role}``, renewed through ``sys/leases``."""
+def database_dynamic(
+    client: AsyncVaultClient,
+    role: str,
+    mount: str = "database",
+    *,
+    namespace: Namespace = CLIENT_NAMESPACE,
+) -> SecretSource:
+    """A dynamic database role: ``{mount}/creds/{role}``, renewed through ``sys/leases``.
+
+    ``namespace`` (None: the root one; by default the client's) is where the credentials
+    are asked for, and where their leases are renewed and revoked.
+    """
+    where = in_namespace(namespace)
 
     async def acquire() -> Grant:
-        secret = await client.secrets.database.generate_credentials(role, mount_point=mount)
+        secret = await client.secrets.database.generate_credentials(
+            role, mount_point=mount, **where
+        )
         return _grant_from_secret(secret)
 
     async def renew(lease: Lease) -> Grant:
-        secret = await client.sys.leases.renew(lease.lease_id)
+        # in the namespace that issued it: OpenBao finds a root lease only from the root
+        secret = await client.sys.leases.renew(lease.lease_id, **where)
         grant = _grant_from_secret(secret, data=lease.data)
         return Grant(
             lease.lease_id,
@@ -99,7 +114,7 @@ def database_dynamic(client: AsyncVaultClient, role: str, mount: str = "database
 
     async def revoke(lease: Lease) -> None:
         if lease.lease_id:
-            await client.sys.leases.revoke(lease.lease_id)
+            await client.sys.leases.revoke(lease.lease_id, **where)
 
     return SecretSource(
         kind="database_dynamic",
@@ -111,16 +126,26 @@ def database_dynamic(client: AsyncVaultClient, role: str, mount: str = "database
     )
 
 
-def database_static(client: AsyncVaultClient, role: str, mount: str = "database") -> SecretSource:
+def database_static(
+    client: AsyncVaultClient,
+    role: str,
+    mount: str = "database",
+    *,
+    namespace: Namespace = CLIENT_NAMESPACE,
+) -> SecretSource:
     """A static database role: ``{mount}/static-creds/{role}``, re-read after each rotation.
 
     There is no lease: the response's ``ttl`` (seconds until Vault rotates the
     password) plays the lease duration, and the credential is not renewable. Only a
     changed username or password is a rotation: a re-read of the same one is not.
+    ``namespace`` as for :func:`database_dynamic`.
     """
+    where = in_namespace(namespace)
 
     async def acquire() -> Grant:
-        secret = await client.secrets.database.get_static_credentials(role, mount_point=mount)
+        secret = await client.secrets.database.get_static_credentials(
+            role, mount_point=mount, **where
+        )
         data = dict(secret.data or {})
         return Grant(
             lease_id="",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._models import Secret
 from .._parse import optional_map, to_secret
 from .._paths import name, subpath
+from .._request import CLIENT_NAMESPACE, Namespace, in_namespace
 
 if TYPE_CHECKING:
     from .._client import AsyncVaultClient
@@ -21,7 +22,8 @@ class DatabaseApi:
     """Dynamic and static credentials, and role listings.
 
     A role name is one path segment (no '/', see ``_paths.name``); ``mount_point`` may
-    have several (``team/database``).
+    have several (``team/database``). ``namespace``: the namespace to ask in (None: the
+    root namespace); by default the client's.
     """
 
     __slots__ = ("_client",)
@@ -30,19 +32,29 @@ class DatabaseApi:
         self._client = client
 
     async def generate_credentials(
-        self, name_: str, mount_point: str = DEFAULT_MOUNT_POINT
+        self,
+        name_: str,
+        mount_point: str = DEFAULT_MOUNT_POINT,
+        *,
+        namespace: Namespace = CLIENT_NAMESPACE,
     ) -> Secret:
         """GET <mount>/creds/<name>: a new user under a new lease (never blindly retried)."""
         path = f"{subpath(mount_point, 'mount_point')}/creds/{name(name_, 'role name')}"
-        body = await self._client.request("GET", path, idempotent=False)
+        body = await self._client.request(
+            "GET", path, idempotent=False, **in_namespace(namespace)
+        )
         return to_secret(body)
 
     async def get_static_credentials(
-        self, name_: str, mount_point: str = DEFAULT_MOUNT_POINT
+        self,
+        name_: str,
+        mount_point: str = DEFAULT_MOUNT_POINT,
+        *,
+        namespace: Namespace = CLIENT_NAMESPACE,
     ) -> Secret:
         """GET <mount>/static-creds/<name>: username, password, ttl, last_vault_rotation..."""
         path = f"{subpath(mount_point, 'mount_point')}/static-creds/{name(name_, 'role name')}"
-        body = await self._client.request("GET", path, idempotent=True)
+        body = await self._client.request("GET", path, idempotent=True, **in_namespace(namespace))
         return to_secret(body)
 
     async def list_roles(self, mount_point: str = DEFAULT_MOUNT_POINT) -> tuple[str, ...]:

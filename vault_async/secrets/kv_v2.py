@@ -20,6 +20,7 @@ from .._parse import (
     to_secret,
 )
 from .._paths import subpath
+from .._request import CLIENT_NAMESPACE, Namespace, in_namespace
 
 if TYPE_CHECKING:
     from .._client import AsyncVaultClient
@@ -69,6 +70,8 @@ class KvV2Api:
     """Routes under a KV v2 mount: data/, metadata/, delete/, undelete/, destroy/.
 
     ``path`` and ``mount_point`` may both have several segments, each checked and quoted.
+    ``namespace`` (reads, writes, listings): the namespace to use (None: the root
+    namespace); by default the client's.
     """
 
     __slots__ = ("_client",)
@@ -77,12 +80,21 @@ class KvV2Api:
         self._client = client
 
     async def read_secret(
-        self, path: str, version: int | None = None, mount_point: str = DEFAULT_MOUNT_POINT
+        self,
+        path: str,
+        version: int | None = None,
+        mount_point: str = DEFAULT_MOUNT_POINT,
+        *,
+        namespace: Namespace = CLIENT_NAMESPACE,
     ) -> Secret:
         """GET <mount>/data/<path>: ``data`` is the secret, ``metadata`` its version info."""
         params = {"version": str(int(version))} if version is not None else None
         body = await self._client.request(
-            "GET", _route(mount_point, "data", path), params=params, idempotent=True
+            "GET",
+            _route(mount_point, "data", path),
+            params=params,
+            idempotent=True,
+            **in_namespace(namespace),
         )
         outer = data_section(body)
         inner = outer.get("data")
@@ -97,13 +109,19 @@ class KvV2Api:
         secret: Mapping[str, Any],
         cas: int | None = None,
         mount_point: str = DEFAULT_MOUNT_POINT,
+        *,
+        namespace: Namespace = CLIENT_NAMESPACE,
     ) -> KvVersion:
         """POST <mount>/data/<path>; ``cas`` is check-and-set (0 = only if absent).
 
         A conflict raises :class:`~vault_async.InvalidRequest` (Vault answers 400).
         """
         body = await self._client.request(
-            "POST", _route(mount_point, "data", path), json=_write(secret, cas), idempotent=False
+            "POST",
+            _route(mount_point, "data", path),
+            json=_write(secret, cas),
+            idempotent=False,
+            **in_namespace(namespace),
         )
         return _version(data_section(body))
 
@@ -149,13 +167,17 @@ class KvV2Api:
         await self._versions_call("destroy", path, versions, mount_point)
 
     async def list_secrets(
-        self, path: str = "", mount_point: str = DEFAULT_MOUNT_POINT
+        self,
+        path: str = "",
+        mount_point: str = DEFAULT_MOUNT_POINT,
+        *,
+        namespace: Namespace = CLIENT_NAMESPACE,
     ) -> tuple[str, ...]:
         """LIST <mount>/metadata/<path> (empty when nothing is there)."""
         route = f"{subpath(mount_point, 'mount_point')}/metadata"
         if path.strip("/"):
             route += "/" + subpath(path)
-        return await self._client.list_keys(route)
+        return await self._client.list_keys(route, namespace=namespace)
 
     async def read_metadata(self, path: str, mount_point: str = DEFAULT_MOUNT_POINT) -> KvMetadata:
         """GET <mount>/metadata/<path>: settings and every version."""
