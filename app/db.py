@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -17,10 +18,13 @@ from vault_async.runtime import VaultRuntime, open_runtime
 
 from .settings import Settings
 
-__all__ = ["Base", "build_auth", "build_client", "lease_config", "open_service_runtime"]
+__all__ = [
+    "Base", "build_auth", "build_client", "engine_options", "lease_config",
+    "open_service_runtime",
+]
 
-ENGINE_OPTIONS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
-"""The same pool in every mode, so plain and Vault modes compare like with like."""
+POOL_TIMEOUT = 10
+"""Seconds a request waits for a pooled connection before it fails."""
 
 SHUTDOWN_TIMEOUT = 5.0
 """Seconds the lease engine may spend revoking at shutdown (SIGTERM-to-exit stays < 10 s)."""
@@ -94,12 +98,21 @@ def lease_config(settings: Settings) -> LeaseConfig:
     )
 
 
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """The same pool in every mode, so plain and Vault modes compare like with like."""
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_pool_overflow,
+        "pool_timeout": POOL_TIMEOUT,
+    }
+
+
 def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[VaultRuntime]:
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
     if not settings.vault_mode:
         return open_runtime(
-            settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
+            settings.database_url, latency=latency, engine_options=engine_options(settings)
         )
     client = build_client(settings, latency)
     return open_runtime(
@@ -115,5 +128,5 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         ready_timeout=settings.vault_startup_timeout,
         ready_timeout_name="VAULT_STARTUP_TIMEOUT",
         probe_interval=settings.vault_health_probe_interval,
-        engine_options=dict(ENGINE_OPTIONS),
+        engine_options=engine_options(settings),
     )

@@ -154,6 +154,7 @@ class PoolListeners:
         self._login_check = login_check(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._uses: UseCounter | None = None
+        self._served = source.generation  # the newest generation a checkout was given
         # While the credential cannot be refreshed every new connection meets the same
         # refusal: one WARNING per condition per interval, the repeats at DEBUG.
         self.log_limit = LogLimiter()
@@ -322,6 +323,14 @@ class PoolListeners:
             # checkout event runs again for it).
             raise exc.DisconnectionError("connection made with a rotated credential")
         self._count_out(conn_rec)
+        self._note_serving(conn_rec)
+
+    def _note_serving(self, conn_rec: ConnectionPoolEntry) -> None:
+        """Log the first checkout of each newer generation (``pool.generation_serving``)."""
+        generation = conn_rec.info.get(GENERATION_KEY)
+        if generation is not None and generation > self._served:
+            self._served = generation
+            logger.info("pool.generation_serving", extra={"generation": generation})
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         # Every return passes here (closed, invalidated, refused on checkout), with the

@@ -117,3 +117,16 @@ def test_credential_files_are_checked_apart_from_the_contract(tmp_path: Path) ->
         check_credential_files(settings)
     missing.write_text("a-secret-id\n")
     check_credential_files(settings)
+
+
+def test_pool_size_settings_reach_the_engine_options() -> None:
+    from app.db import engine_options
+
+    defaults = engine_options(load_settings(APPROLE))
+    assert (defaults["pool_size"], defaults["max_overflow"]) == (10, 10)
+    env = {**APPROLE, "DB_POOL_SIZE": "50", "DB_POOL_OVERFLOW": "0"}
+    sized = engine_options(load_settings(env))
+    assert (sized["pool_size"], sized["max_overflow"]) == (50, 0)
+    with pytest.raises(SettingsError) as info:
+        load_settings({**APPROLE, "DB_POOL_SIZE": "0"})
+    assert "DB_POOL_SIZE" in str(info.value)
