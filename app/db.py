@@ -15,12 +15,13 @@ from vault_async.auth import AppRoleAuth, AuthMethod, JWTAuth, KubernetesAuth, T
 from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 from vault_async.lifecycle import LeaseConfig, LeaseManager
 from vault_async.runtime import VaultRuntime, open_runtime
+from vault_async.sqlalchemy import Prewarm
 
 from .settings import Settings
 
 __all__ = [
     "Base", "build_auth", "build_client", "engine_options", "lease_config",
-    "open_service_runtime",
+    "open_service_runtime", "prewarm",
 ]
 
 POOL_TIMEOUT = 10
@@ -107,12 +108,18 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def prewarm(settings: Settings) -> Prewarm:
+    """How a rotation opens the new login's connections (DB_POOL_PREWARM*)."""
+    return Prewarm(enabled=settings.db_pool_prewarm, margin=settings.db_pool_prewarm_margin)
+
+
 def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[VaultRuntime]:
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
     if not settings.vault_mode:
         return open_runtime(
-            settings.database_url, latency=latency, engine_options=engine_options(settings)
+            settings.database_url, latency=latency, engine_options=engine_options(settings),
+            prewarm=prewarm(settings),
         )
     client = build_client(settings, latency)
     return open_runtime(
@@ -129,4 +136,5 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         ready_timeout_name="VAULT_STARTUP_TIMEOUT",
         probe_interval=settings.vault_health_probe_interval,
         engine_options=engine_options(settings),
+        prewarm=prewarm(settings),
     )

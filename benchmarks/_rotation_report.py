@@ -23,6 +23,8 @@ class Marks:
     """Each ``lease.rotated`` of the database credential."""
     serving: list[float] = field(default_factory=list)
     """Each ``pool.generation_serving``: the first checkout of a newer generation."""
+    warmups: list[tuple[float, str]] = field(default_factory=list)
+    """Each ``pool.prewarmed``: when, and ready/target connections in how many ms."""
 
 
 def read_marks(log: str) -> Marks:
@@ -37,6 +39,13 @@ def read_marks(log: str) -> Marks:
         if not isinstance(record, dict):
             continue
         message = record.get("message")
+        if message == "pool.prewarmed":
+            wall = dt.datetime.strptime(record["time"], TIME_FORMAT).timestamp()
+            marks.warmups.append((wall - offset, (
+                f"{record.get('ready')}/{record.get('target')} in "
+                f"{float(record.get('seconds', 0)) * 1000:.0f} ms"
+            )))
+            continue
         target = {"lease.rotated": marks.rotated, "pool.generation_serving": marks.serving}
         if message not in target or (
             message == "lease.rotated" and "/creds/" not in str(record.get("secret"))

@@ -1,13 +1,15 @@
 """Does a rotation show in the tail? Latency right after each rotation against the rest.
 
-    python benchmarks/rotation.py [--seconds 40] [--rounds 4] [--lease 8] [--quick]
+    python benchmarks/rotation.py [--seconds 30] [--rounds 3] [--lease 18] [--no-prewarm]
+                                  [--quick]
 
 For pool sizes 10 (overflow 10, 16 clients) and 50 (no overflow, 64 clients), three copies
 of the reference service on one dev stack:
 - plain:    static credentials in DATABASE_URL (the baseline);
 - vault:    Vault-issued credentials with a long TTL (no rotation during the run);
 - rotating: Vault-issued credentials on a role whose lease is `--lease` seconds and never
-            renewed, so the service rotates every ~0.85 x lease.
+            renewed, so the service rotates every 2/3 x lease, and the old login stays
+            usable for min(5 s, lease / 6) after (the lease engine's revocation lead).
 The three take the same load at the same time (side by side: one load process each, so
 the machine's noise hits all of them alike), then in turns (interleaved rounds).
 
@@ -147,6 +149,8 @@ def report(title: str, runs: dict[str, Run], marks: Marks, errors: list[int]) ->
     delays = served_delays(rotations, marks.serving)
     shown = ", ".join(f"{d * 1000:.0f}" for d in delays)
     print(f"    rotated -> first checkout on the new generation (ms): {shown}")
+    warmed = [text for at, text in marks.warmups if begin <= at <= end + 5]
+    print(f"    pre-warmed before the switch: {', '.join(warmed) or 'none (pre-warm off)'}")
     rot, vault = runs["rotating"], runs["vault"]
     extra_connects = (rot.connects - vault.connects) / len(rotations)
     print(f"    connections opened per rotation: {extra_connects:.1f} "
@@ -159,19 +163,25 @@ def report(title: str, runs: dict[str, Run], marks: Marks, errors: list[int]) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=40.0, help="load per phase and level")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved turns per mode")
-    parser.add_argument("--lease", type=int, default=8, help="rotating lease, seconds")
+    parser.add_argument("--seconds", type=float, default=30.0, help="load per phase and level")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved turns per mode")
+    parser.add_argument("--lease", type=int, default=18, help="rotating lease, seconds")
     parser.add_argument("--quick", action="store_true", help="side by side only, 10 s a level")
+    parser.add_argument(
+        "--no-prewarm", action="store_true",
+        help="the rotating service swaps its pool at once (DB_POOL_PREWARM=false)",
+    )
     args = parser.parse_args()
-    seconds, lease = (10.0, 5) if args.quick else (args.seconds, args.lease)
+    seconds, lease = (10.0, 12) if args.quick else (args.seconds, args.lease)
 
     errors: list[int] = []
     spawn = multiprocessing.get_context("spawn")
     with DevStack() as stack, ProcessPoolExecutor(3, mp_context=spawn) as pool:
         envs = service_modes(stack)
         stack.create_dynamic_role(ROLE, f"{lease}s", f"{lease}s")
-        envs["rotating"] = envs["rotating"] | {"VAULT_DB_ROLE": ROLE}
+        envs["rotating"] = envs["rotating"] | {
+            "VAULT_DB_ROLE": ROLE, "DB_POOL_PREWARM": "false" if args.no_prewarm else "true",
+        }
         run_migrations(stack.migration_env())
         for size, overflow, concurrency in SIZES:
             print(f"\npool {size} (+{overflow} overflow), {concurrency} clients per service, "

@@ -41,7 +41,13 @@ from sqlalchemy.ext.asyncio import (
 
 from ._prometheus import LatencyRecorder, runtime_registry
 from ._startup import Diagnosis, Reason, diagnose
-from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind_credentials
+from .sqlalchemy import (
+    CredentialSource,
+    EngineBinding,
+    Prewarm,
+    StaticCredentials,
+    bind_credentials,
+)
 
 if TYPE_CHECKING:
     from ._client import AsyncVaultClient
@@ -228,6 +234,7 @@ async def open_runtime(
     ready_timeout_name: str = "ready_timeout",
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
     recent_window: float = VAULT_RECENT_WINDOW,
+    prewarm: Prewarm | None = None,
 ) -> AsyncIterator[VaultRuntime]:
     """Start everything a service needs; plain mode when neither role is given.
 
@@ -236,7 +243,9 @@ async def open_runtime(
     or ``auth=None`` with a client that has a token) is renewed but never revoked.
     If no first credential comes within ``ready_timeout`` seconds, or Vault refuses, a
     :class:`StartupError` says why in one line; ``ready_timeout_name`` is how the log
-    line about a Vault that is not answering yet names that setting.
+    line about a Vault that is not answering yet names that setting. ``prewarm`` says how
+    a rotation opens the new login's connections before switching the pool to them
+    (default: :class:`~vault_async.sqlalchemy.Prewarm`'s defaults).
     """
     if db_role and db_static_role:
         raise ValueError("give db_role or db_static_role, not both")
@@ -282,7 +291,9 @@ async def open_runtime(
             source = db_handle
             engine = create_async_engine(url.set(username=None, password=None), **options)
         stack.push_async_callback(engine.dispose)
-        binding = bind_credentials(engine, source, assume_role=assume_role)
+        binding = bind_credentials(
+            engine, source, assume_role=assume_role, prewarm=prewarm or Prewarm()
+        )
         stack.push_async_callback(binding.aclose)
         runtime = VaultRuntime(
             engine=engine,
