@@ -1,6 +1,6 @@
 """Does a rotation show in the tail? Latency right after each rotation against the rest.
 
-    python benchmarks/rotation.py [--seconds 30] [--rounds 3] [--lease 18] [--no-prewarm]
+    python benchmarks/rotation.py [--seconds 30] [--rounds 3] [--lease 30] [--no-prewarm]
                                   [--quick]
 
 For pool sizes 10 (overflow 10, 16 clients) and 50 (no overflow, 64 clients), three copies
@@ -9,7 +9,8 @@ of the reference service on one dev stack:
 - vault:    Vault-issued credentials with a long TTL (no rotation during the run);
 - rotating: Vault-issued credentials on a role whose lease is `--lease` seconds and never
             renewed, so the service rotates every 2/3 x lease, and the old login stays
-            usable for min(5 s, lease / 6) after (the lease engine's revocation lead).
+            usable for lease / 6 after, up to a 30 s lease (the lease engine's rotation
+            and revocation leads): 5 s with the default lease, 2 s in --quick mode.
 The three take the same load at the same time (side by side: one load process each, so
 the machine's noise hits all of them alike), then in turns (interleaved rounds).
 
@@ -18,9 +19,11 @@ service's `lease.rotated` log line), it prints p50/p99/max of the requests start
 2 s after a rotation against the rest of the same run (and the same windows on the plain
 service, as a control), the time from `lease.rotated` to the first checkout of a connection
 of the new generation (`pool.generation_serving`), the connections opened per rotation
-(the binding's `connects` counter, vault's as the baseline) and the service's extra
-CPU-milliseconds per rotation (psutil: rotating's CPU minus vault's, scaled to the same
-number of requests). Ratios are against the baseline of the same run; nothing is asserted.
+(the binding's `connects` counter, vault's as the baseline; those pre-warmed before the
+switch apart from those requests had to open), each warm-up (`pool.prewarmed`) and the
+service's extra CPU-milliseconds per rotation (psutil: rotating's CPU minus vault's,
+scaled to the same number of requests). Ratios are against the baseline of the same run;
+nothing is asserted.
 Targets: near-rotation p99 <= 1.1x away; rotating >= 0.98x plain and vault >= 0.99x plain
 side by side; zero errors.
 """
@@ -73,6 +76,7 @@ class Sample:
 
     cpu: float
     connects: int
+    prewarmed: int
 
     @classmethod
     def of(cls, service: ServiceProcess) -> Sample:
@@ -80,7 +84,8 @@ class Sample:
         cpu = sum(p.cpu_times().user + p.cpu_times().system
                   for p in [process, *process.children(recursive=True)])
         _, health = service.healthz()
-        return cls(cpu, int(health["pool"]["connects"]))
+        pool = health["pool"]
+        return cls(cpu, int(pool["connects"]), int(pool.get("prewarmed", 0)))
 
 
 @dataclass
@@ -90,6 +95,7 @@ class Run:
     result: LoadResult
     cpu: float
     connects: int
+    prewarmed: int
 
 
 def phase(
@@ -123,6 +129,7 @@ def phase(
         runs[mode] = Run(
             merged, after[mode].cpu - before[mode].cpu,
             after[mode].connects - before[mode].connects,
+            after[mode].prewarmed - before[mode].prewarmed,
         )
     return runs
 
@@ -153,8 +160,10 @@ def report(title: str, runs: dict[str, Run], marks: Marks, errors: list[int]) ->
     print(f"    pre-warmed before the switch: {', '.join(warmed) or 'none (pre-warm off)'}")
     rot, vault = runs["rotating"], runs["vault"]
     extra_connects = (rot.connects - vault.connects) / len(rotations)
-    print(f"    connections opened per rotation: {extra_connects:.1f} "
-          f"(rotating {rot.connects}, vault {vault.connects} in the phase)")
+    on_path = (rot.connects - rot.prewarmed - vault.connects) / len(rotations)
+    print(f"    connections opened per rotation: {extra_connects:.1f}, of which on the request "
+          f"path {on_path:.1f} (rotating {rot.connects} with {rot.prewarmed} pre-warmed, "
+          f"vault {vault.connects} in the phase)")
     scale = rot.result.requests / vault.result.requests if vault.result.requests else 1.0
     extra_cpu = (rot.cpu - vault.cpu * scale) / len(rotations)
     print(f"    extra service CPU per rotation: {extra_cpu * 1000:.0f} ms "
@@ -165,7 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="load per phase and level")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved turns per mode")
-    parser.add_argument("--lease", type=int, default=18, help="rotating lease, seconds")
+    parser.add_argument("--lease", type=int, default=30, help="rotating lease, seconds")
     parser.add_argument("--quick", action="store_true", help="side by side only, 10 s a level")
     parser.add_argument(
         "--no-prewarm", action="store_true",

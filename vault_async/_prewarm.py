@@ -43,6 +43,7 @@ __all__ = [
     "WARMING",
     "HoldTimes",
     "Prewarm",
+    "Warmup",
     "open_connections",
     "return_all",
     "switch_budget",
@@ -68,13 +69,13 @@ class Prewarm:
 
     enabled: bool = True
     """False: the pool is swapped at once and requests open the new connections."""
-    concurrency: int = 4
+    concurrency: int = 8
     """Connections opened at the same time (logins cost the database CPU too)."""
     margin: int = 2
     """Connections both pools together may hold past the pool's size plus overflow."""
     timeout: float = 5.0
     """Seconds after which the switch happens with whatever is ready."""
-    share: float = 0.25
+    share: float = 0.5
     """Part of the time the replaced credential stays usable (``LeaseEvent``'s
     ``previous_valid_for``) the warm-up may take: the requests still running on the old
     login need the rest."""
@@ -149,80 +150,99 @@ async def return_all(connections: list[PoolProxiedConnection]) -> None:
 
 async def warm_pool(
     old: QueuePool, new: QueuePool, config: Prewarm, *, until: float | None = None
-) -> list[PoolProxiedConnection]:
-    """Open connections in ``new`` while ``old`` serves; return them checked out.
+) -> Warmup:
+    """Start opening connections in ``new`` while ``old`` serves; return at the deadline.
 
     As many as ``old`` holds now, at least one and at most ``new``'s size, within the bounds
-    in the module's doc, and no batch started after ``until`` (monotonic) when given. A
-    failure ends the warm-up with what is ready (it is logged; the request path meets it
-    again if it lasts).
+    in the module's doc. The deadline is :attr:`Prewarm.timeout`, or ``until`` (monotonic)
+    when sooner: the returned :class:`Warmup`'s ``ready`` connections are the ones open by
+    then, checked out; the connects still running finish in the background
+    (:meth:`Warmup.finish`). A failure ends the warm-up with what is ready (it is logged;
+    the request path meets it again if it lasts).
     """
     target = max(1, min(new.size(), open_connections(old)))
-    started = time.monotonic()
-    deadline = started + config.timeout
-    warm = _Warmup(old, config)
-    token = WARMING.set(True)
-    try:
-        await warm.fill(new, target, deadline if until is None else min(deadline, until))
-    except Exception as error:
-        logger.warning(
-            "pool.prewarm_failed",
-            extra={"error_class": type(error).__name__, "ready": len(warm.ready)},
-        )
-    finally:
-        WARMING.reset(token)
-    logger.info(
-        "pool.prewarmed",
-        extra={
-            "ready": len(warm.ready),
-            "target": target,
-            "old_idle_closed": warm.closed_idle,
-            "seconds": round(time.monotonic() - started, 4),
-        },
-    )
-    return warm.ready
+    deadline = time.monotonic() + config.timeout
+    if until is not None:
+        deadline = min(deadline, until)
+    warm = Warmup(old, new, config, target)
+    await warm.start(deadline)
+    return warm
 
 
-class _Warmup:
+class Warmup:
     """The connections of one warm-up, and the bounds they are opened within."""
 
-    def __init__(self, old: QueuePool, config: Prewarm) -> None:
+    def __init__(self, old: QueuePool, new: QueuePool, config: Prewarm, target: int) -> None:
         self.old = old
+        self.new = new
         self.config = config
+        self.target = target
         self.limit = old.size() + max(0, old._max_overflow) + config.margin
         self.ready: list[PoolProxiedConnection] = []
+        """Open, set up and checked out, in the order they became ready."""
         self.room: int | None = None
         """What PostgreSQL leaves free, once the first connection could ask."""
         self.closed_idle = 0
+        self._stop = False
+        self._task: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
 
-    async def fill(self, new: QueuePool, target: int, deadline: float) -> None:
-        """Open connections a batch at a time until ``target``, a bound, or ``deadline``."""
-        while len(self.ready) < target and time.monotonic() < deadline:
-            batch = await self._batch(target - len(self.ready))
-            if batch <= 0:
-                return
-            results = await asyncio.gather(
-                *(greenlet_spawn(new.connect) for _ in range(batch)), return_exceptions=True
+    async def start(self, deadline: float) -> None:
+        """Fill in a task of its own; return when it is done or at ``deadline``."""
+        self._task = asyncio.get_running_loop().create_task(self._fill())
+        await asyncio.wait({self._task}, timeout=max(0.0, deadline - time.monotonic()))
+        self._stop = True  # no batch starts after the deadline
+        logger.info(
+            "pool.prewarmed",
+            extra={
+                "ready": len(self.ready),
+                "target": self.target,
+                "old_idle_closed": self.closed_idle,
+                "seconds": round(time.monotonic() - self._started, 4),
+            },
+        )
+
+    async def finish(self) -> None:
+        """Wait for the connects still running at the deadline (they join ``ready``)."""
+        if self._task is not None:
+            await self._task
+
+    async def _fill(self) -> None:
+        WARMING.set(True)  # this task's own context: its checkouts serve no request
+        try:
+            while len(self.ready) < self.target and not self._stop:
+                batch = await self._batch(self.target - len(self.ready))
+                if batch <= 0:
+                    return
+                results = await asyncio.gather(
+                    *(greenlet_spawn(self.new.connect) for _ in range(batch)),
+                    return_exceptions=True,
+                )
+                opened = [r for r in results if isinstance(r, PoolProxiedConnection)]
+                self.ready.extend(opened)
+                if self.room is None and self.ready:
+                    self.room = await greenlet_spawn(_room, self.ready[0])
+                elif self.room is not None:
+                    self.room -= len(opened)
+                failures = [r for r in results if isinstance(r, BaseException)]
+                if failures:
+                    raise failures[0]
+        except Exception as error:
+            logger.warning(
+                "pool.prewarm_failed",
+                extra={"error_class": type(error).__name__, "ready": len(self.ready)},
             )
-            opened = [r for r in results if isinstance(r, PoolProxiedConnection)]
-            self.ready.extend(opened)
-            if self.room is None and self.ready:
-                self.room = await greenlet_spawn(_room, self.ready[0])
-            elif self.room is not None:
-                self.room -= len(opened)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                raise failures[0]
 
     async def _batch(self, wanted: int) -> int:
         """How many to open now: within the concurrency, PostgreSQL's room and the pool's
-        limit (closing idle old connections to make room)."""
+        limit. Past the limit, one idle old connection is closed for each one opened, but
+        never the last idle one: a request finding none would log in on its own path."""
         batch = min(self.config.concurrency, wanted)
         if self.room is not None:
             batch = min(batch, self.room - 1)
-        while batch > 0 and open_connections(self.old) + len(self.ready) + batch > self.limit:
-            if await greenlet_spawn(_close_one_idle, self.old):
-                self.closed_idle += 1
-            else:
-                batch -= 1
-        return batch
+        excess = open_connections(self.old) + len(self.ready) + batch - self.limit
+        for _ in range(max(0, excess)):
+            if self.old.checkedin() <= 1 or not await greenlet_spawn(_close_one_idle, self.old):
+                break
+            self.closed_idle += 1
+        return min(batch, self.limit - open_connections(self.old) - len(self.ready))

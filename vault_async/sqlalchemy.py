@@ -71,7 +71,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 from sqlalchemy.util import await_only, greenlet_spawn
 
 from ._credential_source import (
@@ -482,9 +482,9 @@ class EngineBinding(PoolListeners):
     async def _warm_then_switch(self, old: QueuePool) -> None:
         generation = self.source.generation
         new = old.recreate()
-        ready = await warm_pool(old, new, self.prewarm, until=self._switch_by)
+        warm = await warm_pool(old, new, self.prewarm, until=self._switch_by)
         self._switch_by = None
-        self.stats.prewarmed += len(ready)
+        ready = list(warm.ready)
         # The switch, without an await: no connection can be made in between.
         self._target.pool = new
         self._retired()
@@ -492,12 +492,19 @@ class EngineBinding(PoolListeners):
         # A rotation during the warm-up has a swap of its own waiting: until it switches,
         # the connections just made ready serve on.
         self._still_served = None if self.source.generation == generation else generation
-        for connection in ready:
-            if connection.record_info is not None:  # None only for a detached connection
-                connection.record_info[POOL_EPOCH_KEY] = self._epoch  # they belong to `new`
         self._target.dispatch.engine_disposed(self._target)
-        await return_all(ready)
+        await self._hand_over(ready)
         await greenlet_spawn(old.dispose)
+        await warm.finish()  # the connects still running at the deadline join the new pool
+        await self._hand_over(warm.ready[len(ready):])
+
+    async def _hand_over(self, connections: list[PoolProxiedConnection]) -> None:
+        """Return pre-warmed connections to the pool now in use, as connections of its own."""
+        self.stats.prewarmed += len(connections)
+        for connection in connections:
+            if connection.record_info is not None:  # None only for a detached connection
+                connection.record_info[POOL_EPOCH_KEY] = self._epoch
+        await return_all(connections)
 
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
