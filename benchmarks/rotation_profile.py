@@ -18,6 +18,9 @@ Steps, in the order a rotation meets them:
 - first.query:    the service's read on a fresh connection (prepare + execute), against
   first.warm:     the same read on a connection that has run it before;
 - vault.revoke:   the old lease's revocation (Vault drops the login).
+Then, through the binding and the lease engine, with 10 idle connections: the rotation
+(force_rotate), the pool swap (pre-warmed, or disposed as without pre-warming), 10
+requests at once right after, and how many of them had to log in.
 A request that lands on a fresh connection pays login.connect + codecs + set_role +
 first.query; a pre-warmed pool pays them in the background. Prints the median and p90 (ms)
 of each step over ``--times`` rotations; nothing is asserted.
@@ -45,8 +48,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.service import run_migrations
-from vault_async import AsyncVaultClient
+from vault_async import AsyncVaultClient, LeaseManager
 from vault_async.devstack import DevStack
+from vault_async.lifecycle import LeaseConfig
+from vault_async.sqlalchemy import Prewarm, bind_credentials
 
 T = TypeVar("T")
 BURST = 20
@@ -58,6 +63,8 @@ class Steps:
 
     def __init__(self) -> None:
         self.times: dict[str, list[float]] = defaultdict(list)
+        self.logins: list[int] = []
+        """Logins on the request path, per rotation."""
 
     async def timed(self, name: str, call: Callable[[], Awaitable[T]]) -> T:
         started = time.perf_counter()
@@ -73,6 +80,8 @@ class Steps:
             p90 = statistics.quantiles(xs, n=10)[-1] if len(xs) > 1 else xs[0]
             print(f"  {name:14s} median {statistics.median(xs) * 1000:7.2f} ms   "
                   f"p90 {p90 * 1000:7.2f} ms   (n={len(xs)})")
+        if self.logins:
+            print(f"  logins on the request path, per rotation: {self.logins}")
 
 
 async def swap_cost(stack: DevStack, username: str, password: str, steps: Steps) -> None:
@@ -163,6 +172,38 @@ async def profile(stack: DevStack, times: int) -> Steps:
     return steps
 
 
+async def through_the_binding(stack: DevStack, times: int, prewarm: Prewarm) -> Steps:
+    """A rotation of the lease engine under an engine holding 10 idle connections: the
+    rotation (Vault's credential), the swap (with or without pre-warming), then 10 requests
+    at once, and how many of them had to log in."""
+    steps = Steps()
+    async with AsyncVaultClient(stack.vault_addr, token=stack.root_token) as client, \
+            LeaseManager(client, LeaseConfig(min_force_interval=0)) as manager:
+        handle = manager.manage_database_credentials(client, role=stack.dynamic_role)
+        await handle.wait_ready(timeout=30)
+        engine = create_async_engine(stack.database_url, pool_size=10, max_overflow=0)
+        binding = bind_credentials(engine, handle, prewarm=prewarm)
+
+        async def request() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text(READ.replace("$1", ":id")), {"id": 1})
+
+        try:
+            await asyncio.gather(*(request() for _ in range(10)))
+            for _ in range(times):
+                await steps.timed("rotate", lambda: handle.force_rotate("profile"))
+                await steps.timed("swap", binding.aclose_pending)
+                before = binding.stats.connects
+                await steps.timed("10.requests", lambda: asyncio.gather(
+                    *(request() for _ in range(10))
+                ))
+                steps.logins.append(binding.stats.connects - before)
+        finally:
+            await binding.aclose()
+            await engine.dispose()
+    return steps
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--times", type=int, default=30, help="rotations to time")
@@ -170,10 +211,18 @@ def main() -> int:
     args = parser.parse_args()
     with DevStack() as stack:
         run_migrations(stack.migration_env())
-        steps = asyncio.run(profile(stack, 5 if args.quick else args.times))
+        times = 5 if args.quick else args.times
+        steps = asyncio.run(profile(stack, times))
+        swaps = {
+            mode: asyncio.run(through_the_binding(stack, min(times, 10), Prewarm(enabled=on)))
+            for mode, on in (("pre-warmed", True), ("disposed", False))
+        }
     print("steps of a rotation (a fresh connection pays login.connect + codecs + set_role + "
           "first.query):")
     steps.print()
+    for mode, timed in swaps.items():
+        print(f"through the binding and the lease engine, pool swap {mode}:")
+        timed.print()
     return 0
 
 
