@@ -461,6 +461,8 @@ class EngineBinding(PoolListeners):
         self._switch_by: float | None = None
         """Monotonic time by which a warm-up must switch (the old login ends soon after)."""
         self._holds = HoldTimes()
+        self._login_failed = False
+        """Set while a rejected login forces a rotation: that one switches at once."""
 
     async def swap_pool(self) -> None:
         """Replace the pool: pre-warmed when asked and possible, else at once. The old pool's
@@ -548,6 +550,11 @@ class EngineBinding(PoolListeners):
         # gone after the drain period, when its connections are already closed.
         if getattr(lease_event, "kind", None) != "rotated":
             return
+        if self._login_failed:
+            # The database refused the old login: nothing is served on it any more.
+            self._switch_by = time.monotonic()
+            self._swaps.start(self.source.generation)
+            return
         if self.prewarm.enabled and self._still_served is None:
             self._still_served = self._switched_to  # it serves on until the switch
         valid_for = getattr(lease_event, "previous_valid_for", None)
@@ -560,7 +567,11 @@ class EngineBinding(PoolListeners):
 
     def _refresh(self, reason: str, generation: int) -> None:
         # do_connect runs in the greenlet of the statement that needed a connection.
-        await_only(self.source.force_rotate(reason, generation=generation))
+        self._login_failed = True
+        try:
+            await_only(self.source.force_rotate(reason, generation=generation))
+        finally:
+            self._login_failed = False
 
 
 def bind_credentials(

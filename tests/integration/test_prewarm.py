@@ -6,15 +6,17 @@ and PostgreSQL's ``pg_stat_activity`` how many sessions each login holds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from vault_async.devstack import DevStack
-from vault_async.sqlalchemy import Prewarm, bind_credentials
+from vault_async.sqlalchemy import EngineBinding, Prewarm, bind_credentials
 
 from .conftest import (
     ASYNC_DIALECTS,
@@ -22,6 +24,8 @@ from .conftest import (
     backends_of,
     dialect_url,
     login,
+    vault_creds,
+    vault_refreshed_source,
     wait_for_backends,
 )
 
@@ -135,3 +139,40 @@ async def test_without_prewarm_requests_open_the_new_connections(
             await conn.close()
     finally:
         binding.detach()
+
+
+class SlowSwitchBinding(EngineBinding):
+    """The switch comes a second late (a busy event loop): the old pool serves meanwhile."""
+
+    async def _warm_then_switch(self, old: QueuePool) -> None:
+        await asyncio.sleep(1.0)
+        await super()._warm_then_switch(old)
+
+
+async def test_a_rotation_forced_by_a_refused_login_serves_nothing_more_on_it(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    source, leases = vault_refreshed_source(migrated, user_a, password_a)
+    binding = SlowSwitchBinding(engine, source)
+    binding.attach()
+    try:
+        held = await checked_out(engine, SIZE - 1)
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})  # A dropped
+        # The next connect is refused, which forces a rotation; its connection logs in as B.
+        [fresh] = await checked_out(engine, 1)
+        assert source.rotate_calls == 1
+        user_b = (await session_users([fresh]))[0]
+        # Login A's sessions come back before the switch: none of them is handed out again,
+        # since the database refused that login.
+        for conn in held:
+            await conn.close()
+        again = await checked_out(engine, SIZE - 1)
+        assert await session_users(again) == [user_b] * (SIZE - 1)
+        for conn in [fresh, *again]:
+            await conn.close()
+        await binding.aclose_pending()
+    finally:
+        binding.detach()
+        for lease in leases:
+            migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
