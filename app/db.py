@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -15,6 +16,7 @@ from vault_async.auth.kubernetes import DEFAULT_JWT_FILE
 from vault_async.file_credentials import FileCredentials
 from vault_async.lifecycle import LeaseConfig, LeaseManager
 from vault_async.runtime import VaultRuntime, open_runtime
+from vault_async.sqlalchemy import Prewarm
 
 from .settings import Settings
 from .telemetry import traced
@@ -24,12 +26,14 @@ __all__ = [
     "build_auth",
     "build_client",
     "build_credentials_file",
+    "engine_options",
     "lease_config",
     "open_service_runtime",
+    "prewarm",
 ]
 
-ENGINE_OPTIONS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
-"""The same pool in every mode, so plain and Vault modes compare like with like."""
+POOL_TIMEOUT = 10
+"""Seconds a request waits for a pooled connection before it fails."""
 
 SHUTDOWN_TIMEOUT = 5.0
 """Seconds the lease engine may spend revoking at shutdown (SIGTERM-to-exit stays < 10 s)."""
@@ -116,12 +120,29 @@ def lease_config(settings: Settings) -> LeaseConfig:
     )
 
 
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """The same pool in every mode, so plain and Vault modes compare like with like."""
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_pool_overflow,
+        "pool_timeout": POOL_TIMEOUT,
+    }
+
+
+def prewarm(settings: Settings) -> Prewarm:
+    """How a rotation opens the new login's connections (DB_POOL_PREWARM*)."""
+    return Prewarm(enabled=settings.db_pool_prewarm, margin=settings.db_pool_prewarm_margin)
+
+
 def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[VaultRuntime]:
     """The runtime (client, lease engine, engine) for the service's settings."""
     latency = LatencyRecorder()
     if not settings.vault_mode and not settings.file_mode:
         plain = open_runtime(
-            settings.database_url, latency=latency, engine_options=dict(ENGINE_OPTIONS)
+            settings.database_url,
+            latency=latency,
+            engine_options=engine_options(settings),
+            prewarm=prewarm(settings),
         )
         return traced(plain, None) if settings.otel_enabled else plain
     client = build_client(settings, latency) if settings.uses_vault else None
@@ -140,6 +161,7 @@ def open_service_runtime(settings: Settings) -> AbstractAsyncContextManager[Vaul
         ready_timeout=settings.vault_startup_timeout,
         ready_timeout_name="VAULT_STARTUP_TIMEOUT",
         probe_interval=settings.vault_health_probe_interval,
-        engine_options=dict(ENGINE_OPTIONS),
+        engine_options=engine_options(settings),
+        prewarm=prewarm(settings),
     )
     return traced(opened, manager) if settings.otel_enabled else opened

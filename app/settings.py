@@ -93,6 +93,16 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
         "longest random wait before the first login, e.g. 10s, to spread a fleet "
         "(default 0, at most 10m)",
     ),
+    ("DB_POOL_SIZE", "connections the pool keeps open (default 10)"),
+    ("DB_POOL_OVERFLOW", "connections opened past DB_POOL_SIZE under load (default 10)"),
+    (
+        "DB_POOL_PREWARM",
+        "true (default): a rotation opens the new login's connections before the switch",
+    ),
+    (
+        "DB_POOL_PREWARM_MARGIN",
+        "connections the warm-up may hold past size plus overflow (default 2)",
+    ),
     ("VAULT_HEALTH_PROBE_INTERVAL", "seconds of Vault silence before /healthz asks (default 10)"),
     (
         "MAX_REQUEST_BODY_BYTES",
@@ -152,6 +162,10 @@ class Settings(BaseSettings):
     vault_startup_timeout: float = Field(default=30.0, gt=0)
     vault_health_probe_interval: float = Field(default=10.0, gt=0)
     vault_startup_jitter: float = 0.0
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_pool_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_prewarm: bool = True
+    db_pool_prewarm_margin: int = Field(default=2, ge=0, le=1000)
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
     max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, gt=0)

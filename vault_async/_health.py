@@ -113,6 +113,7 @@ def health_payload(runtime: VaultRuntime) -> tuple[HealthStatus, dict[str, Any]]
             "login_retries": stats.login_retries,
             "stale_connections_closed": stats.stale_closed,
             "connects": stats.connects,
+            "prewarmed": getattr(stats, "prewarmed", 0),
         },
     }
     return status, body

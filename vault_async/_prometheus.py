@@ -158,6 +158,16 @@ def metric_families(runtime: VaultRuntime) -> list[Metric]:
             "vault_async_pool_swaps", "Pool swaps on rotation.", value=stats.pool_swaps
         ),
         CounterMetricFamily(
+            "vault_async_pool_connects",
+            "Connections opened by the pool, pre-warmed ones included.",
+            value=stats.connects,
+        ),
+        CounterMetricFamily(
+            "vault_async_pool_prewarmed",
+            "Connections a rotation opened before switching the pool to them.",
+            value=getattr(stats, "prewarmed", 0),
+        ),
+        CounterMetricFamily(
             "vault_async_login_retries",
             "Connects retried after a rejected login.",
             value=stats.login_retries,

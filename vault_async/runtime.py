@@ -46,7 +46,13 @@ from sqlalchemy.ext.asyncio import (
 
 from ._first_credential import StartupError, first_from_file, wait_first
 from ._prometheus import LatencyRecorder, runtime_registry
-from .sqlalchemy import CredentialSource, EngineBinding, StaticCredentials, bind_credentials
+from .sqlalchemy import (
+    CredentialSource,
+    EngineBinding,
+    Prewarm,
+    StaticCredentials,
+    bind_credentials,
+)
 
 if TYPE_CHECKING:
     from ._client import AsyncVaultClient
@@ -181,6 +187,7 @@ async def open_runtime(
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
     recent_window: float = VAULT_RECENT_WINDOW,
     credentials: FileCredentials | None = None,
+    prewarm: Prewarm | None = None,
 ) -> AsyncIterator[VaultRuntime]:
     """Start everything a service needs; plain mode when neither role nor file is given.
 
@@ -193,6 +200,8 @@ async def open_runtime(
     line about a Vault that is not answering yet names that setting.
     With ``credentials`` the login comes from that file (it is started here, and waited
     for up to ``ready_timeout``); a ``client`` is then optional and serves the token alone.
+    ``prewarm`` says how a rotation opens the new login's connections before switching the
+    pool to them (default: :class:`~vault_async.sqlalchemy.Prewarm`'s defaults).
     """
     if sum(map(bool, (db_role, db_static_role, credentials))) > 1:
         raise ValueError("give one of db_role, db_static_role and credentials")
@@ -246,7 +255,9 @@ async def open_runtime(
                 source = db_handle
             engine = create_async_engine(url.set(username=None, password=None), **options)
         stack.push_async_callback(engine.dispose)
-        binding = bind_credentials(engine, source, assume_role=assume_role)
+        binding = bind_credentials(
+            engine, source, assume_role=assume_role, prewarm=prewarm or Prewarm()
+        )
         stack.push_async_callback(binding.aclose)
         runtime = VaultRuntime(
             engine=engine,

@@ -15,10 +15,14 @@ How the engine follows the credential:
 * a ``do_connect`` listener puts the current username and password into the
   connect parameters of every new connection and tags the connection record
   with the credential's generation;
-* on a ``rotated`` event the pool is swapped (``engine.dispose()``): idle
-  connections close at once; checked-out ones finish their transaction and are
-  closed when returned (``checkin`` listener), because their generation is stale;
-  a stale connection is never handed out again (``checkout`` listener). The
+* on a ``rotated`` event the pool is swapped. First the new generation's connections
+  are opened, logged in and set up in the pool that replaces the current one, a few at
+  a time, while the old ones keep serving (``prewarm``, :class:`Prewarm`; the bounds
+  and the deadline are in ``_prewarm``); then the engine switches to that pool and its
+  ready connections. The old pool's idle connections close at the switch; checked-out
+  ones finish their transaction and are closed when returned (``checkin`` listener),
+  because their generation is stale; a stale connection is never handed out again
+  (``checkout`` listener). Without pre-warming the swap is ``engine.dispose()``. The
   swapped-out pool keeps serving the checkouts that were waiting in it (which
   reconnect its records with the new credential): whatever is returned to it is
   closed, so no connection stays idle in a pool nothing will ever close;
@@ -57,7 +61,9 @@ connect parameters, counters) and read best side by side.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +71,8 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import await_only
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from ._credential_source import (
     CredentialSource,
@@ -79,6 +85,15 @@ from ._log_limit import LogLimiter
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, LoginCheck, probe_login
 from ._pool_binding import PoolStats
 from ._pool_swaps import PoolSwaps
+from ._prewarm import (
+    DEFAULT_PREWARM,
+    WARMING,
+    HoldTimes,
+    Prewarm,
+    return_all,
+    switch_budget,
+    warm_pool,
+)
 from ._roles import quote_identifier, set_role_sql
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
 from ._use_counter import UseCounter
@@ -87,6 +102,7 @@ __all__ = [
     "CredentialSource",
     "EngineBinding",
     "PoolListeners",
+    "Prewarm",
     "StaticCredentials",
     "UseTrackingSource",
     "bind_credentials",
@@ -104,6 +120,9 @@ GENERATION_KEY = "vault_async.generation"
 POOL_EPOCH_KEY = "vault_async.pool_epoch"
 """Key in ``connection_record.record_info`` (kept across reconnects of the record): the pool
 swaps done when the record first connected, which tells the pool it belongs to."""
+
+CHECKED_OUT_AT = "vault_async.checked_out_at"
+"""Key in ``connection_record.info``: when the connection was checked out (monotonic)."""
 
 USERNAME_KEY = "vault_async.username"
 """Key in ``connection_record.info`` holding the login a connection was made with."""
@@ -125,6 +144,8 @@ class BindingStats(PoolStats):
     """Connections given up because their login was found dropped from outside."""
     login_checks: int = 0
     """Look-ups of a login after a permission error (at most one per interval and login)."""
+    prewarmed: int = 0
+    """Connections a rotation opened before the switch (also counted in ``connects``)."""
 
 
 class PoolListeners:
@@ -154,6 +175,7 @@ class PoolListeners:
         self._login_check = login_check(self._login_exists, interval=login_check_interval)
         self._connect_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._uses: UseCounter | None = None
+        self._served = source.generation  # the newest generation a checkout was given
         # While the credential cannot be refreshed every new connection meets the same
         # refusal: one WARNING per condition per interval, the repeats at DEBUG.
         self.log_limit = LogLimiter()
@@ -322,6 +344,16 @@ class PoolListeners:
             # checkout event runs again for it).
             raise exc.DisconnectionError("connection made with a rotated credential")
         self._count_out(conn_rec)
+        self._note_serving(conn_rec)
+
+    def _note_serving(self, conn_rec: ConnectionPoolEntry) -> None:
+        """Log the first checkout of each newer generation (``pool.generation_serving``)."""
+        generation = conn_rec.info.get(GENERATION_KEY)
+        if WARMING.get():
+            return
+        if generation is not None and generation > self._served:
+            self._served = generation
+            logger.info("pool.generation_serving", extra={"generation": generation})
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         # Every return passes here (closed, invalidated, refused on checkout), with the
@@ -395,7 +427,14 @@ class PoolListeners:
 
 
 class EngineBinding(PoolListeners):
-    """The listeners that tie one ``AsyncEngine`` to one :class:`CredentialSource`."""
+    """The listeners that tie one ``AsyncEngine`` to one :class:`CredentialSource`.
+
+    A rotation pre-warms (``prewarm``, see ``_prewarm``): the connections of the new
+    generation are opened in the pool that replaces the current one while the old
+    generation keeps serving, and the switch hands requests connections already logged in.
+    Until the switch, connections of the generation served before the rotation are not
+    stale.
+    """
 
     def __init__(
         self,
@@ -404,22 +443,87 @@ class EngineBinding(PoolListeners):
         *,
         assume_role: str | None = None,
         login_check_interval: float = DEFAULT_LOGIN_CHECK_INTERVAL,
+        prewarm: Prewarm = DEFAULT_PREWARM,
     ) -> None:
         super().__init__(
             engine.sync_engine, source, assume_role=assume_role,
             login_check_interval=login_check_interval,
         )
         self.engine = engine
+        self.prewarm = prewarm
+        self._switched_to = source.generation
+        """The generation of the last switch: the one requests were served before a rotation."""
+        self._still_served: int | None = None
+        """While a warm-up runs: that generation, whose connections are not stale until the
+        switch."""
         self._swaps = PoolSwaps(self.swap_pool, logger)
+        self._swap_lock = asyncio.Lock()
+        self._switch_by: float | None = None
+        """Monotonic time by which a warm-up must switch (the old login ends soon after)."""
+        self._holds = HoldTimes()
+        self._login_failed = False
+        """Set while a rejected login forces a rotation: that one switches at once."""
 
     async def swap_pool(self) -> None:
-        """Close idle connections now; checked-out ones close when returned."""
-        self.stats.pool_swaps += 1
-        await self.engine.dispose(close=True)
+        """Replace the pool: pre-warmed when asked and possible, else at once. The old pool's
+        idle connections close at the switch; checked-out ones close when returned."""
+        async with self._swap_lock:  # one swap at a time: each warms the generation in force
+            self.stats.pool_swaps += 1
+            pool = self._target.pool
+            if self.prewarm.enabled and isinstance(pool, QueuePool):
+                await self._warm_then_switch(pool)
+            else:
+                await self.engine.dispose(close=True)
+                self._retired()
+                self._still_served = None
+            logger.info(
+                "pool.swapped",
+                extra={"generation": self.source.generation},
+            )
+
+    async def _warm_then_switch(self, old: QueuePool) -> None:
+        generation = self.source.generation
+        new = old.recreate()
+        warm = await warm_pool(old, new, self.prewarm, until=self._switch_by)
+        self._switch_by = None
+        ready = list(warm.ready)
+        # The switch, without an await: no connection can be made in between.
+        self._target.pool = new
         self._retired()
-        logger.info(
-            "pool.swapped",
-            extra={"generation": self.source.generation},
+        self._switched_to = generation
+        # A rotation during the warm-up has a swap of its own waiting: until it switches,
+        # the connections just made ready serve on.
+        self._still_served = None if self.source.generation == generation else generation
+        self._target.dispatch.engine_disposed(self._target)
+        await self._hand_over(ready)
+        await greenlet_spawn(old.dispose)
+        await warm.finish()  # the connects still running at the deadline join the new pool
+        await self._hand_over(warm.ready[len(ready):])
+
+    async def _hand_over(self, connections: list[PoolProxiedConnection]) -> None:
+        """Return pre-warmed connections to the pool now in use, as connections of its own."""
+        self.stats.prewarmed += len(connections)
+        for connection in connections:
+            if connection.record_info is not None:  # None only for a detached connection
+                connection.record_info[POOL_EPOCH_KEY] = self._epoch
+        await return_all(connections)
+
+    def _on_checkout(
+        self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
+    ) -> None:
+        super()._on_checkout(dbapi_connection, conn_rec, proxy)
+        conn_rec.info[CHECKED_OUT_AT] = time.monotonic()
+
+    def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        started = conn_rec.info.pop(CHECKED_OUT_AT, None)
+        if started is not None:
+            self._holds.add(time.monotonic() - started)
+        super()._on_checkin(dbapi_connection, conn_rec)
+
+    def _credential_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
+        made_with = conn_rec.info.get(GENERATION_KEY)
+        return made_with is not None and made_with not in (
+            self.source.generation, self._still_served
         )
 
     async def aclose_pending(self) -> None:
@@ -446,11 +550,28 @@ class EngineBinding(PoolListeners):
         # gone after the drain period, when its connections are already closed.
         if getattr(lease_event, "kind", None) != "rotated":
             return
+        if self._login_failed:
+            # The database refused the old login: nothing is served on it any more.
+            self._switch_by = time.monotonic()
+            self._swaps.start(self.source.generation)
+            return
+        if self.prewarm.enabled and self._still_served is None:
+            self._still_served = self._switched_to  # it serves on until the switch
+        valid_for = getattr(lease_event, "previous_valid_for", None)
+        if valid_for is not None:
+            # A share of the old login's time left for the warm-up, the rest for the requests
+            # still running on it.
+            budget = switch_budget(self.prewarm, valid_for, self._holds.longest())
+            self._switch_by = time.monotonic() + budget
         self._swaps.start(self.source.generation)
 
     def _refresh(self, reason: str, generation: int) -> None:
         # do_connect runs in the greenlet of the statement that needed a connection.
-        await_only(self.source.force_rotate(reason, generation=generation))
+        self._login_failed = True
+        try:
+            await_only(self.source.force_rotate(reason, generation=generation))
+        finally:
+            self._login_failed = False
 
 
 def bind_credentials(
@@ -458,8 +579,9 @@ def bind_credentials(
     source: CredentialSource,
     *,
     assume_role: str | None = None,
+    prewarm: Prewarm = DEFAULT_PREWARM,
 ) -> EngineBinding:
     """Attach ``source`` to ``engine`` and return the binding (call ``detach`` at the end)."""
-    binding = EngineBinding(engine, source, assume_role=assume_role)
+    binding = EngineBinding(engine, source, assume_role=assume_role, prewarm=prewarm)
     binding.attach()
     return binding

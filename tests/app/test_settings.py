@@ -155,3 +155,20 @@ def test_a_credentials_file_needs_no_vault_and_reads_a_token_file(tmp_path: Path
         check_credential_files(settings)
     sink.write_text("s.agent-token-value\n")
     check_credential_files(settings)
+
+
+def test_pool_settings_reach_the_engine_and_the_binding() -> None:
+    from app.db import engine_options, prewarm
+    from vault_async.sqlalchemy import Prewarm
+
+    defaults = engine_options(load_settings(APPROLE))
+    assert (defaults["pool_size"], defaults["max_overflow"]) == (10, 10)
+    env = {**APPROLE, "DB_POOL_SIZE": "50", "DB_POOL_OVERFLOW": "0"}
+    sized = engine_options(load_settings(env))
+    assert (sized["pool_size"], sized["max_overflow"]) == (50, 0)
+    assert prewarm(load_settings(APPROLE)) == Prewarm(enabled=True, margin=2)
+    off = load_settings({**APPROLE, "DB_POOL_PREWARM": "false", "DB_POOL_PREWARM_MARGIN": "5"})
+    assert prewarm(off) == Prewarm(enabled=False, margin=5)
+    with pytest.raises(SettingsError) as info:
+        load_settings({**APPROLE, "DB_POOL_SIZE": "0"})
+    assert "DB_POOL_SIZE" in str(info.value)

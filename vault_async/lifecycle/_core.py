@@ -96,6 +96,7 @@ class Core:
         reason: str | None = None,
         lease: Lease | None = None,
         generation: int | None = None,
+        previous_valid_for: float | None = None,
     ) -> None:
         """Tell the subscribers of ``handle`` (nothing is built when nobody listens).
 
@@ -114,5 +115,6 @@ class Core:
                 error_class=error_class,
                 reason=reason,
                 at=self.clock.now(),
+                previous_valid_for=previous_valid_for,
             )
         )

@@ -99,6 +99,10 @@ class LeaseEvent:
     error_class: str | None = None
     reason: str | None = None
     at: float = 0.0
+    previous_valid_for: float | None = None
+    """On ``rotated``: seconds the replaced credential stays usable at most (its revocation
+    is due then even with connections still using it); a pool that keeps serving on it
+    while it prepares the new one must be done well before."""
 
 
 @dataclass(frozen=True, slots=True)

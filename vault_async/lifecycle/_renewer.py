@@ -133,7 +133,11 @@ class Renewer:
         self.drain.retire(handle, old, handle.generation - 1)
         if handle.kind == "token":
             self.guard.superseded(handle, old, handle.generation - 1)
-        await self._core.emit(handle, "rotated", reason=reason)
+        now = self._core.clock.now()
+        revoke_by = policy.drain_due(old, now=now, tracked=True, in_use=1, config=self._core.config)
+        await self._core.emit(
+            handle, "rotated", reason=reason, previous_valid_for=max(0.0, revoke_by - now)
+        )
 
     async def fail(self, handle: ManagedSecret, step: Step, exc: Exception) -> None:
         """Count, log and announce a failure, then plan the retry."""

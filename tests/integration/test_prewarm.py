@@ -1,0 +1,178 @@
+"""A rotation opens the new login's connections before the switch, within the pool's bounds.
+
+Counted, not timed: the binding's ``connects`` counter says whether a request had to log in,
+and PostgreSQL's ``pg_stat_activity`` how many sessions each login holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
+
+from vault_async.devstack import DevStack
+from vault_async.sqlalchemy import EngineBinding, Prewarm, bind_credentials
+
+from .conftest import (
+    ASYNC_DIALECTS,
+    FakeSource,
+    backends_of,
+    dialect_url,
+    login,
+    vault_creds,
+    vault_refreshed_source,
+    wait_for_backends,
+)
+
+pytestmark = pytest.mark.integration
+
+SIZE = 4
+
+
+@pytest.fixture(params=ASYNC_DIALECTS)
+async def engine(migrated: DevStack, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    url = dialect_url(migrated, request.param)
+    engine = create_async_engine(url, pool_size=SIZE, max_overflow=0)
+    yield engine
+    await engine.dispose()
+
+
+async def checked_out(engine: AsyncEngine, count: int) -> list[AsyncConnection]:
+    """``count`` connections held at once, each having run a statement."""
+    held = [await engine.connect() for _ in range(count)]
+    for conn in held:
+        await conn.execute(text("SELECT 1"))
+    return held
+
+
+async def session_users(held: list[AsyncConnection]) -> list[str]:
+    return [str((await c.execute(text("SELECT session_user"))).scalar_one()) for c in held]
+
+
+def serving_logged(caplog: pytest.LogCaptureFixture) -> list[object]:
+    """The generations of the ``pool.generation_serving`` records so far."""
+    return [
+        getattr(r, "generation", None)
+        for r in caplog.records
+        if r.getMessage() == "pool.generation_serving"
+    ]
+
+
+async def test_after_a_rotation_checkouts_find_the_new_login_ready(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="vault_async.sqlalchemy")
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source)
+    try:
+        for conn in await checked_out(engine, SIZE):  # SIZE idle connections of login A
+            await conn.close()
+        source.set(user_b, password_b)  # emits "rotated"
+        await binding.aclose_pending()
+        assert serving_logged(caplog) == []  # the warm-up's checkouts serve no request
+        before = binding.stats.connects
+        held = await checked_out(engine, SIZE)
+        assert await session_users(held) == [user_b] * SIZE
+        assert serving_logged(caplog) == [2]  # the first request on generation 2, once
+        assert binding.stats.connects == before  # no login happened on the request path
+        assert binding.stats.prewarmed == SIZE
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+        for conn in held:
+            await conn.close()
+    finally:
+        binding.detach()
+
+
+async def test_the_warm_up_stays_within_the_pool_limit_plus_the_margin(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # The whole pool is checked out with login A: with a margin of one, the warm-up may open
+    # a single connection of login B (no idle A connection can be closed to make room).
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(margin=1))
+    try:
+        held = await checked_out(engine, SIZE)
+        source.set(user_b, password_b)
+        await binding.aclose_pending()
+        assert await backends_of(migrated, user_b) == 1
+        assert await backends_of(migrated, user_a) == SIZE
+        # The old connections still serve their transactions, then close as they return.
+        assert await session_users(held) == [user_a] * SIZE
+        for conn in held:
+            await conn.close()
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+        [fresh] = await checked_out(engine, 1)
+        assert await session_users([fresh]) == [user_b]
+        await fresh.close()
+    finally:
+        binding.detach()
+
+
+async def test_without_prewarm_requests_open_the_new_connections(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(enabled=False))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        await binding.aclose_pending()
+        before = binding.stats.connects
+        held = await checked_out(engine, SIZE)
+        assert await session_users(held) == [user_b] * SIZE
+        assert binding.stats.connects == before + SIZE
+        assert binding.stats.prewarmed == 0
+        for conn in held:
+            await conn.close()
+    finally:
+        binding.detach()
+
+
+class SlowSwitchBinding(EngineBinding):
+    """The switch comes a second late (a busy event loop): the old pool serves meanwhile."""
+
+    async def _warm_then_switch(self, old: QueuePool) -> None:
+        await asyncio.sleep(1.0)
+        await super()._warm_then_switch(old)
+
+
+async def test_a_rotation_forced_by_a_refused_login_serves_nothing_more_on_it(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    user_a, password_a, lease_a = vault_creds(migrated)
+    source, leases = vault_refreshed_source(migrated, user_a, password_a)
+    binding = SlowSwitchBinding(engine, source)
+    binding.attach()
+    try:
+        held = await checked_out(engine, SIZE - 1)
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})  # A dropped
+        # The next connect is refused, which forces a rotation; its connection logs in as B.
+        [fresh] = await checked_out(engine, 1)
+        assert source.rotate_calls == 1
+        user_b = (await session_users([fresh]))[0]
+        # Login A's sessions come back before the switch: none of them is handed out again,
+        # since the database refused that login.
+        for conn in held:
+            await conn.close()
+        again = await checked_out(engine, SIZE - 1)
+        assert await session_users(again) == [user_b] * (SIZE - 1)
+        for conn in [fresh, *again]:
+            await conn.close()
+        await binding.aclose_pending()
+    finally:
+        binding.detach()
+        for lease in leases:
+            migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
