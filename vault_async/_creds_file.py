@@ -6,10 +6,18 @@ An OpenBao/Vault Agent template renders ``database/creds/<role>`` to a file, e.g
     "password": "{{ .Data.password }}", "lease_id": "{{ .LeaseID }}",
     "ttl": {{ .LeaseDuration }}}{{ end }}
 
-or, as lines (``export`` and quotes allowed, ``#`` starts a comment)::
+or, as lines, each value quoted by ``toJSON`` and the file ending with a newline::
 
-    {{ with secret "database/creds/app" }}DB_USERNAME={{ .Data.username }}
-    DB_PASSWORD={{ .Data.password }}{{ end }}
+    {{ with secret "database/creds/app" }}DB_USERNAME={{ .Data.username | toJSON }}
+    DB_PASSWORD={{ .Data.password | toJSON }}
+    {{ end }}
+
+Lines follow dotenv's rules (``export`` allowed, ``#`` starts a comment, a value may be
+quoted), with no ``${VAR}`` interpolation; a double-quoted value that is a JSON string is
+read as JSON, so ``toJSON`` renders any password exactly. An unquoted value loses what
+follows `` #`` and breaks on a leading quote: quote it. A file whose last line has no
+newline is taken for one read half way (a writer that does not rename) and is not used.
+A JSON file needs no such rule: one cut short does not parse.
 
 Keys are matched without regard to case: the username under ``username``, ``user``,
 ``db_username`` or ``pguser``, the password under ``password``, ``db_password`` or
@@ -28,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -115,10 +123,39 @@ def _json_fields(text: str, source: str) -> dict[str, str]:
 
 
 def _env_fields(text: str, source: str) -> dict[str, str]:
-    values = dotenv_values(stream=io.StringIO(text))
-    if not values:
+    """``KEY=value`` lines, never interpolated; a double-quoted JSON string is read as JSON."""
+    fields: dict[str, str] = {}
+    bad_lines: list[int] = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            bad_lines.append(binding.original.line)
+        elif binding.key is not None and binding.value is not None:
+            fields[binding.key.lower()] = _json_string(binding.original.string) or binding.value
+    if not fields:
         raise CredentialFileError(f"{source}: no KEY=value line")
-    return {k.lower(): v for k, v in values.items() if v is not None}
+    if bad_lines:
+        raise CredentialFileError(
+            f"{source}: line {bad_lines[0]} is not KEY=value "
+            "(an unclosed quote? render values with toJSON)"
+        )
+    if not text.endswith("\n"):  # a file written in place and read half way
+        raise CredentialFileError(
+            f"{source}: the last line has no newline (half written? the template must end "
+            "with a newline)"
+        )
+    return fields
+
+
+def _json_string(line: str) -> str | None:
+    """The value of ``KEY="..."`` when it is a JSON string (``toJSON`` in a template)."""
+    raw = line.partition("=")[2].strip()
+    if len(raw) < 2 or not (raw.startswith('"') and raw.endswith('"')):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:  # some of dotenv's escapes are not JSON's
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _lowered(mapping: Mapping[str, Any]) -> dict[str, str]:

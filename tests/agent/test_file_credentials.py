@@ -200,3 +200,57 @@ async def test_healthz_in_file_mode_without_vault(tmp_path: Path) -> None:
     finally:
         runtime.binding.detach()
         await engine.dispose()
+
+
+def _go_to_json(value: str) -> str:
+    """What the Agent's ``toJSON`` renders for a string: JSON, with <, > and & escaped."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["Ab${HOME}9z", "a${B:-dflt}c", "hash #x", '"start', "'start", 'dq"x', "back\\slash",
+     "qu'ote", "a<b>&c", "sp ace", "tab\there", "ünï"],
+)
+def test_env_values_quoted_with_to_json_are_read_exactly(password: str) -> None:
+    text = f"DB_USERNAME=v-app\nDB_PASSWORD={_go_to_json(password)}\n"
+    assert parse_credentials(text, None, "f").data["password"] == password
+
+
+def test_env_values_are_never_interpolated() -> None:
+    os.environ.setdefault("HOME", "/root")
+    for text in ("DB_USERNAME=v\nDB_PASSWORD=Ab${HOME}9z\n", "USER=v\nPASSWORD='Ab${HOME}9z'\n"):
+        assert parse_credentials(text, "env", "f").data["password"] == "Ab${HOME}9z"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a writer that does not rename, read half way: the last line is not finished
+        (f"DB_USERNAME=v-app\nDB_PASSWORD={PASSWORD[:7]}", "f: the last line has no newline"),
+        (f"DB_USERNAME=v-app\nDB_PASSWORD='{PASSWORD[:7]}\n", "f: line 2 is not KEY=value"),
+    ],
+)
+def test_an_unfinished_env_file_is_an_error_not_a_login(text: str, message: str) -> None:
+    with pytest.raises(CredentialFileError) as info:
+        parse_credentials(text, None, "f")
+    assert str(info.value).startswith(message)
+    assert PASSWORD[:5] not in str(info.value)
+
+
+def test_a_file_written_in_place_is_published_only_once_whole(tmp_path: Path) -> None:
+    path = tmp_path / "db.env"
+    path.write_text(f"DB_USERNAME=v-app-old\nDB_PASSWORD={PASSWORD}\n")
+    source = FileCredentials(path)
+    assert source.check()
+    with path.open("w") as file:  # truncated, then written in two pieces
+        file.write("DB_USERNAME=v-app-new\nDB_PASSWORD=NewPa")
+        file.flush()
+        assert not source.check()
+        assert source.consecutive_failures == 1
+        file.write("ssw0rd-987654321\n")
+    assert source.check()
+    assert source.current is not None
+    assert source.current.data == {"username": "v-app-new", "password": "NewPassw0rd-987654321"}
+    assert source.generation == 2
