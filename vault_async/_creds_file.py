@@ -1,12 +1,15 @@
 """Read and parse a database credential rendered to a file: JSON or ``KEY=value`` lines.
 
-An OpenBao/Vault Agent template renders ``database/creds/<role>`` to a file, e.g.::
+An OpenBao/Vault Agent template renders ``database/creds/<role>`` to a file. As JSON
+(:data:`JSON_TEMPLATE`)::
 
-    {{ with secret "database/creds/app" }}{"username": "{{ .Data.username }}",
-    "password": "{{ .Data.password }}", "lease_id": "{{ .LeaseID }}",
-    "ttl": {{ .LeaseDuration }}}{{ end }}
+    {{ with secret "database/creds/app" }}{"data": {{ .Data | toJSON }},
+    "lease_id": {{ .LeaseID | toJSON }}, "ttl": {{ .LeaseDuration }}}{{ end }}
 
-or, as lines, each value quoted by ``toJSON`` and the file ending with a newline::
+or just ``{{ with secret "database/creds/app" }}{{ .Data | toJSON }}{{ end }}``. Let
+``toJSON`` write every value: a password pasted between quotes (``"{{ .Data.password }}"``)
+breaks the file as soon as it holds a ``"`` or a ``\\``. As lines (:data:`ENV_TEMPLATE`),
+each value quoted by ``toJSON`` and the file ending with a newline::
 
     {{ with secret "database/creds/app" }}DB_USERNAME={{ .Data.username | toJSON }}
     DB_PASSWORD={{ .Data.password | toJSON }}
@@ -39,6 +42,8 @@ from typing import Any, Literal
 from dotenv.parser import parse_stream
 
 __all__ = [
+    "ENV_TEMPLATE",
+    "JSON_TEMPLATE",
     "MAX_FILE_BYTES",
     "CredentialFileError",
     "CredsFormat",
@@ -53,6 +58,19 @@ __all__ = [
 CredsFormat = Literal["json", "env"]
 Stamp = tuple[int, int, int, int]
 """A file's device, inode, size and modification time (ns)."""
+
+JSON_TEMPLATE = (
+    '{{ with secret "database/creds/app" }}{"data": {{ .Data | toJSON }},\n'
+    '"lease_id": {{ .LeaseID | toJSON }}, "ttl": {{ .LeaseDuration }}}{{ end }}\n'
+)
+"""An Agent template rendering ``database/creds/app`` as JSON that any password survives."""
+
+ENV_TEMPLATE = (
+    '{{ with secret "database/creds/app" }}DB_USERNAME={{ .Data.username | toJSON }}\n'
+    "DB_PASSWORD={{ .Data.password | toJSON }}\n"
+    "{{ end }}"
+)
+"""The same as ``KEY=value`` lines, each value quoted by ``toJSON``, ending with a newline."""
 
 MAX_FILE_BYTES = 64 * 1024
 """A rendered credential is a few hundred bytes: anything past 64 KiB is not one."""

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.agent import replace_file
-from vault_async._creds_file import CredentialFileError, parse_credentials
+from vault_async import _creds_file
+from vault_async._creds_file import (
+    ENV_TEMPLATE,
+    JSON_TEMPLATE,
+    CredentialFileError,
+    parse_credentials,
+)
 from vault_async.file_credentials import FileCredentials
 from vault_async.sqlalchemy import CredentialSource, credential_of
 
@@ -202,9 +209,9 @@ async def test_healthz_in_file_mode_without_vault(tmp_path: Path) -> None:
         await engine.dispose()
 
 
-def _go_to_json(value: str) -> str:
-    """What the Agent's ``toJSON`` renders for a string: JSON, with <, > and & escaped."""
-    text = json.dumps(value)
+def _go_to_json(value: str, *, raw: bool = False) -> str:
+    """What the Agent's ``toJSON`` renders for a string (``raw``: JSON already): <, >, & escaped."""
+    text = value if raw else json.dumps(value)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -254,3 +261,31 @@ def test_a_file_written_in_place_is_published_only_once_whole(tmp_path: Path) ->
     assert source.current is not None
     assert source.current.data == {"username": "v-app-new", "password": "NewPassw0rd-987654321"}
     assert source.generation == 2
+
+
+def _render(template: str, data: dict[str, str], lease_id: str, ttl: int) -> str:
+    """The Agent's rendering of the few expressions the documented templates use."""
+    values = {
+        ".Data | toJSON": _go_to_json(json.dumps(data, separators=(",", ":")), raw=True),
+        ".Data.username | toJSON": _go_to_json(data["username"]),
+        ".Data.password | toJSON": _go_to_json(data["password"]),
+        ".LeaseID | toJSON": _go_to_json(lease_id),
+        ".Data.username": data["username"],
+        ".Data.password": data["password"],
+        ".LeaseID": lease_id,
+        ".LeaseDuration": str(ttl),
+    }
+    text = re.sub(r'\{\{ with secret "[^"]+" \}\}|\{\{ end \}\}', "", template)
+    return re.sub(r"\{\{ (.+?) \}\}", lambda match: values[match.group(1)], text)
+
+
+@pytest.mark.parametrize("template", [JSON_TEMPLATE, ENV_TEMPLATE])
+@pytest.mark.parametrize("password", ['dq"x', "back\\slash", "a<b>&c", "hash #x", "'start"])
+def test_the_documented_templates_render_any_password(template: str, password: str) -> None:
+    for line in template.splitlines():  # the module's documentation shows this very template
+        assert line in (_creds_file.__doc__ or "")
+    text = _render(template, {"username": "v-app", "password": password}, "database/x/y9", 30)
+    credential = parse_credentials(text, None, "f")
+    assert credential.data == {"username": "v-app", "password": password}
+    if template is JSON_TEMPLATE:
+        assert (credential.lease_id, credential.ttl) == ("database/x/y9", 30.0)
