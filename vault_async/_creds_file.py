@@ -131,6 +131,10 @@ def _json_fields(text: str, source: str) -> dict[str, str]:
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         raise CredentialFileError(f"{source}: not valid JSON ({error.msg} at {where})") from None
+    except (ValueError, RecursionError) as error:  # too many digits, too deeply nested
+        raise CredentialFileError(
+            f"{source}: not valid JSON (the parser gave up: {type(error).__name__})"
+        ) from None
     if not isinstance(value, dict):
         raise CredentialFileError(f"{source}: not a JSON object")
     fields = _lowered(value)

@@ -259,7 +259,14 @@ class FileCredentials:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
-            self.check()
+            try:
+                self.check()
+            except Exception as error:  # a bug must not end the watch: count it, look again
+                unexpected = CredentialFileError(
+                    f"{self.path}: unexpected {type(error).__name__} while reading"
+                )
+                unexpected.__cause__ = error
+                self._failed(unexpected)
 
     def state(self) -> SecretState:
         """The health view: generation and failures; no ttl (the Agent owns the lease)."""

@@ -289,3 +289,40 @@ def test_the_documented_templates_render_any_password(template: str, password: s
     assert credential.data == {"username": "v-app", "password": password}
     if template is JSON_TEMPLATE:
         assert (credential.lease_id, credential.ttl) == ("database/x/y9", 30.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"username": "u", "password": "p", "n": ' + "9" * 5000 + "}", "f: not valid JSON"),
+        ('{"username": "u", "password": "p", "n": ' + "[" * 100_000, "f: not valid JSON"),
+    ],
+)
+def test_json_the_parser_gives_up_on_is_a_credential_file_error(text: str, message: str) -> None:
+    with pytest.raises(CredentialFileError, match=message):
+        parse_credentials(text, None, "f")
+
+
+async def test_the_watcher_outlives_an_unexpected_error(tmp_path: Path) -> None:
+    class Flaky(FileCredentials):
+        """Fails its first look with an error no read should raise."""
+
+        looks = 0
+        looked_again = asyncio.Event()
+
+        def check(self, *, force: bool = False) -> bool:
+            self.looks += 1
+            if self.looks == 2:
+                raise RuntimeError("a bug")
+            if self.looks > 2:
+                self.looked_again.set()
+            return super().check(force=force)
+
+    path = tmp_path / "db.json"
+    replace_file(path, _json("v-app-1"))
+    async with Flaky(path, poll_interval=0.01) as source:
+        await source.wait_ready(timeout=1)  # the first look
+        await asyncio.wait_for(source.looked_again.wait(), 5)
+        assert source.total_failures == 1
+        assert source.last_error is not None
+        assert "RuntimeError" in str(source.last_error)
