@@ -18,6 +18,7 @@ from vault_async.static import (
     SecretChange,
     SecretConfigError,
     SecretNotFound,
+    SecretUnavailable,
     StaticSecret,
     StaticSecretProvider,
 )
@@ -328,3 +329,29 @@ async def test_a_subscriber_refreshing_a_secret_that_always_changes_does_not_han
     assert len(await asyncio.wait_for(secrets.refresh("db"), 5)) == 1
     assert (await asyncio.wait_for(secrets.get("db"), 5)).text() == VALUE
     await asyncio.wait_for(secrets.aclose(), 5)
+
+
+async def test_closing_the_provider_fails_its_readers_without_cancelling_them() -> None:
+    fetcher = StubFetcher()
+    fetcher.values["db"] = ("1", VALUE)
+    fetcher.gate = asyncio.Event()
+    secrets = CachedSecrets(fetcher, ttl=60)
+    reader = asyncio.create_task(secrets.get("db"))
+    await asyncio.sleep(0)  # the reader runs up to its wait on the shared fetch
+    await asyncio.wait_for(secrets.aclose(), 5)
+    with pytest.raises(SecretUnavailable, match="the provider was closed"):
+        await asyncio.wait_for(reader, 5)
+    assert not reader.cancelled()
+
+
+async def test_a_cancelled_reader_is_still_cancelled_when_the_provider_closes() -> None:
+    fetcher = StubFetcher()
+    fetcher.values["db"] = ("1", VALUE)
+    fetcher.gate = asyncio.Event()
+    secrets = CachedSecrets(fetcher, ttl=60)
+    reader = asyncio.create_task(secrets.get("db"))
+    await asyncio.sleep(0)  # the reader runs up to its wait on the shared fetch
+    reader.cancel()
+    await asyncio.wait_for(secrets.aclose(), 5)
+    with pytest.raises(asyncio.CancelledError):
+        await reader

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from ._errors import SecretConfigError, StaticSecretError
+from ._errors import SecretConfigError, SecretUnavailable, StaticSecretError
 from ._value import SecretChange, StaticSecret
 
 __all__ = [
@@ -181,7 +181,10 @@ class CachedSecrets:
         )
 
     async def aclose(self) -> None:
-        """Stop the background refresh, cancel fetches in flight, close the fetcher's client."""
+        """Stop the background refresh, cancel fetches in flight, close the fetcher's client.
+
+        A reader waiting on a cancelled fetch gets ``SecretUnavailable``, not a cancellation.
+        """
         if self._closed:
             return
         self._closed = True
@@ -238,12 +241,19 @@ class CachedSecrets:
             task = asyncio.create_task(self._fetch(key))
             self._inflight[key] = task
             task.add_done_callback(self._settle(key))
-        # A reader that is cancelled leaves the shared fetch running for the others.
-        fetched = await asyncio.shield(task)
-        # Callbacks run in their own task, never in the fetch. A reader waits for them, unless
-        # it is itself a callback: a callback that refreshes must not wait on its own kind.
-        if fetched.notice is not None and asyncio.current_task() not in self._notices:
-            await asyncio.shield(fetched.notice)
+        try:
+            # A reader that is cancelled leaves the shared fetch running for the others.
+            fetched = await asyncio.shield(task)
+            # Callbacks run in their own task, never in the fetch. A reader waits for them,
+            # unless it is itself a callback: one that refreshes must not wait on its kind.
+            if fetched.notice is not None and asyncio.current_task() not in self._notices:
+                await asyncio.shield(fetched.notice)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closed and (current is None or current.cancelling() == 0):
+                # aclose() cancelled the shared work, not this reader
+                raise SecretUnavailable(self.provider, key[0], "the provider was closed") from None
+            raise
         return fetched.secret
 
     def _settle(self, key: _Key) -> Callable[[asyncio.Task[_Fetched]], None]:
