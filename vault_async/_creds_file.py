@@ -25,8 +25,9 @@ A JSON file needs no such rule: one cut short does not parse.
 Keys are matched without regard to case: the username under ``username``, ``user``,
 ``db_username`` or ``pguser``, the password under ``password``, ``db_password`` or
 ``pgpassword``. In JSON they may also sit under ``data`` (``{{ .Data | toJSON }}`` of the
-whole secret). ``lease_id`` and ``ttl`` (or ``lease_duration``) are optional and only
-reported. Errors name the file and what is wrong, never a value.
+whole secret). ``lease_id`` and ``ttl`` (or ``lease_duration``) are optional: the lease
+id's end is reported, the ttl gives the credential's expiry. Errors name the file and what
+is wrong, never a value.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "FileCredential",
     "Stamp",
     "detect_format",
+    "expiry",
     "file_stamp",
     "parse_credentials",
     "read_text",
@@ -228,3 +230,14 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise CredentialFileError(f"{path}: not UTF-8 text") from None
+
+
+def expiry(ttl: float | None, mtime_ns: int, now: float) -> float | None:
+    """When a credential read ``now`` from a file written at ``mtime_ns`` expires (wall time).
+
+    The ttl is the lease's at rendering: counted from the file's modification time, or from
+    now when that lies ahead (a clock that moved back). None without a positive ttl.
+    """
+    if ttl is None or ttl <= 0:
+        return None
+    return min(mtime_ns / 1e9, now) + ttl

@@ -326,3 +326,45 @@ async def test_the_watcher_outlives_an_unexpected_error(tmp_path: Path) -> None:
         assert source.total_failures == 1
         assert source.last_error is not None
         assert "RuntimeError" in str(source.last_error)
+
+
+async def test_the_files_ttl_gives_an_expiry_and_an_expired_login_fails_health(
+    tmp_path: Path,
+) -> None:
+    from vault_async._health import health_status
+
+    path = tmp_path / "db.json"
+    path.write_text(_json("v-app-1", ttl=30))
+    rendered = os.stat(path).st_mtime
+    now = [rendered + 10.0]
+    source = FileCredentials(path, clock=lambda: now[0])
+    await source.wait_ready(timeout=1)
+    state = source.state()
+    assert state.ttl_remaining == pytest.approx(20.0, abs=0.01)  # from the render, not the read
+    assert state.expires_at is not None
+    assert state.expires_at.timestamp() == pytest.approx(rendered + 30, abs=0.01)
+    assert health_status(state, None, vault_recent=True) == "ok"
+    now[0] = rendered + 31
+    assert source.state().ttl_remaining == 0
+    assert health_status(source.state(), None, vault_recent=True) == "failing"
+    replace_file(path, _json("v-app-1", ttl=60))  # the Agent renewed the lease: same login
+    now[0] = os.stat(path).st_mtime
+    assert source.check() is False
+    assert source.state().ttl_remaining == pytest.approx(60.0, abs=0.01)
+    assert health_status(source.state(), None, vault_recent=True) == "ok"
+
+
+async def test_a_forced_read_finding_the_rejected_login_is_a_failure(tmp_path: Path) -> None:
+    path = tmp_path / "db.json"
+    path.write_text(_json("v-app-1"))
+    source = FileCredentials(path)
+    await source.wait_ready(timeout=1)
+    assert source.state().ttl_remaining is None  # no ttl in the file: none reported
+    await source.force_rotate("database rejected the login", generation=1)
+    state = source.state()
+    assert (state.consecutive_failures, state.total_failures, state.degraded) == (1, 1, True)
+    assert source.last_error is not None
+    assert "still holds the login the database rejected" in str(source.last_error)
+    replace_file(path, _json("v-app-2"))  # the Agent renders a new one: all is well again
+    assert source.check() is True
+    assert source.state().degraded is False
