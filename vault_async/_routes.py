@@ -9,8 +9,10 @@ bounded number of them.
 The rules follow how this package builds paths (``_paths``): a mount point of one or more
 segments, then the route's keyword, then its name(s); an auth method's mount is always a
 placeholder (``auth/{mount}/login``), being the same for every method of one kind. A path
-with no keyword known here is kept when it is a fixed ``sys/`` or ``auth/token/`` route,
-and becomes ``<first segment>/{path}`` otherwise.
+with no keyword known here keeps ``auth/token/<word>`` and the first three segments of a
+``sys/`` route (a token, an accessor, a namespace or a name after them becomes a
+placeholder), and becomes ``<first segment>/{path}`` otherwise. Token paths, lease ids
+and ``sys/raw`` storage keys are templated before the cache, so it never holds one.
 """
 
 from __future__ import annotations
@@ -50,7 +52,20 @@ _SYS_PARAMETER = {
     "sys/policy/": "{name}",
     "sys/mounts/": "{path}",
     "sys/auth/": "{path}",
+    "sys/audit/": "{path}",
+    "sys/plugins/catalog/": "{path}",
+    "sys/namespaces/": "{namespace}",
 }
+# auth/token/<word>/<parameter>: the parameter (a token, by default) is never kept.
+_TOKEN_PARAMETER = {
+    "create": "{role}",
+    "roles": "{role}",
+    "lookup-accessor": "{accessor}",
+    "revoke-accessor": "{accessor}",
+    "renew-accessor": "{accessor}",
+}
+_SYS_DEPTH = 3
+"""An unknown sys/ route keeps this many segments; the rest becomes ``{path}``."""
 
 
 def route_template(path: str) -> str:
@@ -59,7 +74,21 @@ def route_template(path: str) -> str:
     for prefix in LEASE_ID_PATHS:  # before the cache: a lease id is never kept in it
         if path.startswith(prefix):
             return prefix + "{lease_id}"
+    if path.startswith("auth/token/"):  # nor a token or an accessor
+        return _token_template(path.split("/")[2:])
+    if path.startswith("sys/raw/"):  # nor a storage key (which may hold a token's hash)
+        return "sys/raw/{path}"
     return _template(path)
+
+
+def _token_template(segments: list[str]) -> str:
+    """``auth/token/<word>``, kept, then a placeholder for what follows."""
+    word = segments[0]
+    if len(segments) == 1:
+        return "auth/token/" + word  # lookup-self, renew-self, create-orphan, roles...
+    if len(segments) == 2:
+        return f"auth/token/{word}/" + _TOKEN_PARAMETER.get(word, "{token}")
+    return "auth/token/{path}"
 
 
 @lru_cache(maxsize=1024)
@@ -68,11 +97,15 @@ def _template(path: str) -> str:
         for prefix, placeholder in _SYS_PARAMETER.items():
             if path.startswith(prefix):
                 return prefix + placeholder
+        if path.startswith("sys/policies/password/"):
+            generate = path.endswith("/generate")
+            return "sys/policies/password/{name}" + ("/generate" if generate else "")
+        segments = path.split("/")
+        if len(segments) > _SYS_DEPTH:
+            return "/".join([*segments[:_SYS_DEPTH], "{path}"])
         return path
     segments = path.split("/")
     if segments[0] == "auth" and len(segments) > 1:
-        if segments[1] == "token" and "roles" not in segments:
-            return path  # auth/token/lookup-self, create, renew-self: fixed routes
         found = _split(segments[1:])
         return "auth/{mount}/" + found[1] if found else "auth/{mount}/{path}"
     found = _split(segments)

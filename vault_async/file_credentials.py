@@ -19,8 +19,10 @@ A file that is missing, unreadable or not a credential (half written by a writer
 does not rename, say) leaves the credential in force untouched: the failure is counted
 (``/healthz`` says ``degraded``) and the next poll reads again. ``force_rotate`` (a pool
 whose login was rejected) reads the file at once; it cannot ask the Agent for a new
-credential, so until the Agent renders one it returns the one in force. Nothing is ever
-renewed or revoked here: that is the Agent's.
+credential, so until the Agent renders one it returns the one in force, and counts a
+failure. When the file gives a ``ttl``, the credential expires that long after the file
+was written: the state reports what remains, and ``/healthz`` says ``failing`` once it
+is spent. Nothing is ever renewed or revoked here: that is the Agent's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +42,7 @@ from ._creds_file import (
     CredsFormat,
     FileCredential,
     Stamp,
+    expiry,
     file_stamp,
     parse_credentials,
     read_text,
@@ -74,6 +78,7 @@ class FileCredentials:
         format: CredsFormat | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         name: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 < poll_interval <= MAX_POLL_INTERVAL:
             raise ValueError(
@@ -87,6 +92,8 @@ class FileCredentials:
         self._current: FileCredential | None = None
         self._generation = 0
         self._stamp: Stamp | None = None
+        self._clock = clock
+        self._expires: float | None = None
         self._subscribers: list[Callable[[Any], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._log_limit = LogLimiter()
@@ -120,7 +127,15 @@ class FileCredentials:
         """
         if generation is not None and generation != self._generation and self._current:
             return self._current  # already moved past the generation that failed
+        failures = self.total_failures
         changed = self.check(force=True)
+        if not changed and self._current is not None and self.total_failures == failures:
+            self._failed(  # read fine, but it is the rejected login: not well until it changes
+                CredentialFileError(
+                    f"{self.path} still holds the login the database rejected; "
+                    "waiting for the Agent to render a new one"
+                )
+            )
         # Every connection the database rejects asks again while the Agent has not rendered
         # a new file: only a read that found a new login is worth an INFO line.
         logger.log(
@@ -163,6 +178,7 @@ class FileCredentials:
             return False
         self._stamp = before
         self.consecutive_failures = 0
+        self._expires = expiry(credential.ttl, before[3], self._clock())
         if credential.same_login(self._current):
             self._current = credential  # the lease id or ttl may have changed, not the login
             return False
@@ -259,17 +275,27 @@ class FileCredentials:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
-            self.check()
+            try:
+                self.check()
+            except Exception as error:  # a bug must not end the watch: count it, look again
+                unexpected = CredentialFileError(
+                    f"{self.path}: unexpected {type(error).__name__} while reading"
+                )
+                unexpected.__cause__ = error
+                self._failed(unexpected)
 
     def state(self) -> SecretState:
-        """The health view: generation and failures; no ttl (the Agent owns the lease)."""
+        """The health view: generation, failures, and the ttl when the file gives one."""
         current = self._current
+        expires, remaining = self._expires, None
+        if expires is not None:
+            remaining = max(0.0, expires - self._clock())
         return SecretState(
             name=self.name,
             kind="database_file",
             ready=current is not None,
-            ttl_remaining=None,
-            expires_at=None,
+            ttl_remaining=remaining,
+            expires_at=None if expires is None else dt.datetime.fromtimestamp(expires, dt.UTC),
             renewable=False,
             last_renewal=None,
             generation=self._generation,
@@ -278,9 +304,8 @@ class FileCredentials:
             consecutive_failures=self.consecutive_failures,
             total_failures=self.total_failures,
             last_error_class=None if self.last_error is None else "CredentialFileError",
-            degraded=current is None or self.consecutive_failures > 0,
+            degraded=current is None or self.consecutive_failures > 0 or remaining == 0,
             next_action="read" if self._task is not None else None,
             next_action_in=self.poll_interval if self._task is not None else None,
             lease_id_suffix=id_suffix(current.lease_id) if current is not None else "",
         )
-

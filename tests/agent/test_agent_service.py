@@ -73,7 +73,7 @@ async def _until(check: object, within: float, what: str) -> float:
 async def test_service_follows_the_agent_with_no_failed_request(
     migrated: DevStack, agent: AgentProcess
 ) -> None:
-    first = json.loads(wait_for_file(agent.creds, timeout=20))
+    first = json.loads(wait_for_file(agent.creds, timeout=20))["data"]
     rendered_at = agent.creds.stat().st_mtime
     wait_for_file(agent.sink, timeout=5)
     env = {
@@ -96,7 +96,7 @@ async def test_service_follows_the_agent_with_no_failed_request(
         try:
 
             async def rerendered() -> bool:
-                return json.loads(agent.creds.read_text())["username"] != first["username"]
+                return json.loads(agent.creds.read_text())["data"]["username"] != first["username"]
 
             async def followed() -> bool:
                 return service.healthz()[1]["database"]["generation"] >= 2
@@ -129,7 +129,7 @@ async def test_service_follows_the_agent_with_no_failed_request(
         status, health = service.healthz()
         assert (status, health["status"]) == (200, "ok")
         assert health["database"]["rotations"] >= 1
-        now = json.loads(agent.creds.read_text())
+        now = json.loads(agent.creds.read_text())["data"]
         service.stop()  # SIGTERM: the service shuts down as in production
         output = service.output()
     token = agent.sink.read_text().strip()

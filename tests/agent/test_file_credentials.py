@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.agent import replace_file
-from vault_async._creds_file import CredentialFileError, parse_credentials
+from vault_async import _creds_file
+from vault_async._creds_file import (
+    ENV_TEMPLATE,
+    JSON_TEMPLATE,
+    CredentialFileError,
+    parse_credentials,
+)
 from vault_async.file_credentials import FileCredentials
 from vault_async.sqlalchemy import CredentialSource, credential_of
 
@@ -200,3 +207,164 @@ async def test_healthz_in_file_mode_without_vault(tmp_path: Path) -> None:
     finally:
         runtime.binding.detach()
         await engine.dispose()
+
+
+def _go_to_json(value: str, *, raw: bool = False) -> str:
+    """What the Agent's ``toJSON`` renders for a string (``raw``: JSON already): <, >, & escaped."""
+    text = value if raw else json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["Ab${HOME}9z", "a${B:-dflt}c", "hash #x", '"start', "'start", 'dq"x', "back\\slash",
+     "qu'ote", "a<b>&c", "sp ace", "tab\there", "ünï"],
+)
+def test_env_values_quoted_with_to_json_are_read_exactly(password: str) -> None:
+    text = f"DB_USERNAME=v-app\nDB_PASSWORD={_go_to_json(password)}\n"
+    assert parse_credentials(text, None, "f").data["password"] == password
+
+
+def test_env_values_are_never_interpolated() -> None:
+    os.environ.setdefault("HOME", "/root")
+    for text in ("DB_USERNAME=v\nDB_PASSWORD=Ab${HOME}9z\n", "USER=v\nPASSWORD='Ab${HOME}9z'\n"):
+        assert parse_credentials(text, "env", "f").data["password"] == "Ab${HOME}9z"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a writer that does not rename, read half way: the last line is not finished
+        (f"DB_USERNAME=v-app\nDB_PASSWORD={PASSWORD[:7]}", "f: the last line has no newline"),
+        (f"DB_USERNAME=v-app\nDB_PASSWORD='{PASSWORD[:7]}\n", "f: line 2 is not KEY=value"),
+    ],
+)
+def test_an_unfinished_env_file_is_an_error_not_a_login(text: str, message: str) -> None:
+    with pytest.raises(CredentialFileError) as info:
+        parse_credentials(text, None, "f")
+    assert str(info.value).startswith(message)
+    assert PASSWORD[:5] not in str(info.value)
+
+
+def test_a_file_written_in_place_is_published_only_once_whole(tmp_path: Path) -> None:
+    path = tmp_path / "db.env"
+    path.write_text(f"DB_USERNAME=v-app-old\nDB_PASSWORD={PASSWORD}\n")
+    source = FileCredentials(path)
+    assert source.check()
+    with path.open("w") as file:  # truncated, then written in two pieces
+        file.write("DB_USERNAME=v-app-new\nDB_PASSWORD=NewPa")
+        file.flush()
+        assert not source.check()
+        assert source.consecutive_failures == 1
+        file.write("ssw0rd-987654321\n")
+    assert source.check()
+    assert source.current is not None
+    assert source.current.data == {"username": "v-app-new", "password": "NewPassw0rd-987654321"}
+    assert source.generation == 2
+
+
+def _render(template: str, data: dict[str, str], lease_id: str, ttl: int) -> str:
+    """The Agent's rendering of the few expressions the documented templates use."""
+    values = {
+        ".Data | toJSON": _go_to_json(json.dumps(data, separators=(",", ":")), raw=True),
+        ".Data.username | toJSON": _go_to_json(data["username"]),
+        ".Data.password | toJSON": _go_to_json(data["password"]),
+        ".LeaseID | toJSON": _go_to_json(lease_id),
+        ".Data.username": data["username"],
+        ".Data.password": data["password"],
+        ".LeaseID": lease_id,
+        ".LeaseDuration": str(ttl),
+    }
+    text = re.sub(r'\{\{ with secret "[^"]+" \}\}|\{\{ end \}\}', "", template)
+    return re.sub(r"\{\{ (.+?) \}\}", lambda match: values[match.group(1)], text)
+
+
+@pytest.mark.parametrize("template", [JSON_TEMPLATE, ENV_TEMPLATE])
+@pytest.mark.parametrize("password", ['dq"x', "back\\slash", "a<b>&c", "hash #x", "'start"])
+def test_the_documented_templates_render_any_password(template: str, password: str) -> None:
+    for line in template.splitlines():  # the module's documentation shows this very template
+        assert line in (_creds_file.__doc__ or "")
+    text = _render(template, {"username": "v-app", "password": password}, "database/x/y9", 30)
+    credential = parse_credentials(text, None, "f")
+    assert credential.data == {"username": "v-app", "password": password}
+    if template is JSON_TEMPLATE:
+        assert (credential.lease_id, credential.ttl) == ("database/x/y9", 30.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"username": "u", "password": "p", "n": ' + "9" * 5000 + "}", "f: not valid JSON"),
+        ('{"username": "u", "password": "p", "n": ' + "[" * 100_000, "f: not valid JSON"),
+    ],
+)
+def test_json_the_parser_gives_up_on_is_a_credential_file_error(text: str, message: str) -> None:
+    with pytest.raises(CredentialFileError, match=message):
+        parse_credentials(text, None, "f")
+
+
+async def test_the_watcher_outlives_an_unexpected_error(tmp_path: Path) -> None:
+    class Flaky(FileCredentials):
+        """Fails its first look with an error no read should raise."""
+
+        looks = 0
+        looked_again = asyncio.Event()
+
+        def check(self, *, force: bool = False) -> bool:
+            self.looks += 1
+            if self.looks == 2:
+                raise RuntimeError("a bug")
+            if self.looks > 2:
+                self.looked_again.set()
+            return super().check(force=force)
+
+    path = tmp_path / "db.json"
+    replace_file(path, _json("v-app-1"))
+    async with Flaky(path, poll_interval=0.01) as source:
+        await source.wait_ready(timeout=1)  # the first look
+        await asyncio.wait_for(source.looked_again.wait(), 5)
+        assert source.total_failures == 1
+        assert source.last_error is not None
+        assert "RuntimeError" in str(source.last_error)
+
+
+async def test_the_files_ttl_gives_an_expiry_and_an_expired_login_fails_health(
+    tmp_path: Path,
+) -> None:
+    from vault_async._health import health_status
+
+    path = tmp_path / "db.json"
+    path.write_text(_json("v-app-1", ttl=30))
+    rendered = os.stat(path).st_mtime
+    now = [rendered + 10.0]
+    source = FileCredentials(path, clock=lambda: now[0])
+    await source.wait_ready(timeout=1)
+    state = source.state()
+    assert state.ttl_remaining == pytest.approx(20.0, abs=0.01)  # from the render, not the read
+    assert state.expires_at is not None
+    assert state.expires_at.timestamp() == pytest.approx(rendered + 30, abs=0.01)
+    assert health_status(state, None, vault_recent=True) == "ok"
+    now[0] = rendered + 31
+    assert source.state().ttl_remaining == 0
+    assert health_status(source.state(), None, vault_recent=True) == "failing"
+    replace_file(path, _json("v-app-1", ttl=60))  # the Agent renewed the lease: same login
+    now[0] = os.stat(path).st_mtime
+    assert source.check() is False
+    assert source.state().ttl_remaining == pytest.approx(60.0, abs=0.01)
+    assert health_status(source.state(), None, vault_recent=True) == "ok"
+
+
+async def test_a_forced_read_finding_the_rejected_login_is_a_failure(tmp_path: Path) -> None:
+    path = tmp_path / "db.json"
+    path.write_text(_json("v-app-1"))
+    source = FileCredentials(path)
+    await source.wait_ready(timeout=1)
+    assert source.state().ttl_remaining is None  # no ttl in the file: none reported
+    await source.force_rotate("database rejected the login", generation=1)
+    state = source.state()
+    assert (state.consecutive_failures, state.total_failures, state.degraded) == (1, 1, True)
+    assert source.last_error is not None
+    assert "still holds the login the database rejected" in str(source.last_error)
+    replace_file(path, _json("v-app-2"))  # the Agent renders a new one: all is well again
+    assert source.check() is True
+    assert source.state().degraded is False

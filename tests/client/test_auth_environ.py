@@ -44,3 +44,30 @@ def test_a_missing_setting_is_named_in_one_line(environ: dict[str, str], named: 
     assert named in str(caught.value)
     assert "\n" not in str(caught.value)
     assert secret not in str(caught.value)
+
+
+def test_a_token_file_wins_over_the_home_token_file() -> None:
+    # sync.start() passes the token ClientConfig.from_env found, ~/.vault-token included
+    method = auth_from_env({"VAULT_TOKEN_FILE": "/run/agent/token"}, token="s.stray-home-token")
+    assert isinstance(method, TokenAuth)
+    assert method.owned_elsewhere
+    assert "/run/agent/token" in repr(method)
+    assert "s.stray" not in repr(method)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"VAULT_TOKEN": "s.x", "VAULT_TOKEN_FILE": "/t"}, "VAULT_TOKEN and VAULT_TOKEN_FILE"),
+        (
+            {"VAULT_AUTH_METHOD": "approle", "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s",
+             "VAULT_TOKEN_FILE": "/t"},
+            "VAULT_TOKEN_FILE is token auth",
+        ),
+    ],
+)
+def test_a_token_file_with_another_setting_is_refused(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidConfig, match=message):
+        auth_from_env(environ, token="s.x")

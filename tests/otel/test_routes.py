@@ -38,3 +38,42 @@ LEASE_ID = "database/creds/app/h3Ws0zCk2F1aQq9ErTz"
 )
 def test_template(path: str, template: str) -> None:
     assert route_template(path) == template
+
+
+TOKEN = "hvs.CAESIJ2c0Zq8tokenValueNeverKept"
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        (f"auth/token/lookup/{TOKEN}", "auth/token/lookup/{token}"),
+        (f"auth/token/renew/{TOKEN}", "auth/token/renew/{token}"),
+        (f"auth/token/revoke/{TOKEN}", "auth/token/revoke/{token}"),
+        (f"auth/token/revoke-orphan/{TOKEN}", "auth/token/revoke-orphan/{token}"),
+        (f"auth/token/lookup-accessor/{TOKEN}", "auth/token/lookup-accessor/{accessor}"),
+        (f"auth/token/revoke-accessor/{TOKEN}", "auth/token/revoke-accessor/{accessor}"),
+        (f"auth/token/create/{TOKEN}", "auth/token/create/{role}"),
+        (f"auth/token/roles/{TOKEN}", "auth/token/roles/{role}"),
+        (f"auth/token/{TOKEN}/x/y", "auth/token/{path}"),
+        ("auth/token/renew-self", "auth/token/renew-self"),
+        ("auth/token/roles", "auth/token/roles"),
+        (f"sys/raw/sys/token/id/{TOKEN}", "sys/raw/{path}"),
+        ("sys/namespaces/team-a", "sys/namespaces/{namespace}"),
+        ("sys/policies/password/mypol/generate", "sys/policies/password/{name}/generate"),
+        ("sys/plugins/catalog/database/my-plugin", "sys/plugins/catalog/{path}"),
+        ("sys/audit/file-a", "sys/audit/{path}"),
+        ("sys/leases/lookup", "sys/leases/lookup"),
+    ],
+)
+def test_a_token_or_a_name_never_stays_in_a_template(path: str, template: str) -> None:
+    assert route_template(path) == template
+
+
+def test_a_token_never_reaches_the_template_cache() -> None:
+    from vault_async._routes import _template
+
+    route_template(f"auth/token/lookup/{TOKEN}")
+    route_template(f"sys/raw/sys/token/id/{TOKEN}")
+    before = _template.cache_info().currsize
+    route_template(f"auth/token/renew/{TOKEN}-2")
+    assert _template.cache_info().currsize == before

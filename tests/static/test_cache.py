@@ -18,6 +18,7 @@ from vault_async.static import (
     SecretChange,
     SecretConfigError,
     SecretNotFound,
+    SecretUnavailable,
     StaticSecret,
     StaticSecretProvider,
 )
@@ -276,3 +277,81 @@ def test_importing_the_package_loads_no_cloud_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("ttl", [0, 60])
+async def test_a_subscriber_may_read_the_secret_it_was_told_about(ttl: float) -> None:
+    fetcher = StubFetcher()
+    fetcher.values["db"] = ("1", "old")
+    secrets = CachedSecrets(fetcher, ttl=ttl)
+    read_in_callback: list[str] = []
+
+    async def reread(change: SecretChange) -> None:
+        # get() with ttl=0, and refresh() always, fetch again from inside the callback
+        read_in_callback.append((await secrets.get("db")).text())
+        await secrets.refresh("db")
+
+    await secrets.get("db")
+    secrets.subscribe("db", reread)
+    fetcher.values["db"] = ("2", "new")
+    changes = await asyncio.wait_for(secrets.refresh("db"), 5)
+    assert [c.current.version for c in changes] == ["2"]
+    assert read_in_callback == ["new"]
+    assert (await asyncio.wait_for(secrets.get("db"), 5)).text() == "new"  # nothing hangs after
+    await secrets.aclose()
+
+
+async def test_a_fetcher_reading_its_own_secret_gets_an_error_not_a_hang() -> None:
+    class Recursive(StubFetcher):
+        cache: CachedSecrets
+
+        async def fetch(self, name: str, version: str | None) -> StaticSecret:
+            await self.cache.get(name)  # waits on the fetch it is running in
+            return await super().fetch(name, version)
+
+    fetcher = Recursive()
+    fetcher.values["db"] = ("1", VALUE)
+    fetcher.cache = secrets = CachedSecrets(fetcher, ttl=60)
+    with pytest.raises(SecretConfigError, match="its own fetch"):
+        await asyncio.wait_for(secrets.get("db"), 5)
+    await secrets.aclose()
+
+
+async def test_a_subscriber_refreshing_a_secret_that_always_changes_does_not_hang() -> None:
+    class Moving(StubFetcher):
+        async def fetch(self, name: str, version: str | None) -> StaticSecret:
+            self.values[name] = (str(len(self.calls) + 1), VALUE)  # a new version every read
+            return await super().fetch(name, version)
+
+    secrets = CachedSecrets(Moving(), ttl=0)
+    await secrets.get("db")
+    secrets.subscribe("db", lambda change: secrets.refresh("db"))  # an awaitable result
+    assert len(await asyncio.wait_for(secrets.refresh("db"), 5)) == 1
+    assert (await asyncio.wait_for(secrets.get("db"), 5)).text() == VALUE
+    await asyncio.wait_for(secrets.aclose(), 5)
+
+
+async def test_closing_the_provider_fails_its_readers_without_cancelling_them() -> None:
+    fetcher = StubFetcher()
+    fetcher.values["db"] = ("1", VALUE)
+    fetcher.gate = asyncio.Event()
+    secrets = CachedSecrets(fetcher, ttl=60)
+    reader = asyncio.create_task(secrets.get("db"))
+    await asyncio.sleep(0)  # the reader runs up to its wait on the shared fetch
+    await asyncio.wait_for(secrets.aclose(), 5)
+    with pytest.raises(SecretUnavailable, match="the provider was closed"):
+        await asyncio.wait_for(reader, 5)
+    assert not reader.cancelled()
+
+
+async def test_a_cancelled_reader_is_still_cancelled_when_the_provider_closes() -> None:
+    fetcher = StubFetcher()
+    fetcher.values["db"] = ("1", VALUE)
+    fetcher.gate = asyncio.Event()
+    secrets = CachedSecrets(fetcher, ttl=60)
+    reader = asyncio.create_task(secrets.get("db"))
+    await asyncio.sleep(0)  # the reader runs up to its wait on the shared fetch
+    reader.cancel()
+    await asyncio.wait_for(secrets.aclose(), 5)
+    with pytest.raises(asyncio.CancelledError):
+        await reader

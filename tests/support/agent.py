@@ -11,17 +11,13 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.support.processes import stop_process
+from vault_async import _creds_file
 from vault_async.devstack._binaries import find_bao
 
 __all__ = ["AgentProcess", "agent_policy", "replace_file", "wait_for_file"]
 
-JSON_TEMPLATE = (
-    '{{{{ with secret "{path}" }}}}'
-    '{{"username": "{{{{ .Data.username }}}}", "password": "{{{{ .Data.password }}}}", '
-    '"lease_id": "{{{{ .LeaseID }}}}", "ttl": {{{{ .LeaseDuration }}}}}}'
-    "{{{{ end }}}}\n"
-)
-"""The credential as JSON; ``{path}`` is ``<mount>/creds/<role>``."""
+JSON_TEMPLATE = _creds_file.JSON_TEMPLATE.replace("database/creds/app", "{path}")
+"""The documented template, with ``{path}`` (``<mount>/creds/<role>``) to fill with replace."""
 
 
 def replace_file(path: Path, text: str) -> None:
@@ -86,7 +82,7 @@ class AgentProcess:
         secret_file = workdir / "secret_id"
         secret_file.write_text(secret_id)
         secret_file.chmod(0o600)
-        template = JSON_TEMPLATE.format(path=secret_path)
+        template = JSON_TEMPLATE.replace("{path}", secret_path)
         self.config = workdir / "agent.hcl"
         self.config.write_text(
             textwrap.dedent(

@@ -1,10 +1,12 @@
 """The auth method named by the environment, read as the reference service reads it.
 
-``VAULT_AUTH_METHOD`` is ``token`` (the default: ``VAULT_TOKEN`` or ``~/.vault-token``, as
-``ClientConfig.from_env`` finds it), ``approle`` (``VAULT_ROLE_ID`` with ``VAULT_SECRET_ID`` or
-``VAULT_SECRET_ID_FILE``), ``kubernetes`` (``VAULT_AUTH_ROLE``, ``VAULT_JWT_FILE`` optional) or
-``jwt`` (``VAULT_AUTH_ROLE`` and ``VAULT_JWT_FILE``); ``VAULT_AUTH_MOUNT`` overrides the
-method's mount. A missing setting is an ``InvalidConfig`` naming it; no value is ever shown.
+``VAULT_AUTH_METHOD`` is ``token`` (the default: ``VAULT_TOKEN_FILE``, a file an Agent
+keeps current, else ``VAULT_TOKEN`` or ``~/.vault-token`` as ``ClientConfig.from_env`` finds
+it; ``VAULT_TOKEN`` and ``VAULT_TOKEN_FILE`` are exclusive), ``approle`` (``VAULT_ROLE_ID``
+with ``VAULT_SECRET_ID`` or ``VAULT_SECRET_ID_FILE``), ``kubernetes`` (``VAULT_AUTH_ROLE``,
+``VAULT_JWT_FILE`` optional) or ``jwt`` (``VAULT_AUTH_ROLE`` and ``VAULT_JWT_FILE``);
+``VAULT_AUTH_MOUNT`` overrides the method's mount. A missing setting is an ``InvalidConfig``
+naming it; no value is ever shown.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def auth_from_env(
 
     method = (get("VAULT_AUTH_METHOD") or "token").strip().lower()
     mount = get("VAULT_AUTH_MOUNT")
+    token_file = get("VAULT_TOKEN_FILE")
+    if token_file is not None and method != "token":
+        raise InvalidConfig(f"VAULT_TOKEN_FILE is token auth: unset it with {method}")
     if method == "approle":
         role_id = need("VAULT_ROLE_ID", method)
         secret_id, secret_id_file = get("VAULT_SECRET_ID"), get("VAULT_SECRET_ID_FILE")
@@ -64,6 +69,10 @@ def auth_from_env(
             mount_point=mount or "jwt",
         )
     if method == "token":
+        if token_file is not None:  # before ``token``, which may come from ~/.vault-token
+            if get("VAULT_TOKEN") is not None:
+                raise InvalidConfig("VAULT_TOKEN and VAULT_TOKEN_FILE are exclusive; set one")
+            return TokenAuth(token_file=token_file)
         if not token:
             raise InvalidConfig(
                 "VAULT_TOKEN is required with VAULT_AUTH_METHOD=token (or a ~/.vault-token file)"

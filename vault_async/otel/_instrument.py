@@ -9,6 +9,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from .._client import AsyncVaultClient
+from .._observe import RequestObserver
 from ..lifecycle import LeaseManager, SecretKind
 from ..runtime import VaultRuntime
 from ._leases import LeaseSpans
@@ -28,14 +29,22 @@ class Instrumentation:
         self._undo: list[Callable[[], None]] = []
 
     def uninstrument(self) -> None:
-        """Detach, in reverse order (a client gets back the observer it had before)."""
+        """Detach, in reverse order; a client gets back the observer it had before, unless
+        that one was taken off already (instrumentations removed out of order)."""
         while self._undo:
             self._undo.pop()()
 
     def _client(self, client: AsyncVaultClient, tracer: trace.Tracer) -> None:
-        previous = client.request_observer
-        client.set_request_observer(RequestSpans(tracer))
-        self._undo.append(lambda: client.set_request_observer(previous))
+        mine = RequestSpans(tracer, previous=client.request_observer)
+        client.set_request_observer(mine)
+
+        def undo() -> None:
+            if client.request_observer is mine:
+                client.set_request_observer(_still_wanted(mine.previous))
+            else:  # another observer went on after this one: it stays, and skips this one
+                mine.detached = True
+
+        self._undo.append(undo)
 
     def _manager(self, manager: LeaseManager, tracer: trace.Tracer) -> None:
         def kind_of(name: str) -> SecretKind | None:
@@ -51,6 +60,13 @@ class Instrumentation:
     def _runtime(self, runtime: VaultRuntime, meter: metrics.Meter) -> None:
         instruments = RuntimeInstruments(runtime, meter)
         self._undo.append(instruments.close)
+
+
+def _still_wanted(observer: RequestObserver | None) -> RequestObserver | None:
+    """``observer``, or the first one behind it that was not taken off already."""
+    while isinstance(observer, RequestSpans) and observer.detached:
+        observer = observer.previous
+    return observer
 
 
 def instrument(

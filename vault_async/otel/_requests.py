@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from .._observe import RequestRecord
+from .._observe import RequestObserver, RequestRecord
 from .._routes import route_template
 
 __all__ = ["RequestSpans"]
@@ -23,10 +23,12 @@ __all__ = ["RequestSpans"]
 class RequestSpans:
     """A :class:`~vault_async._observe.RequestObserver` that opens a span per request."""
 
-    __slots__ = ("_tracer",)
+    __slots__ = ("_tracer", "detached", "previous")
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, previous: RequestObserver | None = None) -> None:
         self._tracer = tracer
+        self.previous = previous  # the client's observer before this one
+        self.detached = False  # taken off while behind another: skipped when restoring
 
     @contextmanager
     def request(self, method: str, path: str) -> Iterator[RequestRecord]:

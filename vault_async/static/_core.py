@@ -13,7 +13,9 @@ A provider is a :class:`SecretFetcher` (one read against Vault, AWS or GCP) wrap
   concurrent reads of one (name, version) that miss share a single fetch.
 - ``subscribe(name, callback)``: the callback gets a :class:`SecretChange` whenever a fetch of
   the name's latest version (a refresh, or a ``get`` past the TTL) finds another version or
-  value than the one seen before. The first read only sets the baseline.
+  value than the one seen before. The first read only sets the baseline. Callbacks run in a
+  task of their own once the fetch is done, so one may call ``get`` or ``refresh``; the
+  reader that caused the fetch returns after them.
 - ``refresh(name=None)`` fetches the latest version now (every subscribed name when None).
   With ``refresh_interval`` set, a background task does so for subscribed names, once per
   interval: it sleeps between rounds and never polls faster.
@@ -30,10 +32,11 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from ._errors import SecretConfigError, StaticSecretError
+from ._errors import SecretConfigError, SecretUnavailable, StaticSecretError
 from ._value import SecretChange, StaticSecret
 
 __all__ = [
@@ -114,7 +117,8 @@ class CachedSecrets:
         self._interval = refresh_interval
         self._clock = clock
         self._entries: dict[_Key, tuple[StaticSecret, float]] = {}
-        self._inflight: dict[_Key, asyncio.Task[StaticSecret]] = {}
+        self._inflight: dict[_Key, asyncio.Task[_Fetched]] = {}
+        self._notices: set[asyncio.Task[None]] = set()
         self._latest: dict[str, StaticSecret] = {}
         self._subscribers: dict[str, list[ChangeCallback]] = {}
         self._refresher: asyncio.Task[None] | None = None
@@ -177,11 +181,17 @@ class CachedSecrets:
         )
 
     async def aclose(self) -> None:
-        """Stop the background refresh, cancel fetches in flight, close the fetcher's client."""
+        """Stop the background refresh, cancel fetches in flight, close the fetcher's client.
+
+        A reader waiting on a cancelled fetch gets ``SecretUnavailable``, not a cancellation.
+        """
         if self._closed:
             return
         self._closed = True
-        tasks: list[asyncio.Task[StaticSecret] | asyncio.Task[None]] = [*self._inflight.values()]
+        tasks: list[asyncio.Task[_Fetched] | asyncio.Task[None]] = [
+            *self._inflight.values(),
+            *self._notices,
+        ]
         if self._refresher is not None:
             tasks.append(self._refresher)
         for task in tasks:
@@ -219,40 +229,63 @@ class CachedSecrets:
         return [name for name, callbacks in self._subscribers.items() if callbacks]
 
     async def _load(self, key: _Key) -> StaticSecret:
-        """Join the fetch in flight for ``key``, or start one."""
+        """Join the fetch in flight for ``key``, or start one; then its change callbacks."""
         if self._closed:
             raise SecretConfigError(self.provider, key[0], "the provider is closed")
         task = self._inflight.get(key)
+        if task is not None and task is asyncio.current_task():
+            raise SecretConfigError(
+                self.provider, key[0], "the fetcher read this secret from inside its own fetch"
+            )
         if task is None:
             task = asyncio.create_task(self._fetch(key))
             self._inflight[key] = task
-            task.add_done_callback(self._forget(key))
-        # A reader that is cancelled leaves the shared fetch running for the others.
-        return await asyncio.shield(task)
+            task.add_done_callback(self._settle(key))
+        try:
+            # A reader that is cancelled leaves the shared fetch running for the others.
+            fetched = await asyncio.shield(task)
+            # Callbacks run in their own task, never in the fetch. A reader waits for them,
+            # unless it is itself a callback: one that refreshes must not wait on its kind.
+            if fetched.notice is not None and asyncio.current_task() not in self._notices:
+                await asyncio.shield(fetched.notice)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closed and (current is None or current.cancelling() == 0):
+                # aclose() cancelled the shared work, not this reader
+                raise SecretUnavailable(self.provider, key[0], "the provider was closed") from None
+            raise
+        return fetched.secret
 
-    def _forget(self, key: _Key) -> Callable[[asyncio.Task[StaticSecret]], None]:
-        def done(task: asyncio.Task[StaticSecret]) -> None:
+    def _settle(self, key: _Key) -> Callable[[asyncio.Task[_Fetched]], None]:
+        """Forget the finished fetch; start its change callbacks once, whoever still waits."""
+
+        def done(task: asyncio.Task[_Fetched]) -> None:
             if self._inflight.get(key) is task:
                 del self._inflight[key]
-            if not task.cancelled():
-                task.exception()  # retrieved here too, in case every reader went away
+            if task.cancelled() or task.exception() is not None:
+                return  # the exception is retrieved here too, in case every reader went away
+            fetched = task.result()
+            if fetched.change is not None and not self._closed:
+                notice = asyncio.create_task(self._notify(key[0], fetched.change))
+                fetched.notice = notice
+                self._notices.add(notice)
+                notice.add_done_callback(self._notices.discard)
 
         return done
 
-    async def _fetch(self, key: _Key) -> StaticSecret:
+    async def _fetch(self, key: _Key) -> _Fetched:
         name, version = key
         secret = await self._fetcher.fetch(name, version)
         self._entries[key] = (secret, self._clock() + self._ttl)
-        if version is None:
-            await self._observe(name, secret)
-        return secret
+        change = self._observe(name, secret) if version is None else None
+        return _Fetched(secret, change)
 
-    async def _observe(self, name: str, secret: StaticSecret) -> None:
-        """Remember ``secret`` as the latest of ``name``; tell subscribers if it changed."""
+    def _observe(self, name: str, secret: StaticSecret) -> SecretChange | None:
+        """Remember ``secret`` as the latest of ``name``; the change, if it is one."""
         before = self._latest.get(name)
         self._latest[name] = secret
         if before is None or before.same_as(secret):
-            return
+            return None
         logger.info(
             "static_secret.changed",
             extra={
@@ -262,7 +295,10 @@ class CachedSecrets:
                 "version": secret.version,
             },
         )
-        change = SecretChange(before, secret)
+        return SecretChange(before, secret)
+
+    async def _notify(self, name: str, change: SecretChange) -> None:
+        """Call each subscriber of ``name``; a failing one is logged, not raised."""
         for callback in list(self._subscribers.get(name, ())):
             try:
                 result = callback(change)
@@ -295,6 +331,15 @@ class CachedSecrets:
                         "static_secret.refresh_failed",
                         extra={"provider": self.provider, "secret": name, "error_class": _cls(exc)},
                     )
+
+
+@dataclass(slots=True)
+class _Fetched:
+    """One finished fetch: the secret, the change it revealed, and the task telling of it."""
+
+    secret: StaticSecret
+    change: SecretChange | None
+    notice: asyncio.Task[None] | None = None
 
 
 def _cls(exc: BaseException) -> str:
