@@ -20,8 +20,8 @@ A provider is a :class:`SecretFetcher` (one read against Vault, AWS or GCP) wrap
   With ``refresh_interval`` set, a background task does so for subscribed names, once per
   interval: it sleeps between rounds and never polls faster.
 
-The interface and its one implementation share this module on purpose: the cache is
-what gives the interface its contract, and they read best side by side.
+The interface and its one implementation share this module on purpose, past 300 lines: the
+cache is what gives the interface its contract, and they read best side by side.
 """
 
 from __future__ import annotations
