@@ -5,6 +5,7 @@ which needs the stack, so Django cannot be configured when pytest starts)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -63,8 +64,18 @@ def django_site(migrated: DevStack) -> Iterator[DevStack]:
 
 @pytest.fixture(scope="module", autouse=True)
 def _engines_stop_with_the_module() -> Iterator[None]:
-    """The engines a module started stop (and revoke) when it ends: none keeps rotating."""
+    """The engines a module started stop (and revoke) when it ends: none keeps rotating.
+
+    The example site's ``LOGGING`` (applied by ``django.setup()``) gives the ``vault_async``
+    logger a level and a handler of its own; both are taken off again, so the modules after
+    this one see the library's records as they would without Django.
+    """
     yield
+    library = logging.getLogger("vault_async")
+    library.setLevel(logging.NOTSET)
+    for handler in list(library.handlers):
+        library.removeHandler(handler)
+    library.propagate = True
     if "vault_async.django" in sys.modules:
         from vault_async.django import shutdown
 
