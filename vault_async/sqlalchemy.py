@@ -91,6 +91,7 @@ from ._prewarm import (
     HoldTimes,
     Prewarm,
     return_all,
+    run_to_end,
     switch_budget,
     warm_pool,
 )
@@ -486,19 +487,33 @@ class EngineBinding(PoolListeners):
         new = old.recreate()
         warm = await warm_pool(old, new, self.prewarm, until=self._switch_by)
         self._switch_by = None
+        if self._target.pool is not old or not self._attached:
+            # Disposed or detached during the warm-up: the switch would undo the dispose, or
+            # open a pool nothing closes. The warm-up's connections go with its pool.
+            await run_to_end(warm.abort())
+            if self._attached:
+                self._switched(generation)
+            return
         ready = list(warm.ready)
         # The switch, without an await: no connection can be made in between.
         self._target.pool = new
+        self._switched(generation)
+        self._target.dispatch.engine_disposed(self._target)
+        await run_to_end(self._hand_over_then_close(ready, old))
+
+    def _switched(self, generation: int) -> None:
+        """The engine's pool is a new one, made for ``generation``."""
         self._retired()
         self._switched_to = generation
         # A rotation during the warm-up has a swap of its own waiting: until it switches,
         # the connections just made ready serve on.
         self._still_served = None if self.source.generation == generation else generation
-        self._target.dispatch.engine_disposed(self._target)
+
+    async def _hand_over_then_close(
+        self, ready: list[PoolProxiedConnection], old: QueuePool
+    ) -> None:
         await self._hand_over(ready)
         await greenlet_spawn(old.dispose)
-        await warm.finish()  # the connects still running at the deadline join the new pool
-        await self._hand_over(warm.ready[len(ready):])
 
     async def _hand_over(self, connections: list[PoolProxiedConnection]) -> None:
         """Return pre-warmed connections to the pool now in use, as connections of its own."""
