@@ -1,6 +1,6 @@
 """A warm-up that cannot finish (cancelled, overtaken by ``dispose``, or a database that stops
 answering) leaves no session of the new login behind and does not hold the swap past its
-deadline.
+deadline; one whose login the database refuses is not done twice.
 
 The database that stops answering is a ``do_connect`` listener that makes the warm-up's
 connects past the first few wait for an event set only at the end: no timing, only events.
@@ -145,4 +145,34 @@ async def test_connects_hung_at_the_deadline_do_not_hold_the_swap(
             await conn.close()
     finally:
         hung.release()
+        binding.detach()
+
+
+async def test_a_login_refused_during_the_warm_up_is_warmed_once(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    user_a, password_a = login(migrated, leases)
+    user_b, _ = login(migrated, leases)
+    user_c, password_c = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    source.on_force = lambda: (user_c, password_c)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=1, timeout=60))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        before = binding.stats.connects
+        # B's first connect is refused, which forces a rotation to C: the warm-up goes on
+        # with C, and the forced rotation's own swap finds the pool already warm.
+        source.set(user_b, "not-the-password")
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert source.rotate_calls == 1
+        assert binding.stats.connects - before == SIZE
+        assert binding.stats.pool_swaps == 1
+        assert await backends_of(migrated, user_c) == SIZE
+        held = await checked_out(engine, SIZE)
+        assert await session_users(held) == [user_c] * SIZE
+        assert binding.stats.connects - before == SIZE  # no login on the request path
+        for conn in held:
+            await conn.close()
+    finally:
         binding.detach()
