@@ -108,6 +108,9 @@ class HoldTimes:
     def add(self, seconds: float) -> None:
         self._recent.append(seconds)
 
+    def __len__(self) -> int:
+        return len(self._recent)
+
     def longest(self) -> float:
         return max(self._recent, default=0.0)
 

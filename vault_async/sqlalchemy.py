@@ -545,7 +545,8 @@ class EngineBinding(PoolListeners):
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
         super()._on_checkout(dbapi_connection, conn_rec, proxy)
-        conn_rec.info[CHECKED_OUT_AT] = time.monotonic()
+        if not WARMING.get():  # a warm-up's checkout, held while others log in, is no request
+            conn_rec.info[CHECKED_OUT_AT] = time.monotonic()
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         started = conn_rec.info.pop(CHECKED_OUT_AT, None)

@@ -176,3 +176,24 @@ async def test_a_login_refused_during_the_warm_up_is_warmed_once(
             await conn.close()
     finally:
         binding.detach()
+
+
+async def test_the_warm_ups_checkouts_are_not_request_hold_times(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # The longest recent hold shortens the next warm-up's budget: a warm-up's own checkouts,
+    # held while the others log in, are no request's.
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=1))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        assert len(binding._holds) == SIZE
+        source.set(user_b, password_b)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert binding.stats.prewarmed == SIZE
+        assert len(binding._holds) == SIZE
+    finally:
+        binding.detach()
