@@ -12,7 +12,8 @@ back.
 Bounds, checked before each connection: no more than the pool's own limit (size plus
 overflow) plus :attr:`Prewarm.margin` connections of both pools together (an idle old
 connection is closed to make room when there is none), no more than PostgreSQL's
-``max_connections`` leaves free, and no later than :attr:`Prewarm.timeout`: whatever is ready
+``max_connections`` leaves free to an ordinary login (the first connection opens alone and
+asks), and no later than :attr:`Prewarm.timeout`: whatever is ready
 by then is what the switch gets, and the rest open on demand as before. The old login
 must still work while it serves: the switch also comes within :attr:`Prewarm.share` of the
 time the rotation said the old credential stays usable (``LeaseEvent.previous_valid_for``),
@@ -67,6 +68,7 @@ WARMING: ContextVar[bool] = ContextVar("vault_async.prewarm.warming", default=Fa
 ROOM_SQL = (
     "SELECT current_setting('max_connections')::int"
     " - current_setting('superuser_reserved_connections')::int"
+    " - coalesce(current_setting('reserved_connections', true), '0')::int"  # PostgreSQL 16+
     " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
 )
 """Connections PostgreSQL still accepts from an ordinary login."""
@@ -285,12 +287,12 @@ class Warmup:
         self.ready.append(await greenlet_spawn(self.new.connect))
 
     async def _batch(self, wanted: int) -> int:
-        """How many to open now: within the concurrency, PostgreSQL's room and the pool's
-        limit. Past the limit, one idle old connection is closed for each one opened, but
-        never the last idle one: a request finding none would log in on its own path."""
+        """How many to open now: within the concurrency, PostgreSQL's room (the first one
+        opens alone: it asks how many more PostgreSQL accepts) and the pool's limit. Past
+        the limit, one idle old connection is closed for each one opened, but never the last
+        idle one: a request finding none would log in on its own path."""
         batch = min(self.config.concurrency, wanted)
-        if self.room is not None:
-            batch = min(batch, self.room - 1)
+        batch = 1 if self.room is None else min(batch, self.room - 1)
         excess = open_connections(self.old) + len(self.ready) + batch - self.limit
         for _ in range(max(0, excess)):
             if self.old.checkedin() <= 1 or not await greenlet_spawn(_close_one_idle, self.old):

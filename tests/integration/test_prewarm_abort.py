@@ -197,3 +197,41 @@ async def test_the_warm_ups_checkouts_are_not_request_hold_times(
         assert len(binding._holds) == SIZE
     finally:
         binding.detach()
+
+
+async def test_the_first_connection_opens_alone_to_measure_the_databases_room(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # Until one connection of the new pool has asked PostgreSQL how many more it accepts, the
+    # warm-up opens no other: a first batch of `concurrency` could take the last free slots.
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    entered: list[int] = []
+    first_pending = False
+
+    def on_do_connect(
+        dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: Any
+    ) -> None:
+        nonlocal first_pending
+        if not WARMING.get():
+            return
+        entered.append(int(first_pending))
+        if len(entered) == 1:
+            first_pending = True
+            for _ in range(10):  # the other connects of a batch would enter meanwhile
+                await_only(asyncio.sleep(0))
+            first_pending = False
+
+    event.listen(engine.sync_engine, "do_connect", on_do_connect)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=SIZE))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert binding.stats.prewarmed == SIZE
+        assert entered == [0] * SIZE  # none entered while the first was connecting
+    finally:
+        binding.detach()
+        event.remove(engine.sync_engine, "do_connect", on_do_connect)
