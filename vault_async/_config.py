@@ -42,8 +42,10 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # far above any Vault answer
 # What a header value may hold: visible ASCII. CR/LF would split the request, anything
 # else fails deep inside the HTTP library.
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]*")
-# One name of a namespace path: visible ASCII without '/' (OpenBao refuses spaces in names).
-_NAMESPACE_PART = re.compile(r"[\x21-\x2e\x30-\x7e]+")
+# One name of a namespace path: visible ASCII without '/', '+' or '*' (OpenBao 2.7.2 refuses
+# spaces, '+' and '*' in names), and not one of the names it reserves.
+_NAMESPACE_PART = re.compile(r"[\x21-\x29\x2c-\x2e\x30-\x7e]+")
+_NOT_A_NAMESPACE_NAME = frozenset({".", "..", "sys", "audit", "auth", "cubbyhole", "identity"})
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,252}[A-Za-z0-9_\]])?|\[[0-9A-Fa-f:.]+\]")
 
 _TRUE = {"1", "t", "true", "yes", "y", "on"}
@@ -217,11 +219,17 @@ def check_namespace(value: str, what: str) -> str:
     """A namespace path (``team-a``, ``team-a/app``) in its canonical form, without leading or
     trailing ``/`` (Vault accepts ``team-a/`` too). The message never shows the value."""
     path = value.strip("/") if isinstance(value, str) else ""
+    if path == "root":
+        raise InvalidConfig(f"{what}: 'root' is the root namespace, which is none: unset it")
     parts = path.split("/")
-    if not all(_NAMESPACE_PART.fullmatch(p) and p not in (".", "..") for p in parts):
+    if not all(
+        _NAMESPACE_PART.fullmatch(p) and p not in _NOT_A_NAMESPACE_NAME for p in parts
+    ):
         raise InvalidConfig(
             f"{what} must be namespace names joined by '/', e.g. team-a or team-a/app: "
-            "printable ASCII without spaces or control characters, no empty, '.' or '..' name"
+            "printable ASCII without spaces, control characters, '+' or '*', no empty, '.' "
+            "or '..' name and none of OpenBao's reserved names (sys, audit, auth, cubbyhole, "
+            "identity)"
         )
     return path
 

@@ -12,7 +12,8 @@ back.
 Bounds, checked before each connection: no more than the pool's own limit (size plus
 overflow) plus :attr:`Prewarm.margin` connections of both pools together (an idle old
 connection is closed to make room when there is none), no more than PostgreSQL's
-``max_connections`` leaves free, and no later than :attr:`Prewarm.timeout`: whatever is ready
+``max_connections`` leaves free to an ordinary login (the first connection opens alone and
+asks), and no later than :attr:`Prewarm.timeout`: whatever is ready
 by then is what the switch gets, and the rest open on demand as before. The old login
 must still work while it serves: the switch also comes within :attr:`Prewarm.share` of the
 time the rotation said the old credential stays usable (``LeaseEvent.previous_valid_for``),
@@ -20,9 +21,16 @@ leaving the rest to the requests still running on it, which need as long as twic
 longest recent checkout (:func:`switch_budget`). A lease that short (seconds, as in
 tests) leaves no time to warm up: the switch is then immediate, as without pre-warming.
 
-The pool's idle queue is reached through ``QueuePool._pool`` and ``_dec_overflow`` (what
-``QueuePool.dispose`` itself uses): SQLAlchemy offers no public way to close one idle
-connection.
+A warm-up that cannot finish leaves nothing behind: the connects still running at the
+deadline are cancelled (a database that stops answering holds neither the swap nor the
+shutdown), and a warm-up that is cancelled, or whose switch no longer applies,
+is aborted (:meth:`Warmup.abort`): its connections are closed with the pool that would
+have replaced the current one.
+
+The pool's idle queue is reached through ``QueuePool._pool`` (as ``QueuePool.dispose``
+reaches it) and ``_dec_overflow`` (what ``QueuePool`` calls when a connection it counted
+closes; ``dispose`` instead resets the whole count): SQLAlchemy offers no public way to
+close one idle connection.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -46,6 +55,7 @@ __all__ = [
     "Warmup",
     "open_connections",
     "return_all",
+    "run_to_end",
     "switch_budget",
     "warm_pool",
 ]
@@ -58,6 +68,7 @@ WARMING: ContextVar[bool] = ContextVar("vault_async.prewarm.warming", default=Fa
 ROOM_SQL = (
     "SELECT current_setting('max_connections')::int"
     " - current_setting('superuser_reserved_connections')::int"
+    " - coalesce(current_setting('reserved_connections', true), '0')::int"  # PostgreSQL 16+
     " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
 )
 """Connections PostgreSQL still accepts from an ordinary login."""
@@ -98,6 +109,9 @@ class HoldTimes:
 
     def add(self, seconds: float) -> None:
         self._recent.append(seconds)
+
+    def __len__(self) -> int:
+        return len(self._recent)
 
     def longest(self) -> float:
         return max(self._recent, default=0.0)
@@ -156,17 +170,39 @@ async def warm_pool(
     As many as ``old`` holds now, at least one and at most ``new``'s size, within the bounds
     in the module's doc. The deadline is :attr:`Prewarm.timeout`, or ``until`` (monotonic)
     when sooner: the returned :class:`Warmup`'s ``ready`` connections are the ones open by
-    then, checked out; the connects still running finish in the background
-    (:meth:`Warmup.finish`). A failure ends the warm-up with what is ready (it is logged;
-    the request path meets it again if it lasts).
+    then, checked out; the connects still running then are cancelled. Cancelled itself, it
+    closes what it opened (:meth:`Warmup.abort`). A failure ends the warm-up with what is
+    ready (it is logged; the request path meets it again if it lasts).
     """
     target = max(1, min(new.size(), open_connections(old)))
     deadline = time.monotonic() + config.timeout
     if until is not None:
         deadline = min(deadline, until)
     warm = Warmup(old, new, config, target)
-    await warm.start(deadline)
+    try:
+        await warm.start(deadline)
+    except BaseException:
+        await run_to_end(warm.abort())
+        raise
     return warm
+
+
+async def run_to_end(step: Coroutine[object, object, None]) -> None:
+    """Run ``step`` to its end even when the caller is cancelled meanwhile (the cancellation
+    is raised afterwards): a clean-up or a hand-over cut in the middle would leave
+    connections checked out of a pool nothing closes."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 class Warmup:
@@ -188,10 +224,12 @@ class Warmup:
         self._started = time.monotonic()
 
     async def start(self, deadline: float) -> None:
-        """Fill in a task of its own; return when it is done or at ``deadline``."""
+        """Fill in a task of its own until it is done or ``deadline``; the connects still
+        running then are cancelled."""
         self._task = asyncio.get_running_loop().create_task(self._fill())
         await asyncio.wait({self._task}, timeout=max(0.0, deadline - time.monotonic()))
         self._stop = True  # no batch starts after the deadline
+        await self._cancel_fill()
         logger.info(
             "pool.prewarmed",
             extra={
@@ -202,10 +240,21 @@ class Warmup:
             },
         )
 
-    async def finish(self) -> None:
-        """Wait for the connects still running at the deadline (they join ``ready``)."""
-        if self._task is not None:
-            await self._task
+    async def abort(self) -> None:
+        """Give the warm-up up: stop its connects, close its connections and its pool."""
+        self._stop = True
+        await self._cancel_fill()
+        ready, self.ready = self.ready, []
+        await return_all(ready)
+        await greenlet_spawn(self.new.dispose)
+
+    async def _cancel_fill(self) -> None:
+        """Cancel the connects still running and wait for them (a cancelled connect gives
+        its slot back to the pool; one that completed is already in ``ready``)."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        await asyncio.wait({self._task})
 
     async def _fill(self) -> None:
         WARMING.set(True)  # this task's own context: its checkouts serve no request
@@ -214,16 +263,15 @@ class Warmup:
                 batch = await self._batch(self.target - len(self.ready))
                 if batch <= 0:
                     return
+                before = len(self.ready)
                 results = await asyncio.gather(
-                    *(greenlet_spawn(self.new.connect) for _ in range(batch)),
-                    return_exceptions=True,
+                    *(self._open_one() for _ in range(batch)), return_exceptions=True
                 )
-                opened = [r for r in results if isinstance(r, PoolProxiedConnection)]
-                self.ready.extend(opened)
+                opened = len(self.ready) - before
                 if self.room is None and self.ready:
                     self.room = await greenlet_spawn(_room, self.ready[0])
                 elif self.room is not None:
-                    self.room -= len(opened)
+                    self.room -= opened
                 failures = [r for r in results if isinstance(r, BaseException)]
                 if failures:
                     raise failures[0]
@@ -233,13 +281,18 @@ class Warmup:
                 extra={"error_class": type(error).__name__, "ready": len(self.ready)},
             )
 
+    async def _open_one(self) -> None:
+        """Open one connection; it joins ``ready`` as soon as it is open (a cancellation of
+        the others then cannot lose it)."""
+        self.ready.append(await greenlet_spawn(self.new.connect))
+
     async def _batch(self, wanted: int) -> int:
-        """How many to open now: within the concurrency, PostgreSQL's room and the pool's
-        limit. Past the limit, one idle old connection is closed for each one opened, but
-        never the last idle one: a request finding none would log in on its own path."""
+        """How many to open now: within the concurrency, PostgreSQL's room (the first one
+        opens alone: it asks how many more PostgreSQL accepts) and the pool's limit. Past
+        the limit, one idle old connection is closed for each one opened, but never the last
+        idle one: a request finding none would log in on its own path."""
         batch = min(self.config.concurrency, wanted)
-        if self.room is not None:
-            batch = min(batch, self.room - 1)
+        batch = 1 if self.room is None else min(batch, self.room - 1)
         excess = open_connections(self.old) + len(self.ready) + batch - self.limit
         for _ in range(max(0, excess)):
             if self.old.checkedin() <= 1 or not await greenlet_spawn(_close_one_idle, self.old):

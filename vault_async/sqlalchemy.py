@@ -91,6 +91,7 @@ from ._prewarm import (
     HoldTimes,
     Prewarm,
     return_all,
+    run_to_end,
     switch_budget,
     warm_pool,
 )
@@ -458,8 +459,12 @@ class EngineBinding(PoolListeners):
         switch."""
         self._swaps = PoolSwaps(self.swap_pool, logger)
         self._swap_lock = asyncio.Lock()
-        self._switch_by: float | None = None
-        """Monotonic time by which a warm-up must switch (the old login ends soon after)."""
+        self._switch_by: dict[int, float] = {}
+        """Per rotation (its generation): the monotonic time by which its warm-up must switch
+        (the old login ends soon after). A warm-up takes those of the rotations it serves."""
+        self._already_warm: int | None = None
+        """A generation whose waiting swap has nothing left to do: an earlier warm-up opened
+        every connection it switched to with that generation's credential."""
         self._holds = HoldTimes()
         self._login_failed = False
         """Set while a rejected login forces a rotation: that one switches at once."""
@@ -468,6 +473,10 @@ class EngineBinding(PoolListeners):
         """Replace the pool: pre-warmed when asked and possible, else at once. The old pool's
         idle connections close at the switch; checked-out ones close when returned."""
         async with self._swap_lock:  # one swap at a time: each warms the generation in force
+            if self._already_warm is not None and self._already_warm == self.source.generation:
+                self._already_warm = None
+                self._take_deadline()
+                return
             self.stats.pool_swaps += 1
             pool = self._target.pool
             if self.prewarm.enabled and isinstance(pool, QueuePool):
@@ -484,21 +493,45 @@ class EngineBinding(PoolListeners):
     async def _warm_then_switch(self, old: QueuePool) -> None:
         generation = self.source.generation
         new = old.recreate()
-        warm = await warm_pool(old, new, self.prewarm, until=self._switch_by)
-        self._switch_by = None
+        warm = await warm_pool(old, new, self.prewarm, until=self._take_deadline())
+        if self._target.pool is not old or not self._attached:
+            # Disposed or detached during the warm-up: the switch would undo the dispose, or
+            # open a pool nothing closes. The warm-up's connections go with its pool.
+            await run_to_end(warm.abort())
+            if self._attached:
+                self._switched(generation)
+            return
         ready = list(warm.ready)
+        made = {connection.info.get(GENERATION_KEY) for connection in ready}
+        if len(made) == 1 and (newer := made.pop()) is not None and newer > generation:
+            # Every connection was made with a later rotation's credential (the database
+            # refused this one's login meanwhile): that rotation's swap is done by this one.
+            generation = newer
+            self._already_warm = newer
         # The switch, without an await: no connection can be made in between.
         self._target.pool = new
+        self._switched(generation)
+        self._target.dispatch.engine_disposed(self._target)
+        await run_to_end(self._hand_over_then_close(ready, old))
+
+    def _take_deadline(self) -> float | None:
+        """The soonest switch deadline of the rotations so far (they are all served now)."""
+        deadlines, self._switch_by = self._switch_by, {}
+        return min(deadlines.values(), default=None)
+
+    def _switched(self, generation: int) -> None:
+        """The engine's pool is a new one, made for ``generation``."""
         self._retired()
         self._switched_to = generation
         # A rotation during the warm-up has a swap of its own waiting: until it switches,
         # the connections just made ready serve on.
         self._still_served = None if self.source.generation == generation else generation
-        self._target.dispatch.engine_disposed(self._target)
+
+    async def _hand_over_then_close(
+        self, ready: list[PoolProxiedConnection], old: QueuePool
+    ) -> None:
         await self._hand_over(ready)
         await greenlet_spawn(old.dispose)
-        await warm.finish()  # the connects still running at the deadline join the new pool
-        await self._hand_over(warm.ready[len(ready):])
 
     async def _hand_over(self, connections: list[PoolProxiedConnection]) -> None:
         """Return pre-warmed connections to the pool now in use, as connections of its own."""
@@ -512,7 +545,8 @@ class EngineBinding(PoolListeners):
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
         super()._on_checkout(dbapi_connection, conn_rec, proxy)
-        conn_rec.info[CHECKED_OUT_AT] = time.monotonic()
+        if not WARMING.get():  # a warm-up's checkout, held while others log in, is no request
+            conn_rec.info[CHECKED_OUT_AT] = time.monotonic()
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         started = conn_rec.info.pop(CHECKED_OUT_AT, None)
@@ -552,7 +586,7 @@ class EngineBinding(PoolListeners):
             return
         if self._login_failed:
             # The database refused the old login: nothing is served on it any more.
-            self._switch_by = time.monotonic()
+            self._switch_by[self.source.generation] = time.monotonic()
             self._swaps.start(self.source.generation)
             return
         if self.prewarm.enabled and self._still_served is None:
@@ -562,7 +596,7 @@ class EngineBinding(PoolListeners):
             # A share of the old login's time left for the warm-up, the rest for the requests
             # still running on it.
             budget = switch_budget(self.prewarm, valid_for, self._holds.longest())
-            self._switch_by = time.monotonic() + budget
+            self._switch_by[self.source.generation] = time.monotonic() + budget
         self._swaps.start(self.source.generation)
 
     def _refresh(self, reason: str, generation: int) -> None:

@@ -14,6 +14,7 @@ import respx
 
 from tests.client._util import unique
 from vault_async import AsyncVaultClient, ClientConfig, InvalidConfig, InvalidPath, InvalidRequest
+from vault_async._config import check_namespace
 from vault_async.devstack import DevNamespace, DevStack
 from vault_async.lifecycle import Lease, LeaseManager, database_dynamic
 
@@ -100,6 +101,20 @@ def test_bad_namespace_is_one_line_naming_vault_namespace(bad: str) -> None:
     assert "VAULT_NAMESPACE" in message
     assert "\n" not in message
     assert len(bad) < 3 or bad not in message  # the value is never echoed
+
+
+@pytest.mark.parametrize(
+    "refused",
+    ["sys", "team-a/audit", "auth/x", "a/cubbyhole", "identity", "team+a", "a/*", "root", "/root/"],
+)
+def test_names_openbao_refuses_or_reads_as_the_root_are_refused(refused: str) -> None:
+    # OpenBao 2.7.2 refuses its reserved names and '+' or '*' in a name, and reads "root" as
+    # the root namespace: a configuration that says so would not mean what it says.
+    with pytest.raises(InvalidConfig) as info:
+        ClientConfig(addr="http://v:8200", namespace=refused)
+    assert "VAULT_NAMESPACE" in str(info.value)
+    with pytest.raises(InvalidConfig):
+        check_namespace(refused, "namespace")
 
 
 def test_namespace_slashes_around_are_dropped() -> None:

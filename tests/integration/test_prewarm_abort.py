@@ -1,0 +1,237 @@
+"""A warm-up that cannot finish (cancelled, overtaken by ``dispose``, or a database that stops
+answering) leaves no session of the new login behind and does not hold the swap past its
+deadline; one whose login the database refuses is not done twice.
+
+The database that stops answering is a ``do_connect`` listener that makes the warm-up's
+connects past the first few wait for an event set only at the end: no timing, only events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
+
+from vault_async._prewarm import WARMING
+from vault_async.devstack import DevStack
+from vault_async.sqlalchemy import Prewarm, bind_credentials
+
+from .conftest import FakeSource, backends_of, dialect_url, login, wait_for_backends
+from .test_prewarm import SIZE, checked_out, session_users
+
+pytestmark = pytest.mark.integration
+
+BOUND = 10.0
+"""Seconds any wait of these tests may take (a bound, never expected to be reached)."""
+
+
+@pytest.fixture
+async def engine(migrated: DevStack) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(
+        dialect_url(migrated, "asyncpg"), pool_size=SIZE, max_overflow=0
+    )
+    yield engine
+    await engine.dispose()
+
+
+class HungConnects:
+    """The warm-up's connects past the first ``passing`` wait until :meth:`release`."""
+
+    def __init__(self, engine: AsyncEngine, passing: int) -> None:
+        self._engine = engine
+        self.passing = passing
+        self.entered = 0
+        self.blocked = asyncio.Event()
+        self._release = asyncio.Event()
+        event.listen(engine.sync_engine, "do_connect", self._on_do_connect)
+
+    def _on_do_connect(
+        self, dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: Any
+    ) -> None:
+        if not WARMING.get():
+            return
+        self.entered += 1
+        if self.entered > self.passing:
+            self.blocked.set()
+            await_only(self._release.wait())
+
+    def release(self) -> None:
+        if self._release.is_set():
+            return
+        self._release.set()
+        event.remove(self._engine.sync_engine, "do_connect", self._on_do_connect)
+
+
+async def test_a_cancelled_swap_closes_the_connections_it_opened(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    hung = HungConnects(engine, passing=2)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=2, timeout=60))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        # Two connections of B are ready, the next batch hangs: the shutdown cancels the swap.
+        await asyncio.wait_for(hung.blocked.wait(), BOUND)
+        swaps = list(binding._swaps._tasks)
+        for task in swaps:
+            task.cancel()
+        await asyncio.wait_for(asyncio.gather(*swaps, return_exceptions=True), BOUND)
+        assert await wait_for_backends(migrated, user_b, 0) == 0
+    finally:
+        hung.release()
+        binding.detach()
+
+
+async def test_a_dispose_during_the_warm_up_is_not_undone_by_the_switch(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    hung = HungConnects(engine, passing=2)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=2, timeout=60))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        await asyncio.wait_for(hung.blocked.wait(), BOUND)
+        await engine.dispose()
+        disposed_to = engine.sync_engine.pool
+        hung.release()  # the warm-up completes; its switch must not replace the pool
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert engine.sync_engine.pool is disposed_to
+        assert binding.stats.prewarmed == 0
+        assert await wait_for_backends(migrated, user_b, 0) == 0
+        [fresh] = await checked_out(engine, 1)
+        assert await session_users([fresh]) == [user_b]
+        await fresh.close()
+    finally:
+        hung.release()
+        binding.detach()
+
+
+async def test_connects_hung_at_the_deadline_do_not_hold_the_swap(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    hung = HungConnects(engine, passing=2)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=SIZE, timeout=0.5))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        # Two of the four connects hang: the switch takes the two ready at the deadline, and
+        # the swap ends then, although the database never answers the others.
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert hung.blocked.is_set()
+        assert binding.stats.prewarmed == 2
+        assert await backends_of(migrated, user_b) == 2
+        held = await checked_out(engine, SIZE)
+        assert await session_users(held) == [user_b] * SIZE
+        for conn in held:
+            await conn.close()
+    finally:
+        hung.release()
+        binding.detach()
+
+
+async def test_a_login_refused_during_the_warm_up_is_warmed_once(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    user_a, password_a = login(migrated, leases)
+    user_b, _ = login(migrated, leases)
+    user_c, password_c = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    source.on_force = lambda: (user_c, password_c)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=1, timeout=60))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        before = binding.stats.connects
+        # B's first connect is refused, which forces a rotation to C: the warm-up goes on
+        # with C, and the forced rotation's own swap finds the pool already warm.
+        source.set(user_b, "not-the-password")
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert source.rotate_calls == 1
+        assert binding.stats.connects - before == SIZE
+        assert binding.stats.pool_swaps == 1
+        assert await backends_of(migrated, user_c) == SIZE
+        held = await checked_out(engine, SIZE)
+        assert await session_users(held) == [user_c] * SIZE
+        assert binding.stats.connects - before == SIZE  # no login on the request path
+        for conn in held:
+            await conn.close()
+    finally:
+        binding.detach()
+
+
+async def test_the_warm_ups_checkouts_are_not_request_hold_times(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # The longest recent hold shortens the next warm-up's budget: a warm-up's own checkouts,
+    # held while the others log in, are no request's.
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=1))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        assert len(binding._holds) == SIZE
+        source.set(user_b, password_b)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert binding.stats.prewarmed == SIZE
+        assert len(binding._holds) == SIZE
+    finally:
+        binding.detach()
+
+
+async def test_the_first_connection_opens_alone_to_measure_the_databases_room(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # Until one connection of the new pool has asked PostgreSQL how many more it accepts, the
+    # warm-up opens no other: a first batch of `concurrency` could take the last free slots.
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    entered: list[int] = []
+    first_pending = False
+
+    def on_do_connect(
+        dialect: Dialect, conn_rec: ConnectionPoolEntry, cargs: Any, cparams: Any
+    ) -> None:
+        nonlocal first_pending
+        if not WARMING.get():
+            return
+        entered.append(int(first_pending))
+        if len(entered) == 1:
+            first_pending = True
+            for _ in range(10):  # the other connects of a batch would enter meanwhile
+                await_only(asyncio.sleep(0))
+            first_pending = False
+
+    event.listen(engine.sync_engine, "do_connect", on_do_connect)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=SIZE))
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert binding.stats.prewarmed == SIZE
+        assert entered == [0] * SIZE  # none entered while the first was connecting
+    finally:
+        binding.detach()
+        event.remove(engine.sync_engine, "do_connect", on_do_connect)
