@@ -31,6 +31,15 @@ def migrated(devstack: DevStack) -> DevStack:
     return devstack
 
 
+@pytest.fixture
+def leases(migrated: DevStack) -> Iterator[list[str]]:
+    """Lease ids a test obtained (``tests.integration.conftest.login``), revoked at its end."""
+    issued: list[str] = []
+    yield issued
+    for lease in issued:
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
     """A migrated dev stack of the module's own, for tests that disturb it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,15 +51,6 @@ def _psycopg(stack: DevStack, source: FileCredentials) -> AbstractAsyncContextMa
             yield query
 
     return opened()
-
-
-@pytest.fixture
-def leases(migrated: DevStack) -> Iterator[list[str]]:
-    """Lease ids the test obtained, revoked at its end."""
-    issued: list[str] = []
-    yield issued
-    for lease in issued:
-        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
 
 
 @pytest.mark.parametrize("opener", [_asyncpg, _psycopg], ids=["asyncpg", "psycopg_pool"])

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from vault_async.devstack import DevStack
 
@@ -111,15 +109,6 @@ def login(stack: DevStack, leases: list[str]) -> tuple[str, str]:
     username, password, lease = vault_creds(stack)
     leases.append(lease)
     return username, password
-
-
-@pytest.fixture
-def leases(migrated: DevStack) -> Iterator[list[str]]:
-    """Lease ids a test obtained with :func:`login`, revoked at its end."""
-    issued: list[str] = []
-    yield issued
-    for lease in issued:
-        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease})
 
 
 async def backends_of(stack: DevStack, username: str) -> int:
