@@ -1,7 +1,7 @@
 """Does a rotation show in the tail? Latency right after each rotation against the rest.
 
     python benchmarks/rotation.py [--seconds 30] [--rounds 3] [--lease 30] [--no-prewarm]
-                                  [--quick]
+                                  [--margin N] [--quick]
 
 For pool sizes 10 (overflow 10, 16 clients) and 50 (no overflow, 64 clients), three copies
 of the reference service on one dev stack:
@@ -180,6 +180,10 @@ def main() -> int:
         "--no-prewarm", action="store_true",
         help="the rotating service swaps its pool at once (DB_POOL_PREWARM=false)",
     )
+    parser.add_argument(
+        "--margin", type=int, default=None,
+        help="DB_POOL_PREWARM_MARGIN of the rotating service (default: the service's, 2)",
+    )
     args = parser.parse_args()
     seconds, lease = (10.0, 12) if args.quick else (args.seconds, args.lease)
 
@@ -191,6 +195,8 @@ def main() -> int:
         envs["rotating"] = envs["rotating"] | {
             "VAULT_DB_ROLE": ROLE, "DB_POOL_PREWARM": "false" if args.no_prewarm else "true",
         }
+        if args.margin is not None:
+            envs["rotating"]["DB_POOL_PREWARM_MARGIN"] = str(args.margin)
         run_migrations(stack.migration_env())
         for size, overflow, concurrency in SIZES:
             print(f"\npool {size} (+{overflow} overflow), {concurrency} clients per service, "
