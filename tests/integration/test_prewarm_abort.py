@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from sqlalchemy.util import await_only
 
 from vault_async._prewarm import WARMING
 from vault_async.devstack import DevStack
-from vault_async.sqlalchemy import Prewarm, bind_credentials
+from vault_async.sqlalchemy import EngineBinding, Prewarm, bind_credentials
 
 from .conftest import FakeSource, backends_of, dialect_url, login, wait_for_backends
 from .test_prewarm import SIZE, checked_out, session_users
@@ -69,18 +70,34 @@ class HungConnects:
         event.remove(self._engine.sync_engine, "do_connect", self._on_do_connect)
 
 
-async def test_a_cancelled_swap_closes_the_connections_it_opened(
-    migrated: DevStack, engine: AsyncEngine, leases: list[str]
-) -> None:
+@asynccontextmanager
+async def rotated_into_hung_connects(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str], prewarm: Prewarm
+) -> AsyncIterator[tuple[EngineBinding, HungConnects, str]]:
+    """A full pool of login A, then a rotation to login B whose warm-up connects past the
+    first two hang; yields the binding, the hang and B's user, and undoes both at the end."""
     user_a, password_a = login(migrated, leases)
     user_b, password_b = login(migrated, leases)
     source = FakeSource(user_a, password_a)
     hung = HungConnects(engine, passing=2)
-    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=2, timeout=60))
+    binding = bind_credentials(engine, source, prewarm=prewarm)
     try:
         for conn in await checked_out(engine, SIZE):
             await conn.close()
         source.set(user_b, password_b)
+        yield binding, hung, user_b
+    finally:
+        hung.release()
+        binding.detach()
+
+
+async def test_a_cancelled_swap_closes_the_connections_it_opened(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    prewarm = Prewarm(concurrency=2, timeout=60)
+    async with rotated_into_hung_connects(migrated, engine, leases, prewarm) as (
+        binding, hung, user_b
+    ):
         # Two connections of B are ready, the next batch hangs: the shutdown cancels the swap.
         await asyncio.wait_for(hung.blocked.wait(), BOUND)
         swaps = list(binding._swaps._tasks)
@@ -88,23 +105,15 @@ async def test_a_cancelled_swap_closes_the_connections_it_opened(
             task.cancel()
         await asyncio.wait_for(asyncio.gather(*swaps, return_exceptions=True), BOUND)
         assert await wait_for_backends(migrated, user_b, 0) == 0
-    finally:
-        hung.release()
-        binding.detach()
 
 
 async def test_a_dispose_during_the_warm_up_is_not_undone_by_the_switch(
     migrated: DevStack, engine: AsyncEngine, leases: list[str]
 ) -> None:
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    hung = HungConnects(engine, passing=2)
-    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=2, timeout=60))
-    try:
-        for conn in await checked_out(engine, SIZE):
-            await conn.close()
-        source.set(user_b, password_b)
+    prewarm = Prewarm(concurrency=2, timeout=60)
+    async with rotated_into_hung_connects(migrated, engine, leases, prewarm) as (
+        binding, hung, user_b
+    ):
         await asyncio.wait_for(hung.blocked.wait(), BOUND)
         await engine.dispose()
         disposed_to = engine.sync_engine.pool
@@ -116,23 +125,15 @@ async def test_a_dispose_during_the_warm_up_is_not_undone_by_the_switch(
         [fresh] = await checked_out(engine, 1)
         assert await session_users([fresh]) == [user_b]
         await fresh.close()
-    finally:
-        hung.release()
-        binding.detach()
 
 
 async def test_connects_hung_at_the_deadline_do_not_hold_the_swap(
     migrated: DevStack, engine: AsyncEngine, leases: list[str]
 ) -> None:
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    hung = HungConnects(engine, passing=2)
-    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=SIZE, timeout=0.5))
-    try:
-        for conn in await checked_out(engine, SIZE):
-            await conn.close()
-        source.set(user_b, password_b)
+    prewarm = Prewarm(concurrency=SIZE, timeout=0.5)
+    async with rotated_into_hung_connects(migrated, engine, leases, prewarm) as (
+        binding, hung, user_b
+    ):
         # Two of the four connects hang: the switch takes the two ready at the deadline, and
         # the swap ends then, although the database never answers the others.
         await asyncio.wait_for(binding.aclose_pending(), BOUND)
@@ -143,9 +144,6 @@ async def test_connects_hung_at_the_deadline_do_not_hold_the_swap(
         assert await session_users(held) == [user_b] * SIZE
         for conn in held:
             await conn.close()
-    finally:
-        hung.release()
-        binding.detach()
 
 
 async def test_a_login_refused_during_the_warm_up_is_warmed_once(
