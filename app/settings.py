@@ -101,11 +101,11 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("DB_POOL_OVERFLOW", "connections opened past DB_POOL_SIZE under load (default 10)"),
     (
         "DB_POOL_PREWARM",
-        "true (default): a rotation opens the new login's connections before the switch",
+        "true (default): a rotation opens the new login's connections before the old ones go",
     ),
     (
         "DB_POOL_PREWARM_MARGIN",
-        "connections the warm-up may hold past size plus overflow (default 2)",
+        "connections a rotation may open past size plus overflow (default: a tenth, at least 2)",
     ),
     ("VAULT_HEALTH_PROBE_INTERVAL", "seconds of Vault silence before /healthz asks (default 10)"),
     (
@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_pool_overflow: int = Field(default=10, ge=0, le=1000)
     db_pool_prewarm: bool = True
-    db_pool_prewarm_margin: int = Field(default=2, ge=0, le=1000)
+    db_pool_prewarm_margin: int | None = Field(default=None, ge=0, le=1000)
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
     max_request_body_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, gt=0)

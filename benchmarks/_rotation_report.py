@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tests.support.load import LoadResult
@@ -24,7 +25,9 @@ class Marks:
     serving: list[float] = field(default_factory=list)
     """Each ``pool.generation_serving``: the first checkout of a newer generation."""
     warmups: list[tuple[float, str]] = field(default_factory=list)
-    """Each ``pool.prewarmed``: when, and ready/target connections in how many ms."""
+    """Each ``pool.prewarmed``: when, and replaced/old connections in how many ms."""
+    warnings: Counter[str] = field(default_factory=Counter)
+    """The service's WARNING and ERROR records so far, by message."""
 
 
 def read_marks(log: str) -> Marks:
@@ -39,6 +42,8 @@ def read_marks(log: str) -> Marks:
         if not isinstance(record, dict):
             continue
         message = record.get("message")
+        if record.get("level") in ("WARNING", "ERROR"):
+            marks.warnings[str(message)] += 1
         if message == "pool.prewarmed":
             wall = dt.datetime.strptime(record["time"], TIME_FORMAT).timestamp()
             marks.warmups.append((wall - offset, (

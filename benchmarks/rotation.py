@@ -157,7 +157,8 @@ def report(title: str, runs: dict[str, Run], marks: Marks, errors: list[int]) ->
     shown = ", ".join(f"{d * 1000:.0f}" for d in delays)
     print(f"    rotated -> first checkout on the new generation (ms): {shown}")
     warmed = [text for at, text in marks.warmups if begin <= at <= end + 5]
-    print(f"    pre-warmed before the switch: {', '.join(warmed) or 'none (pre-warm off)'}")
+    print(f"    rollovers (old connections replaced/old, time): "
+          f"{', '.join(warmed) or 'none (pre-warm off)'}")
     rot, vault = runs["rotating"], runs["vault"]
     extra_connects = (rot.connects - vault.connects) / len(rotations)
     on_path = (rot.connects - rot.prewarmed - vault.connects) / len(rotations)
@@ -168,6 +169,8 @@ def report(title: str, runs: dict[str, Run], marks: Marks, errors: list[int]) ->
     extra_cpu = (rot.cpu - vault.cpu * scale) / len(rotations)
     print(f"    extra service CPU per rotation: {extra_cpu * 1000:.0f} ms "
           f"(rotating {rot.cpu:.2f} s, vault {vault.cpu:.2f} s)")
+    shown = ", ".join(f"{message} x{count}" for message, count in marks.warnings.items())
+    print(f"    rotating service's warnings so far: {shown or 'none'}")
 
 
 def main() -> int:

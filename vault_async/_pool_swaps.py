@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 
 from ._credential_source import UseTrackingSource
 from ._use_counter import GenerationHold
@@ -47,6 +47,12 @@ class PoolSwaps:
         hold = self._hold
         previous = None if hold is None else hold.move_to(generation)
         task = asyncio.get_running_loop().create_task(self._swap_then_give_back(hold, previous))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def run(self, step: Coroutine[object, object, None]) -> None:
+        """Run a clean-up ``step`` in a task waited for like the swaps."""
+        task = asyncio.get_running_loop().create_task(step)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 

@@ -1,36 +1,46 @@
-"""Opening a rotated pool's successor before the switch: the new generation's connections,
-logged in and set up while the old ones keep serving.
+"""Replacing a rotated pool's connections one by one, each new one logged in before an old
+one goes: the new login never costs a request a wait, whether the pool is idle or full.
 
 A rotation used to close every idle connection at once, so the next requests each opened
 their own: a burst of logins (backend start-up, SCRAM, ``SET ROLE``, the driver's set-up) on
-the request path. :func:`warm_pool` instead opens up to the pool's size of connections in
-the pool that will replace the current one, a few at a time, and hands them back checked
-out; the binding then switches the engine to that pool, returns them to it (idle, ready)
-and closes the old pool's idle connections, while the old ones still out close as they come
-back.
+the request path. A pre-warmed switch to a second pool fixed that only where there was room
+to open the whole new generation beside the old one: a pool whose every connection is out
+(requests queueing for it) had room for the margin only.
 
-Bounds, checked before each connection: no more than the pool's own limit (size plus
-overflow) plus :attr:`Prewarm.margin` connections of both pools together (an idle old
-connection is closed to make room when there is none), no more than PostgreSQL's
-``max_connections`` leaves free to an ordinary login (the first connection opens alone and
-asks), and no later than :attr:`Prewarm.timeout`: whatever is ready
-by then is what the switch gets, and the rest open on demand as before. The old login
-must still work while it serves: the switch also comes within :attr:`Prewarm.share` of the
-time the rotation said the old credential stays usable (``LeaseEvent.previous_valid_for``),
-leaving the rest to the requests still running on it, which need as long as twice the
-longest recent checkout (:func:`switch_budget`). A lease that short (seconds, as in
-tests) leaves no time to warm up: the switch is then immediate, as without pre-warming.
+:class:`Rollover` instead opens *spare* connections with the new credential outside the
+pool (through the engine's own connect function, so every ``do_connect`` listener applies),
+a few at a time, and hands each to the pool in place of an old connection:
 
-A warm-up that cannot finish leaves nothing behind: the connects still running at the
-deadline are cancelled (a database that stops answering holds neither the swap nor the
-shutdown), and a warm-up that is cancelled, or whose switch no longer applies,
-is aborted (:meth:`Warmup.abort`): its connections are closed with the pool that would
-have replaced the current one.
+* an old connection coming back to the pool while a spare is free is closed there, and the
+  spare is kept for its record, which reconnects on its next checkout by taking the spare
+  (``do_connect`` returns it: no login on the request path);
+* an idle old connection is replaced the same way by the rollover itself;
+* an old connection coming back while no spare is free goes on serving: the old login stays
+  usable until the rollover's deadline, so a waiting request is never made to wait for a
+  login instead.
 
-The pool's idle queue is reached through ``QueuePool._pool`` (as ``QueuePool.dispose``
-reaches it) and ``_dec_overflow`` (what ``QueuePool`` calls when a connection it counted
-closes; ``dispose`` instead resets the whole count): SQLAlchemy offers no public way to
-close one idle connection.
+Bounds, checked before each spare: the connections of the pool (old and new) and the spares
+together stay within the pool's own limit (size plus overflow) plus :attr:`Prewarm.margin`;
+spares stay within what PostgreSQL's ``max_connections`` leaves to an ordinary login (the
+first spare opens alone and asks); at most :attr:`Prewarm.concurrency` open at once.
+
+The rollover ends when no old connection is left, or at its deadline: :attr:`Prewarm.timeout`,
+and within :attr:`Prewarm.share` of the time the rotation said the old credential stays
+usable (``LeaseEvent.previous_valid_for``), leaving the rest to the requests still running
+on it, which need as long as twice the longest recent checkout (:func:`switch_budget`).
+From then on the old connections are stale: idle ones close at once, busy ones when they
+come back, and the next checkouts log in on their own, as without pre-warming. A lease that
+short (seconds, as in tests) leaves no time: the old connections are then stale at once.
+
+Spares left unclaimed at the end are closed; a claimed one waits for its record. A rollover
+that is cancelled or stopped closes the spares still opening.
+
+Private SQLAlchemy API used: ``Pool._invoke_creator`` (the engine's connect function, which
+runs the ``do_connect`` listeners, called without a record), ``QueuePool._max_overflow`` (the
+pool's limit) and an idle record's ``dbapi_connection`` set to None before its connection is
+closed (``invalidate`` clears it only after the close, which awaits the server meanwhile):
+nothing public opens a connection outside a pool's accounting or takes one from an idle
+record.
 """
 
 from __future__ import annotations
@@ -39,31 +49,37 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
+from sqlalchemy.pool.base import _ConnectionRecord
 from sqlalchemy.util import greenlet_spawn
-from sqlalchemy.util import queue as sqla_queue
+
+from ._spares import Book, Spare, Spares, close_quietly, close_spares, generation_of
 
 __all__ = [
     "DEFAULT_PREWARM",
+    "SPARE_LOGIN",
     "WARMING",
     "HoldTimes",
     "Prewarm",
-    "Warmup",
-    "open_connections",
-    "return_all",
+    "Rollover",
     "run_to_end",
     "switch_budget",
-    "warm_pool",
 ]
 
 logger = logging.getLogger("vault_async.sqlalchemy")
 
 WARMING: ContextVar[bool] = ContextVar("vault_async.prewarm.warming", default=False)
-"""True in the warm-up's own task: its checkouts serve no request."""
+"""True in a rollover's own tasks: their connects open spares and serve no request."""
+
+SPARE_LOGIN: ContextVar[list[tuple[str | None, int]] | None] = ContextVar(
+    "vault_async.prewarm.spare_login", default=None
+)
+"""In a spare's connect: where ``do_connect`` notes the login and generation it used."""
 
 ROOM_SQL = (
     "SELECT current_setting('max_connections')::int"
@@ -76,26 +92,33 @@ ROOM_SQL = (
 
 @dataclass(frozen=True, slots=True)
 class Prewarm:
-    """How a rotation prepares the new generation's connections before the switch."""
+    """How a rotation prepares the new generation's connections before the old ones go."""
 
     enabled: bool = True
     """False: the pool is swapped at once and requests open the new connections."""
     concurrency: int = 8
-    """Connections opened at the same time (logins cost the database CPU too)."""
-    margin: int = 2
-    """Connections both pools together may hold past the pool's size plus overflow."""
+    """Spares opened at the same time (logins cost the database CPU too)."""
+    margin: int | None = None
+    """Connections the pool and the spares together may hold past the pool's size plus
+    overflow; None: a tenth of that limit, at least 2. Spares open one per free place, so
+    the margin sets how many old connections are being replaced at once."""
     timeout: float = 5.0
-    """Seconds after which the switch happens with whatever is ready."""
-    share: float = 0.5
+    """Seconds after which the connections not yet replaced are stale."""
+    share: float = 0.8
     """Part of the time the replaced credential stays usable (``LeaseEvent``'s
-    ``previous_valid_for``) the warm-up may take: the requests still running on the old
+    ``previous_valid_for``) the rollover may take: the requests still running on the old
     login need the rest."""
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.margin < 0 or self.timeout <= 0:
+        if self.concurrency < 1 or (self.margin or 0) < 0 or self.timeout <= 0:
             raise ValueError("Prewarm needs concurrency >= 1, margin >= 0 and timeout > 0")
         if not 0 <= self.share <= 1:
             raise ValueError("Prewarm.share must be between 0 and 1")
+
+
+    def margin_for(self, limit: int) -> int:
+        """The margin past a pool whose size plus overflow is ``limit``."""
+        return max(2, limit // 10) if self.margin is None else self.margin
 
 
 DEFAULT_PREWARM = Prewarm()
@@ -118,79 +141,19 @@ class HoldTimes:
 
 
 def switch_budget(config: Prewarm, valid_for: float, longest_hold: float) -> float:
-    """Seconds a warm-up may take when the old login stays usable ``valid_for`` seconds.
+    """Seconds a rollover may take when the old login stays usable ``valid_for`` seconds.
 
     At most :attr:`Prewarm.share` of that time, and never so long that a request checking
-    out an old connection just before the switch, and holding it twice as long as the
-    longest recent checkout, would outlive the old login (0: switch at once).
+    out an old connection just before the end, and holding it twice as long as the longest
+    recent checkout, would outlive the old login (0: the old connections are stale at once).
     """
     return max(0.0, min(config.share * valid_for, valid_for - 2 * longest_hold))
 
 
-def open_connections(pool: QueuePool) -> int:
-    """Connections ``pool`` holds now, idle or checked out (or being opened)."""
-    return pool.checkedin() + pool.checkedout()
-
-
-def _close_one_idle(pool: QueuePool) -> bool:
-    """Close one idle connection of ``pool`` (run in a greenlet); False if none is idle."""
-    try:
-        record = pool._pool.get(False)
-    except sqla_queue.Empty:
-        return False
-    try:
-        record.close()
-    finally:
-        pool._dec_overflow()
-    return True
-
-
-def _room(connection: PoolProxiedConnection) -> int:
-    """What PostgreSQL's ``max_connections`` leaves free (run in a greenlet)."""
-    cursor = connection.cursor()
-    try:
-        cursor.execute(ROOM_SQL)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return int(row[0]) if row is not None else 0
-
-
-async def return_all(connections: list[PoolProxiedConnection]) -> None:
-    """Return checked-out ``connections`` to their pool."""
-    for connection in connections:
-        await greenlet_spawn(connection.close)
-
-
-async def warm_pool(
-    old: QueuePool, new: QueuePool, config: Prewarm, *, until: float | None = None
-) -> Warmup:
-    """Start opening connections in ``new`` while ``old`` serves; return at the deadline.
-
-    As many as ``old`` holds now, at least one and at most ``new``'s size, within the bounds
-    in the module's doc. The deadline is :attr:`Prewarm.timeout`, or ``until`` (monotonic)
-    when sooner: the returned :class:`Warmup`'s ``ready`` connections are the ones open by
-    then, checked out; the connects still running then are cancelled. Cancelled itself, it
-    closes what it opened (:meth:`Warmup.abort`). A failure ends the warm-up with what is
-    ready (it is logged; the request path meets it again if it lasts).
-    """
-    target = max(1, min(new.size(), open_connections(old)))
-    deadline = time.monotonic() + config.timeout
-    if until is not None:
-        deadline = min(deadline, until)
-    warm = Warmup(old, new, config, target)
-    try:
-        await warm.start(deadline)
-    except BaseException:
-        await run_to_end(warm.abort())
-        raise
-    return warm
-
-
 async def run_to_end(step: Coroutine[object, object, None]) -> None:
     """Run ``step`` to its end even when the caller is cancelled meanwhile (the cancellation
-    is raised afterwards): a clean-up or a hand-over cut in the middle would leave
-    connections checked out of a pool nothing closes."""
+    is raised afterwards): a clean-up cut in the middle would leave connections open that
+    nothing closes."""
     task = asyncio.ensure_future(step)
     cancelled = False
     while not task.done():
@@ -205,97 +168,180 @@ async def run_to_end(step: Coroutine[object, object, None]) -> None:
         raise asyncio.CancelledError
 
 
-class Warmup:
-    """The connections of one warm-up, and the bounds they are opened within."""
+def _room(connection: Any) -> int:
+    """What PostgreSQL's ``max_connections`` leaves free (run in a greenlet)."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(ROOM_SQL)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return int(row[0]) if row is not None else 0
 
-    def __init__(self, old: QueuePool, new: QueuePool, config: Prewarm, target: int) -> None:
-        self.old = old
-        self.new = new
+
+class Rollover:
+    """One rotation's replacement of a pool's old connections by spares.
+
+    ``current`` gives the generation in force, ``serves`` whether an older generation may
+    still serve (until the end of the rollover: then none may). Run :meth:`run`; the
+    binding's checkin listener calls :meth:`returned` for each old connection coming back.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        config: Prewarm,
+        book: Book,
+        spares: Spares,
+        current: Callable[[], int],
+        serves: Callable[[int], bool],
+    ) -> None:
+        self.pool = pool
         self.config = config
-        self.target = target
-        self.limit = old.size() + max(0, old._max_overflow) + config.margin
-        self.ready: list[PoolProxiedConnection] = []
-        """Open, set up and checked out, in the order they became ready."""
+        self.book = book
+        self.spares = spares
+        self._current = current
+        self._serves = serves
+        limit = pool.size() + max(0, pool._max_overflow) if isinstance(pool, QueuePool) else 0
+        if not isinstance(pool, QueuePool) or pool._max_overflow < 0:  # no limit of its own
+            limit = max(limit, len(book.records()))
+        self.limit = limit + config.margin_for(limit)
         self.room: int | None = None
-        """What PostgreSQL leaves free, once the first connection could ask."""
-        self.closed_idle = 0
-        self._stop = False
-        self._task: asyncio.Task[None] | None = None
-        self._started = time.monotonic()
+        """What PostgreSQL leaves free, once the first spare could ask."""
+        self.replaced = 0
+        self.target = 0
+        self._opening: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopped = False
 
-    async def start(self, deadline: float) -> None:
-        """Fill in a task of its own until it is done or ``deadline``; the connects still
-        running then are cancelled."""
-        self._task = asyncio.get_running_loop().create_task(self._fill())
-        await asyncio.wait({self._task}, timeout=max(0.0, deadline - time.monotonic()))
-        self._stop = True  # no batch starts after the deadline
-        await self._cancel_fill()
-        logger.info(
-            "pool.prewarmed",
-            extra={
-                "ready": len(self.ready),
-                "target": self.target,
-                "old_idle_closed": self.closed_idle,
-                "seconds": round(time.monotonic() - self._started, 4),
-            },
-        )
+    def old(self) -> list[ConnectionPoolEntry]:
+        """The records holding a connection of an older generation than the one in force."""
+        now = self._current()
+        return [r for r in self.book.records() if generation_of(r) not in (None, now)]
 
-    async def abort(self) -> None:
-        """Give the warm-up up: stop its connects, close its connections and its pool."""
-        self._stop = True
-        await self._cancel_fill()
-        ready, self.ready = self.ready, []
-        await return_all(ready)
-        await greenlet_spawn(self.new.dispose)
+    def left(self) -> int:
+        """Old connections still to replace: in the pool, or spares kept for a record that
+        has not reconnected since a later rotation."""
+        return len(self.old()) + self.spares.claimed_before(self._current())
 
-    async def _cancel_fill(self) -> None:
-        """Cancel the connects still running and wait for them (a cancelled connect gives
-        its slot back to the pool; one that completed is already in ``ready``)."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        await asyncio.wait({self._task})
+    def returned(self, record: ConnectionPoolEntry) -> bool:
+        """An old connection is coming back: True if a spare takes its place (the caller
+        closes it, then calls :meth:`poke`); else it goes on serving."""
+        if self._stopped or not self.spares.claim(record, self._current()):
+            return False
+        self.replaced += 1
+        return True
 
-    async def _fill(self) -> None:
-        WARMING.set(True)  # this task's own context: its checkouts serve no request
+    def poke(self) -> None:
+        """Look again now (a rotation changed the generation in force or the deadline)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """End the rollover now (at shutdown): what is left is stale."""
+        self._stopped = True
+        self._wake.set()
+
+    async def run(self, deadline: Callable[[], float]) -> None:
+        """Replace old connections until none is left, or ``deadline()`` (monotonic, asked
+        again after each step: a later rotation may bring it closer)."""
+        started = time.monotonic()
+        self.target = self.left()
         try:
-            while len(self.ready) < self.target and not self._stop:
-                batch = await self._batch(self.target - len(self.ready))
-                if batch <= 0:
-                    return
-                before = len(self.ready)
-                results = await asyncio.gather(
-                    *(self._open_one() for _ in range(batch)), return_exceptions=True
-                )
-                opened = len(self.ready) - before
-                if self.room is None and self.ready:
-                    self.room = await greenlet_spawn(_room, self.ready[0])
-                elif self.room is not None:
-                    self.room -= opened
-                failures = [r for r in results if isinstance(r, BaseException)]
-                if failures:
-                    raise failures[0]
-        except Exception as error:
-            logger.warning(
-                "pool.prewarm_failed",
-                extra={"error_class": type(error).__name__, "ready": len(self.ready)},
+            while not self._stopped and time.monotonic() < deadline():
+                now = self._current()
+                await close_spares(self.spares.stale_free(now))
+                if not self.left():
+                    break
+                await self.close_idle()
+                replaced = self.spares.reclaim(now)
+                self.replaced += len(replaced)
+                await close_spares(replaced)
+                left = self.left()
+                if not left:
+                    break
+                self._open_spares(left)
+                self._wake.clear()
+                timeout = max(0.0, deadline() - time.monotonic())
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    break
+        finally:
+            await self._cancel_opening()
+            await close_spares(self.spares.leftover(self._current()))
+            logger.info(
+                "pool.prewarmed",
+                extra={
+                    "ready": self.replaced,
+                    "target": self.target,
+                    "seconds": round(time.monotonic() - started, 4),
+                },
             )
 
-    async def _open_one(self) -> None:
-        """Open one connection; it joins ``ready`` as soon as it is open (a cancellation of
-        the others then cannot lose it)."""
-        self.ready.append(await greenlet_spawn(self.new.connect))
+    async def close_idle(self, old: list[ConnectionPoolEntry] | None = None) -> None:
+        """Close the idle old connections: those whose generation may no longer serve at
+        once, the others as free spares take their place.
 
-    async def _batch(self, wanted: int) -> int:
-        """How many to open now: within the concurrency, PostgreSQL's room (the first one
-        opens alone: it asks how many more PostgreSQL accepts) and the pool's limit. Past
-        the limit, one idle old connection is closed for each one opened, but never the last
-        idle one: a request finding none would log in on its own path."""
-        batch = min(self.config.concurrency, wanted)
-        batch = 1 if self.room is None else min(batch, self.room - 1)
-        excess = open_connections(self.old) + len(self.ready) + batch - self.limit
-        for _ in range(max(0, excess)):
-            if self.old.checkedin() <= 1 or not await greenlet_spawn(_close_one_idle, self.old):
-                break
-            self.closed_idle += 1
-        return min(batch, self.limit - open_connections(self.old) - len(self.ready))
+        The record lets go of its connection before it is closed: a checkout taking the
+        record meanwhile reconnects it (with its spare) instead of using a closing one.
+        """
+        now = self._current()
+        for record in self.old() if old is None else old:
+            connection = record.dbapi_connection
+            if not self.book.idle(record) or connection is None:
+                continue
+            generation = generation_of(record)
+            if generation is not None and self._serves(generation):
+                if not self.spares.claim(record, now):
+                    continue
+                self.replaced += 1
+            if isinstance(record, _ConnectionRecord):  # what every pool's records are
+                record.dbapi_connection = None
+            await greenlet_spawn(close_quietly, connection)
+
+    def _open_spares(self, old: int) -> None:
+        """Start opening spares: one per old connection not yet covered, within bounds."""
+        wanted = old - self.spares.free_of(self._current()) - len(self._opening)
+        held = len(self.book.records()) + len(self.spares) + len(self._opening)
+        batch = min(wanted, self.config.concurrency - len(self._opening), self.limit - held)
+        if self.room is None:
+            batch = min(batch, 1 - len(self._opening))  # the first opens alone and asks
+        else:
+            batch = min(batch, self.room - 1)
+        for _ in range(max(0, batch)):
+            task = asyncio.get_running_loop().create_task(self._open_one())
+            self._opening.add(task)
+            task.add_done_callback(self._opening.discard)
+
+    async def _open_one(self) -> None:
+        WARMING.set(True)  # this task's own context: its connect opens a spare
+        login: list[tuple[str | None, int]] = []
+        SPARE_LOGIN.set(login)
+        try:
+            connection = await greenlet_spawn(self.pool._invoke_creator, None)
+        except Exception as error:
+            # The old connections are stale from now on: the request path logs in and meets
+            # the failure again if it lasts (a refused login then forces a rotation).
+            logger.warning("pool.prewarm_failed", extra={"error_class": type(error).__name__})
+            self.stop()
+            return
+        username, generation = login[-1] if login else (None, self._current())
+        spare = Spare(connection, username, generation)
+        try:
+            if self.room is None:
+                self.room = await greenlet_spawn(_room, connection)
+            else:
+                self.room -= 1
+        except BaseException:
+            await close_spares([spare])
+            raise
+        self.spares.free.append(spare)
+        self._wake.set()
+
+    async def _cancel_opening(self) -> None:
+        """Cancel the spares still opening (a cancelled connect leaves no session)."""
+        tasks = list(self._opening)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)

@@ -71,8 +71,8 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
-from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.util import await_only
 
 from ._credential_source import (
     CredentialSource,
@@ -87,15 +87,16 @@ from ._pool_binding import PoolStats
 from ._pool_swaps import PoolSwaps
 from ._prewarm import (
     DEFAULT_PREWARM,
+    SPARE_LOGIN,
     WARMING,
     HoldTimes,
     Prewarm,
-    return_all,
+    Rollover,
     run_to_end,
     switch_budget,
-    warm_pool,
 )
 from ._roles import quote_identifier, set_role_sql
+from ._spares import GENERATION_KEY, Book, Spares, close_spares
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
 from ._use_counter import UseCounter
 
@@ -114,9 +115,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("vault_async.sqlalchemy")
-
-GENERATION_KEY = "vault_async.generation"
-"""Key in ``connection_record.info`` holding the generation a connection was made with."""
 
 POOL_EPOCH_KEY = "vault_async.pool_epoch"
 """Key in ``connection_record.record_info`` (kept across reconnects of the record): the pool
@@ -264,12 +262,12 @@ class PoolListeners:
     def _on_do_connect(
         self,
         dialect: Dialect,
-        conn_rec: ConnectionPoolEntry,
+        conn_rec: ConnectionPoolEntry | None,
         cargs: tuple[Any, ...],
         cparams: dict[str, Any],
     ) -> Any:
-        record_info = conn_rec.record_info  # None only for a detached connection
-        if record_info is not None:
+        record_info = None if conn_rec is None else conn_rec.record_info
+        if record_info is not None:  # None for a detached connection, or a spare's connect
             record_info.setdefault(POOL_EPOCH_KEY, self._epoch)
         username, password, generation = self._credential()
         try:
@@ -294,10 +292,18 @@ class PoolListeners:
             username, password, generation = self._credential()
             connection = self._connect(dialect, cargs, cparams, username, password)
         self._connect_args = (cargs, cparams)
-        conn_rec.info[GENERATION_KEY] = generation
-        conn_rec.info[USERNAME_KEY] = username
+        self._tag(conn_rec, username, generation)
         self.stats.connects += 1
+        if (login := SPARE_LOGIN.get()) is not None:
+            login.append((username, generation))
         return connection
+
+    @staticmethod
+    def _tag(conn_rec: ConnectionPoolEntry | None, username: str | None, generation: int) -> None:
+        """Note on the record the login and generation its connection was made with."""
+        if conn_rec is not None:
+            conn_rec.info[GENERATION_KEY] = generation
+            conn_rec.info[USERNAME_KEY] = username
 
     @staticmethod
     def _connect(
@@ -430,11 +436,10 @@ class PoolListeners:
 class EngineBinding(PoolListeners):
     """The listeners that tie one ``AsyncEngine`` to one :class:`CredentialSource`.
 
-    A rotation pre-warms (``prewarm``, see ``_prewarm``): the connections of the new
-    generation are opened in the pool that replaces the current one while the old
-    generation keeps serving, and the switch hands requests connections already logged in.
-    Until the switch, connections of the generation served before the rotation are not
-    stale.
+    A rotation rolls the pool over (``prewarm``, see ``_prewarm``): spare connections of the
+    new generation are opened beside the pool while the old generation keeps serving, and
+    each takes the place of an old connection as that one comes back or sits idle. Until the
+    rollover ends, connections of the generations served before the rotation are not stale.
     """
 
     def __init__(
@@ -452,127 +457,152 @@ class EngineBinding(PoolListeners):
         )
         self.engine = engine
         self.prewarm = prewarm
-        self._switched_to = source.generation
-        """The generation of the last switch: the one requests were served before a rotation."""
-        self._still_served: int | None = None
-        """While a warm-up runs: that generation, whose connections are not stale until the
-        switch."""
+        self._in_force = source.generation
+        """The generation of the last rotation seen (the one before the next rotation)."""
+        self._serving: set[int] = set()
+        """Older generations whose connections serve on until the rollover replacing them
+        ends."""
         self._swaps = PoolSwaps(self.swap_pool, logger)
         self._swap_lock = asyncio.Lock()
         self._switch_by: dict[int, float] = {}
-        """Per rotation (its generation): the monotonic time by which its warm-up must switch
-        (the old login ends soon after). A warm-up takes those of the rotations it serves."""
-        self._already_warm: int | None = None
-        """A generation whose waiting swap has nothing left to do: an earlier warm-up opened
-        every connection it switched to with that generation's credential."""
+        """Per rotation (its generation): the monotonic time by which the old connections
+        must be replaced (the old login ends soon after)."""
         self._holds = HoldTimes()
-        self._login_failed = False
-        """Set while a rejected login forces a rotation: that one switches at once."""
+        self._book = Book()
+        self._spares = Spares()
+        self._rollover: Rollover | None = None
+        self._closing = False
+        self._refused: int | None = None
+        """While a rejected login forces a rotation: the generation the database refused."""
 
     async def swap_pool(self) -> None:
-        """Replace the pool: pre-warmed when asked and possible, else at once. The old pool's
-        idle connections close at the switch; checked-out ones close when returned."""
-        async with self._swap_lock:  # one swap at a time: each warms the generation in force
-            if self._already_warm is not None and self._already_warm == self.source.generation:
-                self._already_warm = None
-                self._take_deadline()
-                return
-            self.stats.pool_swaps += 1
+        """Replace the old connections: rolled over when asked and possible, else the pool
+        at once. Idle old connections close as they are replaced (at once without a rollover);
+        checked-out ones close when returned."""
+        async with self._swap_lock:  # one at a time: each replaces all but the generation in force
             pool = self._target.pool
-            if self.prewarm.enabled and isinstance(pool, QueuePool):
-                await self._warm_then_switch(pool)
-            else:
+            if not self.prewarm.enabled or not isinstance(pool, QueuePool):
+                self.stats.pool_swaps += 1
                 await self.engine.dispose(close=True)
                 self._retired()
-                self._still_served = None
-            logger.info(
-                "pool.swapped",
-                extra={"generation": self.source.generation},
+                self._serving.clear()
+            else:
+                await self._roll_over(pool)
+            logger.info("pool.swapped", extra={"generation": self.source.generation})
+
+    async def _roll_over(self, pool: QueuePool) -> None:
+        rollover = Rollover(
+            pool, self.prewarm, self._book, self._spares,
+            current=lambda: self.source.generation, serves=self._serving.__contains__,
+        )
+        started = time.monotonic()
+
+        def deadline() -> float:
+            return -1.0 if self._closing else min(
+                [started + self.prewarm.timeout, *self._switch_by.values()]
             )
 
-    async def _warm_then_switch(self, old: QueuePool) -> None:
-        generation = self.source.generation
-        new = old.recreate()
-        warm = await warm_pool(old, new, self.prewarm, until=self._take_deadline())
-        if self._target.pool is not old or not self._attached:
-            # Disposed or detached during the warm-up: the switch would undo the dispose, or
-            # open a pool nothing closes. The warm-up's connections go with its pool.
-            await run_to_end(warm.abort())
-            if self._attached:
-                self._switched(generation)
-            return
-        ready = list(warm.ready)
-        made = {connection.info.get(GENERATION_KEY) for connection in ready}
-        if len(made) == 1 and (newer := made.pop()) is not None and newer > generation:
-            # Every connection was made with a later rotation's credential (the database
-            # refused this one's login meanwhile): that rotation's swap is done by this one.
-            generation = newer
-            self._already_warm = newer
-        # The switch, without an await: no connection can be made in between.
-        self._target.pool = new
-        self._switched(generation)
-        self._target.dispatch.engine_disposed(self._target)
-        await run_to_end(self._hand_over_then_close(ready, old))
+        if rollover.left():
+            self.stats.pool_swaps += 1
+            self._rollover = rollover
+        now = self.source.generation
+        try:
+            if self._rollover is rollover:
+                await rollover.run(deadline)
+            now = self.source.generation
+        finally:
+            self._rollover = None
+            # The generations this rollover replaced serve no more (a rotation since then
+            # keeps the one it replaced for its own rollover).
+            self._serving = {g for g in self._serving if g >= now}
+            self._switch_by = {g: t for g, t in self._switch_by.items() if g > now}
+            await run_to_end(rollover.close_idle())
 
-    def _take_deadline(self) -> float | None:
-        """The soonest switch deadline of the rotations so far (they are all served now)."""
-        deadlines, self._switch_by = self._switch_by, {}
-        return min(deadlines.values(), default=None)
+    def _listeners(self) -> tuple[tuple[str, Callable[..., Any]], ...]:
+        return (*super()._listeners(), ("engine_disposed", self._on_disposed))
 
-    def _switched(self, generation: int) -> None:
-        """The engine's pool is a new one, made for ``generation``."""
-        self._retired()
-        self._switched_to = generation
-        # A rotation during the warm-up has a swap of its own waiting: until it switches,
-        # the connections just made ready serve on.
-        self._still_served = None if self.source.generation == generation else generation
+    def _on_disposed(self, engine: Engine) -> None:
+        # The records spares were kept for went with the pool: those spares are closed (by
+        # the rollover's end when one runs), not left open for records that never reconnect.
+        self._spares.unclaim()
+        if (rollover := self._rollover) is not None:
+            rollover.poke()
+        elif spares := self._spares.leftover(self.source.generation):
+            self._swaps.run(close_spares(spares))
 
-    async def _hand_over_then_close(
-        self, ready: list[PoolProxiedConnection], old: QueuePool
-    ) -> None:
-        await self._hand_over(ready)
-        await greenlet_spawn(old.dispose)
-
-    async def _hand_over(self, connections: list[PoolProxiedConnection]) -> None:
-        """Return pre-warmed connections to the pool now in use, as connections of its own."""
-        self.stats.prewarmed += len(connections)
-        for connection in connections:
-            if connection.record_info is not None:  # None only for a detached connection
-                connection.record_info[POOL_EPOCH_KEY] = self._epoch
-        await return_all(connections)
+    def _on_do_connect(
+        self,
+        dialect: Dialect,
+        conn_rec: ConnectionPoolEntry | None,
+        cargs: tuple[Any, ...],
+        cparams: dict[str, Any],
+    ) -> Any:
+        if conn_rec is not None and not WARMING.get():
+            spare = self._spares.take(conn_rec, self.source.generation)
+            if spare is not None:  # logged in by a rollover: no login on the request path
+                if (record_info := conn_rec.record_info) is not None:
+                    record_info.setdefault(POOL_EPOCH_KEY, self._epoch)
+                self._tag(conn_rec, spare.username, spare.generation)
+                return spare.connection
+        connection = super()._on_do_connect(dialect, conn_rec, cargs, cparams)
+        if conn_rec is None and WARMING.get():
+            self.stats.prewarmed += 1
+        return connection
 
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any
     ) -> None:
         super()._on_checkout(dbapi_connection, conn_rec, proxy)
-        if not WARMING.get():  # a warm-up's checkout, held while others log in, is no request
-            conn_rec.info[CHECKED_OUT_AT] = time.monotonic()
+        self._book.seen(conn_rec, idle=False)
+        conn_rec.info[CHECKED_OUT_AT] = time.monotonic()
 
     def _on_checkin(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
         started = conn_rec.info.pop(CHECKED_OUT_AT, None)
         if started is not None:
             self._holds.add(time.monotonic() - started)
+        rollover = self._rollover
+        generation = conn_rec.info.get(GENERATION_KEY)
+        if (
+            rollover is not None
+            and conn_rec.dbapi_connection is not None
+            and generation in self._serving
+            and rollover.returned(conn_rec)
+        ):
+            conn_rec.invalidate()  # a spare is kept for its record's next checkout
+            rollover.poke()  # room for the next spare
         super()._on_checkin(dbapi_connection, conn_rec)
+        self._book.seen(conn_rec, idle=True)
 
     def _credential_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
         made_with = conn_rec.info.get(GENERATION_KEY)
-        return made_with is not None and made_with not in (
-            self.source.generation, self._still_served
+        return made_with is not None and made_with != self.source.generation and (
+            made_with not in self._serving
         )
 
     async def aclose_pending(self) -> None:
-        """Wait for the pool swaps that rotations started."""
+        """Wait for the pool swaps that rotations started (a rollover runs to its end)."""
         await self._swaps.wait()
 
     async def aclose(self) -> None:
-        """Wait for pending pool swaps, then detach."""
+        """End a rollover now, wait for pending pool swaps, close the spares, then detach."""
+        self._closing = True
+        if self._rollover is not None:
+            self._rollover.stop()
         await self.aclose_pending()
+        await close_spares(self._spares.leftover(None))
         self.detach()
 
     def detach(self) -> None:
-        """Remove the listeners and stop following rotations (the hold is given back)."""
+        """Remove the listeners and stop following rotations (the hold is given back; spares
+        still open are closed in a task)."""
         super().detach()
         self._swaps.drop_hold()
+        spares = self._spares.leftover(None)
+        if spares:
+            try:
+                self._swaps.run(close_spares(spares))
+            except RuntimeError:  # no event loop runs here: the driver's finaliser closes them
+                logger.debug("pool.spares_left", extra={"count": len(spares)})
 
     def _announce(self, source: UseTrackingSource) -> None:
         # The count that keeps the generation in force from being revoked under the idle
@@ -584,28 +614,29 @@ class EngineBinding(PoolListeners):
         # gone after the drain period, when its connections are already closed.
         if getattr(lease_event, "kind", None) != "rotated":
             return
-        if self._login_failed:
-            # The database refused the old login: nothing is served on it any more.
-            self._switch_by[self.source.generation] = time.monotonic()
-            self._swaps.start(self.source.generation)
-            return
-        if self.prewarm.enabled and self._still_served is None:
-            self._still_served = self._switched_to  # it serves on until the switch
-        valid_for = getattr(lease_event, "previous_valid_for", None)
-        if valid_for is not None:
-            # A share of the old login's time left for the warm-up, the rest for the requests
-            # still running on it.
-            budget = switch_budget(self.prewarm, valid_for, self._holds.longest())
-            self._switch_by[self.source.generation] = time.monotonic() + budget
+        previous, self._in_force = self._in_force, self.source.generation
+        if self._refused is not None:
+            # The database refused that login: nothing is served on it any more.
+            self._serving.discard(self._refused)
+        elif self.prewarm.enabled:
+            self._serving.add(previous)  # it serves on until its connections are replaced
+            valid_for = getattr(lease_event, "previous_valid_for", None)
+            if valid_for is not None:
+                # A share of the old login's time left for the rollover, the rest for the
+                # requests still running on it.
+                budget = switch_budget(self.prewarm, valid_for, self._holds.longest())
+                self._switch_by[self.source.generation] = time.monotonic() + budget
+        if (rollover := self._rollover) is not None:
+            rollover.poke()
         self._swaps.start(self.source.generation)
 
     def _refresh(self, reason: str, generation: int) -> None:
         # do_connect runs in the greenlet of the statement that needed a connection.
-        self._login_failed = True
+        self._refused = generation
         try:
             await_only(self.source.force_rotate(reason, generation=generation))
         finally:
-            self._login_failed = False
+            self._refused = None
 
 
 def bind_credentials(

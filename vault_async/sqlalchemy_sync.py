@@ -162,10 +162,12 @@ class SyncEngineBinding(PoolListeners):
     def _on_do_connect(
         self,
         dialect: Dialect,
-        conn_rec: ConnectionPoolEntry,
+        conn_rec: ConnectionPoolEntry | None,
         cargs: tuple[Any, ...],
         cparams: dict[str, Any],
     ) -> Any:
+        if conn_rec is None:  # only the async binding opens connections without a record
+            return super()._on_do_connect(dialect, conn_rec, cargs, cparams)
         # A login in progress holds its generation until the checkout counts the connection:
         # a rotation meanwhile must not revoke the lease under a session about to open.
         generation = self.credentials.current().generation

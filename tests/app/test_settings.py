@@ -166,7 +166,9 @@ def test_pool_settings_reach_the_engine_and_the_binding() -> None:
     env = {**APPROLE, "DB_POOL_SIZE": "50", "DB_POOL_OVERFLOW": "0"}
     sized = engine_options(load_settings(env))
     assert (sized["pool_size"], sized["max_overflow"]) == (50, 0)
-    assert prewarm(load_settings(APPROLE)) == Prewarm(enabled=True, margin=2)
+    assert prewarm(load_settings(APPROLE)) == Prewarm(enabled=True, margin=None)
+    assert Prewarm().margin_for(20) == 2
+    assert Prewarm().margin_for(50) == 5
     off = load_settings({**APPROLE, "DB_POOL_PREWARM": "false", "DB_POOL_PREWARM_MARGIN": "5"})
     assert prewarm(off) == Prewarm(enabled=False, margin=5)
     with pytest.raises(SettingsError) as info:

@@ -32,6 +32,8 @@ from .conftest import (
 pytestmark = pytest.mark.integration
 
 SIZE = 4
+BOUND = 10.0
+"""Seconds any wait of these tests may take (a bound, never expected to be reached)."""
 
 
 @pytest.fixture(params=ASYNC_DIALECTS)
@@ -52,6 +54,15 @@ async def checked_out(engine: AsyncEngine, count: int) -> list[AsyncConnection]:
 
 async def session_users(held: list[AsyncConnection]) -> list[str]:
     return [str((await c.execute(text("SELECT session_user"))).scalar_one()) for c in held]
+
+
+async def spare_ready(binding: EngineBinding) -> bool:
+    """Wait (bounded) until a rollover has a spare connection ready for the next record."""
+    for _ in range(int(BOUND / 0.02)):
+        if binding._spares.free:
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 def serving_logged(caplog: pytest.LogCaptureFixture) -> list[object]:
@@ -91,29 +102,63 @@ async def test_after_a_rotation_checkouts_find_the_new_login_ready(
         binding.detach()
 
 
-async def test_the_warm_up_stays_within_the_pool_limit_plus_the_margin(
+async def test_a_full_pool_is_replaced_as_its_connections_come_back(
     migrated: DevStack, engine: AsyncEngine, leases: list[str]
 ) -> None:
-    # The whole pool is checked out with login A: with a margin of one, the warm-up may open
-    # a single connection of login B (no idle A connection can be closed to make room).
+    # The whole pool is checked out with login A. With a margin of one, each connection of A
+    # that comes back gives its place to one of B opened meanwhile: the next checkout finds
+    # B logged in, and the two logins never hold more than the pool's size plus one.
     user_a, password_a = login(migrated, leases)
     user_b, password_b = login(migrated, leases)
     source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source, prewarm=Prewarm(margin=1))
+    binding = bind_credentials(engine, source, prewarm=Prewarm(margin=1, timeout=BOUND))
+    held = await checked_out(engine, SIZE)
     try:
-        held = await checked_out(engine, SIZE)
         source.set(user_b, password_b)
-        await binding.aclose_pending()
-        assert await backends_of(migrated, user_b) == 1
-        assert await backends_of(migrated, user_a) == SIZE
-        # The old connections still serve their transactions, then close as they return.
-        assert await session_users(held) == [user_a] * SIZE
+        on_path = binding.stats.connects - binding.stats.prewarmed
+        for i in range(SIZE):
+            assert await spare_ready(binding)  # one at a time: the pool is full
+            assert await backends_of(migrated, user_b) == i + 1
+            assert await backends_of(migrated, user_a) == SIZE - i
+            assert await session_users([held[i]]) == [user_a]  # A serves until it is back
+            await held[i].close()
+            [held[i]] = await checked_out(engine, 1)
+            assert await session_users([held[i]]) == [user_b]
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert binding.stats.connects - binding.stats.prewarmed == on_path  # none logged in
+    finally:
         for conn in held:
             await conn.close()
-        assert await wait_for_backends(migrated, user_a, 0) == 0
-        [fresh] = await checked_out(engine, 1)
-        assert await session_users([fresh]) == [user_b]
-        await fresh.close()
+        binding.detach()
+
+
+async def test_spares_kept_for_idle_records_are_replaced_at_the_next_rotation(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # An idle pool rolls over to B: its records wait, without a connection, for their
+    # checkout to take the spares of B kept for them. Before any checkout, C replaces B:
+    # those spares are old connections too, replaced in turn, not left open.
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    user_c, password_c = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source)
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert await backends_of(migrated, user_b) == SIZE
+        source.set(user_c, password_c)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert await wait_for_backends(migrated, user_b, 0) == 0
+        assert await backends_of(migrated, user_c) == SIZE
+        before = binding.stats.connects
+        held = await checked_out(engine, SIZE)
+        assert await session_users(held) == [user_c] * SIZE
+        assert binding.stats.connects == before
+        for conn in held:
+            await conn.close()
     finally:
         binding.detach()
 
@@ -142,11 +187,11 @@ async def test_without_prewarm_requests_open_the_new_connections(
 
 
 class SlowSwitchBinding(EngineBinding):
-    """The switch comes a second late (a busy event loop): the old pool serves meanwhile."""
+    """The rollover starts a second late (a busy event loop): the old login serves meanwhile."""
 
-    async def _warm_then_switch(self, old: QueuePool) -> None:
+    async def _roll_over(self, pool: QueuePool) -> None:
         await asyncio.sleep(1.0)
-        await super()._warm_then_switch(old)
+        await super()._roll_over(pool)
 
 
 async def test_a_rotation_forced_by_a_refused_login_serves_nothing_more_on_it(
