@@ -27,7 +27,7 @@ first spare opens alone and asks); at most :attr:`Prewarm.concurrency` open at o
 The rollover ends when no old connection is left, or at its deadline: :attr:`Prewarm.timeout`,
 and within :attr:`Prewarm.share` of the time the rotation said the old credential stays
 usable (``LeaseEvent.previous_valid_for``), leaving the rest to the requests still running
-on it, which need as long as twice the longest recent checkout (:func:`switch_budget`).
+on it, which need as long as twice the longest recent checkout (:func:`rollover_budget`).
 From then on the old connections are stale: idle ones close at once, busy ones when they
 come back, and the next checkouts log in on their own, as without pre-warming. A lease that
 short (seconds, as in tests) leaves no time: the old connections are then stale at once.
@@ -67,8 +67,8 @@ __all__ = [
     "HoldTimes",
     "Prewarm",
     "Rollover",
+    "rollover_budget",
     "run_to_end",
-    "switch_budget",
 ]
 
 logger = logging.getLogger("vault_async.sqlalchemy")
@@ -140,7 +140,7 @@ class HoldTimes:
         return max(self._recent, default=0.0)
 
 
-def switch_budget(config: Prewarm, valid_for: float, longest_hold: float) -> float:
+def rollover_budget(config: Prewarm, valid_for: float, longest_hold: float) -> float:
     """Seconds a rollover may take when the old login stays usable ``valid_for`` seconds.
 
     At most :attr:`Prewarm.share` of that time, and never so long that a request checking
@@ -266,7 +266,17 @@ class Rollover:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 except TimeoutError:
                     break
+        except BaseException:
+            self._stopped = True  # cancelled: nothing waits for the connects still running
+            raise
         finally:
+            # Connects cut in the middle of their handshake leave the driver an error nobody
+            # retrieves: those still running are let finish (then closed as unneeded) unless
+            # the rollover was stopped or its deadline passed.
+            if not self._stopped and self._opening:
+                await asyncio.wait(
+                    list(self._opening), timeout=max(0.0, deadline() - time.monotonic())
+                )
             await self._cancel_opening()
             await close_spares(self.spares.leftover(self._current()))
             logger.info(

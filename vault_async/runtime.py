@@ -200,8 +200,8 @@ async def open_runtime(
     line about a Vault that is not answering yet names that setting.
     With ``credentials`` the login comes from that file (it is started here, and waited
     for up to ``ready_timeout``); a ``client`` is then optional and serves the token alone.
-    ``prewarm`` says how a rotation opens the new login's connections before switching the
-    pool to them (default: :class:`~vault_async.sqlalchemy.Prewarm`'s defaults).
+    ``prewarm`` says how a rotation opens the new login's connections before the old ones
+    go (default: :class:`~vault_async.sqlalchemy.Prewarm`'s defaults).
     """
     if sum(map(bool, (db_role, db_static_role, credentials))) > 1:
         raise ValueError("give one of db_role, db_static_role and credentials")

@@ -15,17 +15,18 @@ How the engine follows the credential:
 * a ``do_connect`` listener puts the current username and password into the
   connect parameters of every new connection and tags the connection record
   with the credential's generation;
-* on a ``rotated`` event the pool is swapped. First the new generation's connections
-  are opened, logged in and set up in the pool that replaces the current one, a few at
-  a time, while the old ones keep serving (``prewarm``, :class:`Prewarm`; the bounds
-  and the deadline are in ``_prewarm``); then the engine switches to that pool and its
-  ready connections. The old pool's idle connections close at the switch; checked-out
-  ones finish their transaction and are closed when returned (``checkin`` listener),
-  because their generation is stale; a stale connection is never handed out again
-  (``checkout`` listener). Without pre-warming the swap is ``engine.dispose()``. The
-  swapped-out pool keeps serving the checkouts that were waiting in it (which
-  reconnect its records with the new credential): whatever is returned to it is
-  closed, so no connection stays idle in a pool nothing will ever close;
+* on a ``rotated`` event the pool rolls over (``prewarm``, :class:`Prewarm`; the
+  bounds and the deadline are in ``_prewarm``): spare connections of the new
+  generation open beside the pool, a few at a time, while the old ones keep serving;
+  each old connection that comes back, or sits idle, is closed and its record
+  reconnects on its next checkout with the spare kept for it (``do_connect`` returns
+  it). At the rollover's deadline the old generation is stale: idle connections close
+  at once, checked-out ones finish their transaction and are closed when returned
+  (``checkin`` listener); a stale connection is never handed out again (``checkout``
+  listener). Without pre-warming the swap is ``engine.dispose()``. The swapped-out
+  pool keeps serving the checkouts that were waiting in it (which reconnect its
+  records with the new credential): whatever is returned to it is closed, so no
+  connection stays idle in a pool nothing will ever close;
 * a connect rejected for a bad password or a missing role (revoked from
   outside) forces one rotation and is retried once;
 * ``permission denied`` or ``relation does not exist`` on a pooled connection is
@@ -92,8 +93,8 @@ from ._prewarm import (
     HoldTimes,
     Prewarm,
     Rollover,
+    rollover_budget,
     run_to_end,
-    switch_budget,
 )
 from ._roles import quote_identifier, set_role_sql
 from ._spares import GENERATION_KEY, Book, Spares, close_spares
@@ -144,7 +145,7 @@ class BindingStats(PoolStats):
     login_checks: int = 0
     """Look-ups of a login after a permission error (at most one per interval and login)."""
     prewarmed: int = 0
-    """Connections a rotation opened before the switch (also counted in ``connects``)."""
+    """Spare connections rollovers opened beside the pool (also counted in ``connects``)."""
 
 
 class PoolListeners:
@@ -464,7 +465,7 @@ class EngineBinding(PoolListeners):
         ends."""
         self._swaps = PoolSwaps(self.swap_pool, logger)
         self._swap_lock = asyncio.Lock()
-        self._switch_by: dict[int, float] = {}
+        self._replace_by: dict[int, float] = {}
         """Per rotation (its generation): the monotonic time by which the old connections
         must be replaced (the old login ends soon after)."""
         self._holds = HoldTimes()
@@ -499,7 +500,7 @@ class EngineBinding(PoolListeners):
 
         def deadline() -> float:
             return -1.0 if self._closing else min(
-                [started + self.prewarm.timeout, *self._switch_by.values()]
+                [started + self.prewarm.timeout, *self._replace_by.values()]
             )
 
         if rollover.left():
@@ -515,7 +516,7 @@ class EngineBinding(PoolListeners):
             # The generations this rollover replaced serve no more (a rotation since then
             # keeps the one it replaced for its own rollover).
             self._serving = {g for g in self._serving if g >= now}
-            self._switch_by = {g: t for g, t in self._switch_by.items() if g > now}
+            self._replace_by = {g: t for g, t in self._replace_by.items() if g > now}
             await run_to_end(rollover.close_idle())
 
     def _listeners(self) -> tuple[tuple[str, Callable[..., Any]], ...]:
@@ -569,9 +570,10 @@ class EngineBinding(PoolListeners):
             and rollover.returned(conn_rec)
         ):
             conn_rec.invalidate()  # a spare is kept for its record's next checkout
-            rollover.poke()  # room for the next spare
         super()._on_checkin(dbapi_connection, conn_rec)
         self._book.seen(conn_rec, idle=True)
+        if rollover is not None:
+            rollover.poke()  # room for the next spare, or one old connection fewer
 
     def _credential_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
         made_with = conn_rec.info.get(GENERATION_KEY)
@@ -624,8 +626,8 @@ class EngineBinding(PoolListeners):
             if valid_for is not None:
                 # A share of the old login's time left for the rollover, the rest for the
                 # requests still running on it.
-                budget = switch_budget(self.prewarm, valid_for, self._holds.longest())
-                self._switch_by[self.source.generation] = time.monotonic() + budget
+                budget = rollover_budget(self.prewarm, valid_for, self._holds.longest())
+                self._replace_by[self.source.generation] = time.monotonic() + budget
         if (rollover := self._rollover) is not None:
             rollover.poke()
         self._swaps.start(self.source.generation)

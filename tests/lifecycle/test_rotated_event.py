@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from vault_async._prewarm import Prewarm, switch_budget
+from vault_async._prewarm import Prewarm, rollover_budget
 from vault_async.lifecycle import LeaseConfig, LeaseEvent, LeaseManager, VirtualClock
 
 from .conftest import FakeVault
@@ -41,7 +41,7 @@ async def test_rotated_event_says_when_the_replaced_lease_is_revoked_at_the_late
 def test_the_warm_up_leaves_the_old_login_time_for_the_requests_on_it(
     valid_for: float, longest_hold: float, expected: float
 ) -> None:
-    assert switch_budget(Prewarm(share=0.25), valid_for, longest_hold) == pytest.approx(expected)
+    assert rollover_budget(Prewarm(share=0.25), valid_for, longest_hold) == pytest.approx(expected)
 
 
 def test_prewarm_settings_are_checked() -> None:
