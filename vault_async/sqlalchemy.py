@@ -97,7 +97,7 @@ from ._prewarm import (
     run_to_end,
 )
 from ._roles import quote_identifier, set_role_sql
-from ._spares import GENERATION_KEY, Book, Spares, close_spares
+from ._spares import GENERATION_KEY, Book, Spares, close_quietly, close_spares
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
 from ._use_counter import UseCounter
 
@@ -126,6 +126,9 @@ CHECKED_OUT_AT = "vault_async.checked_out_at"
 
 USERNAME_KEY = "vault_async.username"
 """Key in ``connection_record.info`` holding the login a connection was made with."""
+
+ROLE_SET_KEY = "vault_async.role_set"
+"""Key in ``connection_record.info``: the connection is a spare whose ``SET ROLE`` is done."""
 
 def quote_role(name: str, dialect: Dialect | None = None) -> str:
     """Validate a PostgreSQL role name and quote it as an identifier (see ``_roles``).
@@ -318,6 +321,10 @@ class PoolListeners:
         return dialect.connect(*cargs, **params)
 
     def _on_connect(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        self._set_role(dbapi_connection)
+
+    def _set_role(self, dbapi_connection: Any) -> None:
+        """Run the binding's ``SET ROLE`` on a new connection (none without ``assume_role``)."""
         if self._role_sql is None:
             return
         cursor = dbapi_connection.cursor()
@@ -544,11 +551,23 @@ class EngineBinding(PoolListeners):
                 if (record_info := conn_rec.record_info) is not None:
                     record_info.setdefault(POOL_EPOCH_KEY, self._epoch)
                 self._tag(conn_rec, spare.username, spare.generation)
+                conn_rec.info[ROLE_SET_KEY] = True
                 return spare.connection
         connection = super()._on_do_connect(dialect, conn_rec, cargs, cparams)
         if conn_rec is None and WARMING.get():
+            # A spare: its SET ROLE is done now, not on the request path that takes it.
+            try:
+                self._set_role(connection)
+            except BaseException:
+                close_quietly(connection)
+                raise
             self.stats.prewarmed += 1
         return connection
+
+    def _on_connect(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        if conn_rec.info.get(ROLE_SET_KEY, False):
+            return  # a spare, set up when it opened
+        super()._on_connect(dbapi_connection, conn_rec)
 
     def _on_checkout(
         self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry, proxy: Any

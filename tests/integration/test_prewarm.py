@@ -11,9 +11,9 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, Prewarm, bind_credentials
@@ -160,6 +160,42 @@ async def test_spares_kept_for_idle_records_are_replaced_at_the_next_rotation(
         for conn in held:
             await conn.close()
     finally:
+        binding.detach()
+
+
+async def test_spares_serve_under_the_assumed_role_set_when_they_opened(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # A spare's SET ROLE runs when it opens, not when a request takes it: the request sees
+    # the role in force all the same, also after the pool's rollback on return.
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    set_role_on_request_path: list[object] = []
+    binding = bind_credentials(engine, source, assume_role="app_rw")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def count(dbapi_connection: object, conn_rec: ConnectionPoolEntry) -> None:
+        set_role_on_request_path.append(conn_rec.info.get("vault_async.role_set"))
+
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        set_role_on_request_path.clear()
+        for _ in range(2):
+            held = await checked_out(engine, SIZE)
+            roles = [(await c.execute(text("SELECT current_user"))).scalar_one() for c in held]
+            assert roles == ["app_rw"] * SIZE
+            assert await session_users(held) == [user_b] * SIZE
+            for conn in held:
+                await conn.close()
+        # The records reconnected with the spares, each marked as set up: the binding's own
+        # connect listener skips SET ROLE for them.
+        assert set_role_on_request_path == [True] * SIZE
+    finally:
+        event.remove(engine.sync_engine, "connect", count)
         binding.detach()
 
 
