@@ -140,6 +140,10 @@ class Book:
     def idle(self, record: ConnectionPoolEntry) -> bool:
         return self._idle.get(record, False)
 
+    def clear(self) -> None:
+        """Forget every record (their pool was disposed)."""
+        self._idle.clear()
+
 
 def close_quietly(connection: Any) -> None:
     """Close a driver connection (in a greenlet); a connection already gone is no error."""

@@ -530,8 +530,12 @@ class EngineBinding(PoolListeners):
         return (*super()._listeners(), ("engine_disposed", self._on_disposed))
 
     def _on_disposed(self, engine: Engine) -> None:
-        # The records spares were kept for went with the pool: those spares are closed (by
-        # the rollover's end when one runs), not left open for records that never reconnect.
+        # The pool is replaced: its records are forgotten (a connection still out closes when
+        # it comes back to the disposed pool, counted by the source meanwhile), and the
+        # spares kept for them are closed (by the rollover's end when one runs), not left
+        # open for records that never reconnect.
+        self._retired()
+        self._book.clear()
         self._spares.unclaim()
         if (rollover := self._rollover) is not None:
             rollover.poke()

@@ -232,3 +232,23 @@ async def test_connection_returned_to_a_swapped_out_pool_is_closed(
     finally:
         binding.detach()
         migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})
+
+
+async def test_connection_returned_to_a_pool_the_application_disposed_is_closed(
+    migrated: DevStack, engine: AsyncEngine
+) -> None:
+    # engine.dispose() from the application replaces the pool too: a connection out at the
+    # time comes back to the replaced pool, where nothing would ever close it (and a later
+    # rollover would count it as the engine's).
+    user_a, password_a, lease_a = vault_creds(migrated)
+    binding = bind_credentials(engine, FakeSource(user_a, password_a))
+    try:
+        held = await engine.connect()
+        await held.execute(text("SELECT 1"))
+        await engine.dispose()
+        await held.close()
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+        assert (await session_user(engine))[0] == user_a
+    finally:
+        binding.detach()
+        migrated.vault_call("PUT", "sys/leases/revoke", {"lease_id": lease_a})
