@@ -270,9 +270,7 @@ class PoolListeners:
         cargs: tuple[Any, ...],
         cparams: dict[str, Any],
     ) -> Any:
-        record_info = None if conn_rec is None else conn_rec.record_info
-        if record_info is not None:  # None for a detached connection, or a spare's connect
-            record_info.setdefault(POOL_EPOCH_KEY, self._epoch)
+        self._note_pool(conn_rec)
         username, password, generation = self._credential()
         try:
             connection = self._connect(dialect, cargs, cparams, username, password)
@@ -301,6 +299,13 @@ class PoolListeners:
         if (login := SPARE_LOGIN.get()) is not None:
             login.append((username, generation))
         return connection
+
+    def _note_pool(self, conn_rec: ConnectionPoolEntry | None) -> None:
+        """Note on a record, when it first connects, the pool it belongs to (the swaps done
+        so far): its ``record_info`` outlives reconnects."""
+        record_info = None if conn_rec is None else conn_rec.record_info
+        if record_info is not None:  # None for a detached connection, or a spare's connect
+            record_info.setdefault(POOL_EPOCH_KEY, self._epoch)
 
     @staticmethod
     def _tag(conn_rec: ConnectionPoolEntry | None, username: str | None, generation: int) -> None:
@@ -552,8 +557,7 @@ class EngineBinding(PoolListeners):
         if conn_rec is not None and not WARMING.get():
             spare = self._spares.take(conn_rec, self.source.generation)
             if spare is not None:  # logged in by a rollover: no login on the request path
-                if (record_info := conn_rec.record_info) is not None:
-                    record_info.setdefault(POOL_EPOCH_KEY, self._epoch)
+                self._note_pool(conn_rec)
                 self._tag(conn_rec, spare.username, spare.generation)
                 conn_rec.info[ROLE_SET_KEY] = True
                 return spare.connection
