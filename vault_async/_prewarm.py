@@ -248,6 +248,9 @@ class Rollover:
         self.target = self.left()
         try:
             while not self._stopped and time.monotonic() < deadline():
+                # Cleared before the step, not after: a spare that opens while the step awaits
+                # must wake the next one.
+                self._wake.clear()
                 now = self._current()
                 await close_spares(self.spares.stale_free(now))
                 if not self.left():
@@ -260,7 +263,6 @@ class Rollover:
                 if not left:
                     break
                 self._open_spares(left)
-                self._wake.clear()
                 timeout = max(0.0, deadline() - time.monotonic())
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)

@@ -506,7 +506,7 @@ class EngineBinding(PoolListeners):
     async def _roll_over(self, pool: QueuePool) -> None:
         rollover = Rollover(
             pool, self.prewarm, self._book, self._spares,
-            current=lambda: self.source.generation, serves=self._serving.__contains__,
+            current=lambda: self.source.generation, serves=lambda g: g in self._serving,
         )
         started = time.monotonic()
 
@@ -527,7 +527,7 @@ class EngineBinding(PoolListeners):
             self._rollover = None
             # The generations this rollover replaced serve no more (a rotation since then
             # keeps the one it replaced for its own rollover).
-            self._serving = {g for g in self._serving if g >= now}
+            self._serving.difference_update([g for g in self._serving if g < now])
             self._replace_by = {g: t for g, t in self._replace_by.items() if g > now}
             await run_to_end(rollover.close_idle())
 

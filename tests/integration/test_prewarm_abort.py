@@ -71,9 +71,10 @@ class HungConnects:
 @asynccontextmanager
 async def rotated_into_hung_connects(
     migrated: DevStack, engine: AsyncEngine, leases: list[str], prewarm: Prewarm
-) -> AsyncIterator[tuple[EngineBinding, HungConnects, str]]:
+) -> AsyncIterator[tuple[EngineBinding, HungConnects, str, str]]:
     """A full pool of login A, then a rotation to login B whose warm-up connects past the
-    first two hang; yields the binding, the hang and B's user, and undoes both at the end."""
+    first two hang; yields the binding, the hang and A's and B's users, and undoes both at
+    the end."""
     user_a, password_a = login(migrated, leases)
     user_b, password_b = login(migrated, leases)
     source = FakeSource(user_a, password_a)
@@ -83,7 +84,7 @@ async def rotated_into_hung_connects(
         for conn in await checked_out(engine, SIZE):
             await conn.close()
         source.set(user_b, password_b)
-        yield binding, hung, user_b
+        yield binding, hung, user_a, user_b
     finally:
         hung.release()
         binding.detach()
@@ -94,7 +95,7 @@ async def test_a_cancelled_swap_closes_the_connections_it_opened(
 ) -> None:
     prewarm = Prewarm(concurrency=2, timeout=60)
     async with rotated_into_hung_connects(migrated, engine, leases, prewarm) as (
-        binding, hung, user_b
+        binding, hung, _, user_b
     ):
         # Two connections of B are open, the next connect hangs. The cancelled swap keeps only
         # the spares already in place of an idle connection of A (their records reconnect
@@ -117,7 +118,7 @@ async def test_a_dispose_during_the_warm_up_leaves_no_spare_open(
 ) -> None:
     prewarm = Prewarm(concurrency=2, timeout=60)
     async with rotated_into_hung_connects(migrated, engine, leases, prewarm) as (
-        binding, hung, user_b
+        binding, hung, _, user_b
     ):
         await asyncio.wait_for(hung.blocked.wait(), BOUND)
         await engine.dispose()  # the records the two ready spares were kept for are gone
@@ -136,14 +137,16 @@ async def test_connects_hung_at_the_deadline_do_not_hold_the_swap(
 ) -> None:
     prewarm = Prewarm(concurrency=SIZE, timeout=0.5)
     async with rotated_into_hung_connects(migrated, engine, leases, prewarm) as (
-        binding, hung, user_b
+        binding, hung, user_a, user_b
     ):
-        # Two of the four connects hang: the switch takes the two ready at the deadline, and
-        # the swap ends then, although the database never answers the others.
+        # Two of the four connects hang: two idle connections of A are replaced by the
+        # deadline, and the swap ends then, although the database never answers the others.
+        # The two left of A are stale from then on: closed before the swap ends.
         await asyncio.wait_for(binding.aclose_pending(), BOUND)
         assert hung.blocked.is_set()
         assert binding.stats.prewarmed == 2
         assert await backends_of(migrated, user_b) == 2
+        assert await wait_for_backends(migrated, user_a, 0) == 0
         held = await checked_out(engine, SIZE)
         assert await session_users(held) == [user_b] * SIZE
         for conn in held:
