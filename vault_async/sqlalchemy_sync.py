@@ -13,8 +13,8 @@ Usage::
         binding.detach()
         engine.dispose()
 
-The listeners are the async binding's (:class:`vault_async.sqlalchemy.PoolListeners`), so the
-guarantees are the same: new connections log in with the credential in force (``do_connect``)
+The listeners are the async binding's (:class:`~vault_async._pool_listeners.PoolListeners`),
+so the guarantees are the same: new connections log in with the credential in force (``do_connect``)
 and run ``SET ROLE`` when ``assume_role`` is given; a rotation closes the idle connections at
 once and the checked-out ones when they are returned; a login PostgreSQL rejects forces one
 rotation and one retry; a statement's own error (even ``permission denied``, unless its login
@@ -44,8 +44,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from ._credential_source import Credential
 from ._login_check import DEFAULT_LOGIN_CHECK_INTERVAL, BlockingLoginCheck
+from ._pool_listeners import PoolListeners
 from ._sync_credentials import SyncCallback, SyncCredential, SyncCredentialSource
-from .sqlalchemy import PoolListeners
 
 __all__ = ["SyncEngineBinding", "bind_engine", "psycopg_url"]
 
