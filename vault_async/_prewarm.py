@@ -176,6 +176,9 @@ def _room(connection: Any) -> int:
         row = cursor.fetchone()
     finally:
         cursor.close()
+        # The driver began a transaction for the query: a spare waits for its record outside
+        # any (idle_in_transaction_session_timeout, and psycopg's set-up on connect).
+        connection.rollback()
     return int(row[0]) if row is not None else 0
 
 
@@ -300,7 +303,9 @@ class Rollover:
         now = self._current()
         for record in self.old() if old is None else old:
             connection = record.dbapi_connection
-            if not self.book.idle(record) or connection is None:
+            # A record taken by a checkout still pinging it is not idle: ``in_use`` is set as
+            # soon as the pool hands it out, the checkout event only after the pre-ping.
+            if not self.book.idle(record) or connection is None or record.in_use:
                 continue
             generation = generation_of(record)
             if generation is not None and self._serves(generation):
@@ -314,7 +319,15 @@ class Rollover:
     def _open_spares(self, old: int) -> None:
         """Start opening spares: one per old connection not yet covered, within bounds."""
         wanted = old - self.spares.free_of(self._current()) - len(self._opening)
-        held = len(self.book.records()) + len(self.spares) + len(self._opening)
+        # Every record slot of the pool (connected, connecting for a request, or waiting for
+        # its claimed spare) holds at most one connection; free spares and connects under way
+        # come on top.
+        if isinstance(self.pool, QueuePool):
+            slots = self.pool.size() + self.pool.overflow()
+            held = max(slots, len(self.book.records())) + len(self.spares.free)
+        else:
+            held = len(self.book.records()) + len(self.spares)
+        held += len(self._opening)
         batch = min(wanted, self.config.concurrency - len(self._opening), self.limit - held)
         if self.room is None:
             batch = min(batch, 1 - len(self._opening))  # the first opens alone and asks

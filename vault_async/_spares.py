@@ -133,6 +133,9 @@ class Book:
     def seen(self, record: ConnectionPoolEntry, idle: bool) -> None:
         self._idle[record] = idle
 
+    def forget(self, record: ConnectionPoolEntry) -> None:
+        self._idle.pop(record, None)
+
     def records(self) -> list[ConnectionPoolEntry]:
         """Those holding a connection now."""
         return [r for r in list(self._idle) if r.dbapi_connection is not None]

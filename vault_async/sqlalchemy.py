@@ -187,21 +187,32 @@ class EngineBinding(PoolListeners):
         if rollover.left():
             self.stats.pool_swaps += 1
             self._rollover = rollover
-        now = self.source.generation
+        now = self.source.generation  # the generation in force when the rollover starts
         try:
             if self._rollover is rollover:
                 await rollover.run(deadline)
-            now = self.source.generation
         finally:
             self._rollover = None
-            # The generations this rollover replaced serve no more (a rotation since then
-            # keeps the one it replaced for its own rollover).
+            # The generations this rollover replaced serve no more; one a rotation since then
+            # replaced serves on until its own rollover (queued) and its own deadline.
             self._serving.difference_update([g for g in self._serving if g < now])
             self._replace_by = {g: t for g, t in self._replace_by.items() if g > now}
             await run_to_end(rollover.close_idle())
+            # A record that reconnected meanwhile gave back an older spare as free: nothing
+            # else would close it when the next rotation finds nothing to roll over.
+            await run_to_end(close_spares(self._spares.stale_free(self.source.generation)))
 
     def _listeners(self) -> tuple[tuple[str, Callable[..., Any]], ...]:
-        return (*super()._listeners(), ("engine_disposed", self._on_disposed))
+        return (
+            *super()._listeners(),
+            ("engine_disposed", self._on_disposed),
+            ("close", self._on_close),
+        )
+
+    def _on_close(self, dbapi_connection: Any, conn_rec: ConnectionPoolEntry) -> None:
+        # The pool closes this record's connection (an overflow record discarded on return,
+        # an invalidation, a recycle): it is no idle connection for the rollover to replace.
+        self._book.forget(conn_rec)
 
     def _on_disposed(self, engine: Engine) -> None:
         # The pool is replaced: its records are forgotten (a connection still out closes when
@@ -225,6 +236,14 @@ class EngineBinding(PoolListeners):
     ) -> Any:
         if conn_rec is not None and not WARMING.get():
             spare = self._spares.take(conn_rec, self.source.generation)
+            if spare is not None and getattr(self._target.pool, "_pre_ping", False) and not (
+                _alive(dialect, spare.connection)
+            ):
+                # A spare may have waited minutes for its record: pool_pre_ping checks it like
+                # an idle pooled connection (the pool skips a new one, and the dialect's
+                # set-up on connect would fail on a dead one).
+                close_quietly(spare.connection)
+                spare = None
             if spare is not None:  # logged in by a rollover: no login on the request path
                 self._note_pool(conn_rec)
                 self._tag(conn_rec, spare.username, spare.generation)
@@ -263,6 +282,7 @@ class EngineBinding(PoolListeners):
             rollover is not None
             and conn_rec.dbapi_connection is not None
             and generation in self._serving
+            and not self._discarded_on_return()
             and rollover.returned(conn_rec)
         ):
             conn_rec.invalidate()  # a spare is kept for its record's next checkout
@@ -270,6 +290,12 @@ class EngineBinding(PoolListeners):
         self._book.seen(conn_rec, idle=True)
         if rollover is not None:
             rollover.poke()  # room for the next spare, or one old connection fewer
+
+    def _discarded_on_return(self) -> bool:
+        """The record coming back is an overflow one QueuePool closes and forgets (its queue
+        is full): a spare kept for it would wait for a checkout that never comes."""
+        pool = self._target.pool
+        return isinstance(pool, QueuePool) and pool.checkedin() >= pool.size()
 
     def _credential_is_stale(self, conn_rec: ConnectionPoolEntry) -> bool:
         made_with = conn_rec.info.get(GENERATION_KEY)
@@ -293,6 +319,9 @@ class EngineBinding(PoolListeners):
     def detach(self) -> None:
         """Remove the listeners and stop following rotations (the hold is given back; spares
         still open are closed in a task)."""
+        self._closing = True  # a rollover under way ends now: nothing may claim a spare after
+        if self._rollover is not None:
+            self._rollover.stop()
         super().detach()
         self._swaps.drop_hold()
         spares = self._spares.leftover(None)
@@ -335,6 +364,14 @@ class EngineBinding(PoolListeners):
             await_only(self.source.force_rotate(reason, generation=generation))
         finally:
             self._refused = None
+
+
+def _alive(dialect: Dialect, connection: Any) -> bool:
+    """Whether ``connection`` answers a ping (in the greenlet of a connect)."""
+    try:
+        return bool(dialect.do_ping(connection))
+    except Exception:
+        return False
 
 
 def bind_credentials(
