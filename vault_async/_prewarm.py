@@ -22,7 +22,10 @@ a few at a time, and hands each to the pool in place of an old connection:
 Bounds, checked before each spare: the connections of the pool (old and new) and the spares
 together stay within the pool's own limit (size plus overflow) plus :attr:`Prewarm.margin`;
 spares stay within what PostgreSQL's ``max_connections`` leaves to an ordinary login (the
-first spare opens alone and asks); at most :attr:`Prewarm.concurrency` open at once.
+first spare opens alone and asks); at most :attr:`Prewarm.concurrency` open at once, and
+their logins start :attr:`Prewarm.interval` apart (closer only when the deadline needs it):
+logins cost CPU on both sides, and a burst of them, say 50 in a fifth of a second for an idle
+pool, shows in the latency of every request on the machine.
 
 The rollover ends when no old connection is left, or at its deadline: :attr:`Prewarm.timeout`,
 and within :attr:`Prewarm.share` of the time the rotation said the old credential stays
@@ -46,6 +49,7 @@ record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -102,6 +106,10 @@ class Prewarm:
     """Connections the pool and the spares together may hold past the pool's size plus
     overflow; None: a tenth of that limit, at least 2. Spares open one per free place, so
     the margin sets how many old connections are being replaced at once."""
+    interval: float = 0.04
+    """Least seconds between two spares' logins (0: as fast as the other bounds allow), or
+    less when the deadline needs it: a login costs CPU on both sides, and a burst of them
+    shows in the latency of every request on the machine."""
     timeout: float = 5.0
     """Seconds after which the connections not yet replaced are stale."""
     share: float = 0.8
@@ -112,6 +120,8 @@ class Prewarm:
     def __post_init__(self) -> None:
         if self.concurrency < 1 or (self.margin or 0) < 0 or self.timeout <= 0:
             raise ValueError("Prewarm needs concurrency >= 1, margin >= 0 and timeout > 0")
+        if self.interval < 0:
+            raise ValueError("Prewarm.interval must be >= 0")
         if not 0 <= self.share <= 1:
             raise ValueError("Prewarm.share must be between 0 and 1")
 
@@ -216,6 +226,7 @@ class Rollover:
         self._opening: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopped = False
+        self._next_start = 0.0
 
     def old(self) -> list[ConnectionPoolEntry]:
         """The records holding a connection of an older generation than the one in force."""
@@ -265,12 +276,11 @@ class Rollover:
                 left = self.left()
                 if not left:
                     break
-                self._open_spares(left)
-                timeout = max(0.0, deadline() - time.monotonic())
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    break
+                end = deadline()
+                next_start = self._open_spares(left, end)
+                wake_at = end if next_start is None else min(end, next_start)
+                with contextlib.suppress(TimeoutError):  # the loop's test sees the deadline
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - time.monotonic()))
         except BaseException:
             self._stopped = True  # cancelled: nothing waits for the connects still running
             raise
@@ -316,8 +326,10 @@ class Rollover:
                 record.dbapi_connection = None
             await greenlet_spawn(close_quietly, connection)
 
-    def _open_spares(self, old: int) -> None:
-        """Start opening spares: one per old connection not yet covered, within bounds."""
+    def _open_spares(self, old: int, end: float) -> float | None:
+        """Start opening spares: one per old connection not yet covered, within bounds and
+        :attr:`Prewarm.interval` apart (closer when ``end``, the deadline, needs it). Returns
+        when the next may start, if one is held back only by the interval."""
         wanted = old - self.spares.free_of(self._current()) - len(self._opening)
         # Every record slot of the pool (connected, connecting for a request, or waiting for
         # its claimed spare) holds at most one connection; free spares and connects under way
@@ -333,6 +345,18 @@ class Rollover:
             batch = min(batch, 1 - len(self._opening))  # the first opens alone and asks
         else:
             batch = min(batch, self.room - 1)
+        now = time.monotonic()
+        interval = min(self.config.interval, 0.8 * max(0.0, end - now) / max(1, old))
+        if batch > 0 and interval > 0:
+            if now < self._next_start:
+                return self._next_start
+            self._next_start = now + interval
+            self._start(1)
+            return self._next_start if batch > 1 else None
+        self._start(batch)
+        return None
+
+    def _start(self, batch: int) -> None:
         for _ in range(max(0, batch)):
             task = asyncio.get_running_loop().create_task(self._open_one())
             self._opening.add(task)

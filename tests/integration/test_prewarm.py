@@ -7,14 +7,19 @@ and PostgreSQL's ``pg_stat_activity`` how many sessions each login holds.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
+from vault_async._prewarm import WARMING
 from vault_async.devstack import DevStack
 from vault_async.sqlalchemy import EngineBinding, Prewarm, bind_credentials
 
@@ -197,6 +202,38 @@ async def test_spares_serve_under_the_assumed_role_set_when_they_opened(
     finally:
         event.remove(engine.sync_engine, "connect", count)
         binding.detach()
+
+
+async def test_spares_log_in_an_interval_apart(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+) -> None:
+    # A burst of logins costs CPU on both sides and shows in every request's latency: the
+    # spares start Prewarm.interval apart (the monotonic clock, read at each spare's connect).
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    started: list[float] = []
+
+    def on_do_connect(
+        dialect: Dialect, conn_rec: ConnectionPoolEntry | None, cargs: Any, cparams: Any
+    ) -> None:
+        if WARMING.get():
+            started.append(time.monotonic())
+
+    event.listen(engine.sync_engine, "do_connect", on_do_connect)
+    prewarm = Prewarm(interval=0.1, timeout=BOUND)
+    binding = bind_credentials(engine, source, prewarm=prewarm)
+    try:
+        for conn in await checked_out(engine, SIZE):
+            await conn.close()
+        source.set(user_b, password_b)
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        assert len(started) == SIZE
+        gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
+        assert min(gaps) >= prewarm.interval
+    finally:
+        binding.detach()
+        event.remove(engine.sync_engine, "do_connect", on_do_connect)
 
 
 async def test_without_prewarm_requests_open_the_new_connections(

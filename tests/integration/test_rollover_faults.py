@@ -305,7 +305,8 @@ async def test_a_spare_ready_while_an_idle_connection_closes_is_not_left_waiting
         real_close(connection)
 
     monkeypatch.setattr(prewarm_module, "close_quietly", slow_close)
-    binding = bind_credentials(engine, source, prewarm=Prewarm(concurrency=2, timeout=6.0))
+    prewarm = Prewarm(concurrency=2, timeout=6.0, interval=0)  # spares 1 and 2 together
+    binding = bind_credentials(engine, source, prewarm=prewarm)
     try:
         busy, *idle = await checked_out(engine, 3)  # busy's record is the first the book saw
         for conn in idle:
