@@ -24,7 +24,7 @@ class Marks:
     """Each ``lease.rotated`` of the database credential."""
     serving: list[float] = field(default_factory=list)
     """Each ``pool.generation_serving``: the first checkout of a newer generation."""
-    warmups: list[tuple[float, str]] = field(default_factory=list)
+    rollovers: list[tuple[float, str]] = field(default_factory=list)
     """Each ``pool.prewarmed``: when, and replaced/old connections in how many ms."""
     warnings: Counter[str] = field(default_factory=Counter)
     """The service's WARNING and ERROR records so far, by message."""
@@ -46,8 +46,8 @@ def read_marks(log: str) -> Marks:
             marks.warnings[str(message)] += 1
         if message == "pool.prewarmed":
             wall = dt.datetime.strptime(record["time"], TIME_FORMAT).timestamp()
-            marks.warmups.append((wall - offset, (
-                f"{record.get('ready')}/{record.get('target')} in "
+            marks.rollovers.append((wall - offset, (
+                f"{record.get('replaced')}/{record.get('old')} in "
                 f"{float(record.get('seconds', 0)) * 1000:.0f} ms"
             )))
             continue

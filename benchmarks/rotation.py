@@ -19,8 +19,8 @@ service's `lease.rotated` log line), it prints p50/p99/max of the requests start
 2 s after a rotation against the rest of the same run (and the same windows on the plain
 service, as a control), the time from `lease.rotated` to the first checkout of a connection
 of the new generation (`pool.generation_serving`), the connections opened per rotation
-(the binding's `connects` counter, vault's as the baseline; those pre-warmed before the
-switch apart from those requests had to open), each warm-up (`pool.prewarmed`) and the
+(the binding's `connects` counter, vault's as the baseline; the spares a rollover opened
+apart from those requests had to open), each rollover (`pool.prewarmed`) and the
 service's extra CPU-milliseconds per rotation (psutil: rotating's CPU minus vault's,
 scaled to the same number of requests). Ratios are against the baseline of the same run;
 nothing is asserted.
@@ -156,9 +156,9 @@ def report(title: str, runs: dict[str, Run], marks: Marks, errors: list[int]) ->
     delays = served_delays(rotations, marks.serving)
     shown = ", ".join(f"{d * 1000:.0f}" for d in delays)
     print(f"    rotated -> first checkout on the new generation (ms): {shown}")
-    warmed = [text for at, text in marks.warmups if begin <= at <= end + 5]
+    rolled = [text for at, text in marks.rollovers if begin <= at <= end + 5]
     print(f"    rollovers (old connections replaced/old, time): "
-          f"{', '.join(warmed) or 'none (pre-warm off)'}")
+          f"{', '.join(rolled) or 'none (pre-warm off)'}")
     rot, vault = runs["rotating"], runs["vault"]
     extra_connects = (rot.connects - vault.connects) / len(rotations)
     on_path = (rot.connects - rot.prewarmed - vault.connects) / len(rotations)
@@ -185,7 +185,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--margin", type=int, default=None,
-        help="DB_POOL_PREWARM_MARGIN of the rotating service (default: the service's, 2)",
+        help="DB_POOL_PREWARM_MARGIN of the rotating service (default: the service's, a tenth "
+        "of size plus overflow, at least 2)",
     )
     args = parser.parse_args()
     seconds, lease = (10.0, 12) if args.quick else (args.seconds, args.lease)

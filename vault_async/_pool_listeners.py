@@ -74,9 +74,10 @@ class BindingStats(PoolStats):
 class PoolListeners:
     """The listeners that tie one engine's pool to one :class:`CredentialSource`.
 
-    Shared by the ``AsyncEngine`` binding below and the sync ``Engine`` binding
-    (``vault_async.sqlalchemy_sync``); a subclass says how a rotation is forced from inside
-    ``do_connect`` (:meth:`_refresh`) and what a rotation event does (:meth:`_on_event`).
+    Shared by the ``AsyncEngine`` binding (``vault_async.sqlalchemy``) and the sync
+    ``Engine`` binding (``vault_async.sqlalchemy_sync``); a subclass says how a rotation is
+    forced from inside ``do_connect`` (:meth:`_refresh`) and what a rotation event does
+    (:meth:`_on_event`).
     """
 
     def __init__(

@@ -22,10 +22,12 @@ a few at a time, and hands each to the pool in place of an old connection:
 Bounds, checked before each spare: the connections of the pool (old and new) and the spares
 together stay within the pool's own limit (size plus overflow) plus :attr:`Prewarm.margin`;
 spares stay within what PostgreSQL's ``max_connections`` leaves to an ordinary login (the
-first spare opens alone and asks); at most :attr:`Prewarm.concurrency` open at once, and
-their logins start :attr:`Prewarm.interval` apart (closer only when the deadline needs it):
-logins cost CPU on both sides, and a burst of them, say 50 in a fifth of a second for an idle
-pool, shows in the latency of every request on the machine.
+first spare opens alone and asks); at most :attr:`Prewarm.concurrency` open at once; and
+while idle old connections wait to be replaced, logins start :attr:`Prewarm.interval` apart
+(closer only when the deadline needs it): logins cost CPU on both sides, and a burst of
+them, say 50 in a fifth of a second for an idle pool, shows in the latency of every request
+on the machine. Busy old connections are replaced as fast as the bounds allow: they come
+back at the pace of the pool's load, and one left at the deadline costs a request a login.
 
 The rollover ends when no old connection is left, or at its deadline: :attr:`Prewarm.timeout`,
 and within :attr:`Prewarm.share` of the time the rotation said the old credential stays
@@ -107,9 +109,10 @@ class Prewarm:
     overflow; None: a tenth of that limit, at least 2. Spares open one per free place, so
     the margin sets how many old connections are being replaced at once."""
     interval: float = 0.04
-    """Least seconds between two spares' logins (0: as fast as the other bounds allow), or
-    less when the deadline needs it: a login costs CPU on both sides, and a burst of them
-    shows in the latency of every request on the machine."""
+    """Least seconds between two spares' logins while idle old connections wait to be
+    replaced (0: as fast as the other bounds allow), or less when the deadline needs it: a
+    login costs CPU on both sides, and a burst of them shows in the latency of every request
+    on the machine."""
     timeout: float = 5.0
     """Seconds after which the connections not yet replaced are stale."""
     share: float = 0.8
@@ -202,21 +205,22 @@ class Rollover:
 
     def __init__(
         self,
-        pool: Pool,
+        pool: Callable[[], Pool],
         config: Prewarm,
         book: Book,
         spares: Spares,
         current: Callable[[], int],
         serves: Callable[[int], bool],
     ) -> None:
-        self.pool = pool
+        self._pool = pool
         self.config = config
         self.book = book
         self.spares = spares
         self._current = current
         self._serves = serves
-        limit = pool.size() + max(0, pool._max_overflow) if isinstance(pool, QueuePool) else 0
-        if not isinstance(pool, QueuePool) or pool._max_overflow < 0:  # no limit of its own
+        first = pool()
+        limit = first.size() + max(0, first._max_overflow) if isinstance(first, QueuePool) else 0
+        if not isinstance(first, QueuePool) or first._max_overflow < 0:  # no limit of its own
             limit = max(limit, len(book.records()))
         self.limit = limit + config.margin_for(limit)
         self.room: int | None = None
@@ -244,7 +248,14 @@ class Rollover:
         if self._stopped or not self.spares.claim(record, self._current()):
             return False
         self.replaced += 1
+        self._freed(1)
         return True
+
+    def _freed(self, count: int) -> None:
+        """``count`` sessions closed (old connections, unneeded spares): PostgreSQL has that
+        much more room."""
+        if self.room is not None:
+            self.room += count
 
     def poke(self) -> None:
         """Look again now (a rotation changed the generation in force or the deadline)."""
@@ -266,13 +277,13 @@ class Rollover:
                 # must wake the next one.
                 self._wake.clear()
                 now = self._current()
-                await close_spares(self.spares.stale_free(now))
+                await self._close(self.spares.stale_free(now))
                 if not self.left():
                     break
                 await self.close_idle()
                 replaced = self.spares.reclaim(now)
                 self.replaced += len(replaced)
-                await close_spares(replaced)
+                await self._close(replaced)
                 left = self.left()
                 if not left:
                     break
@@ -285,23 +296,30 @@ class Rollover:
             self._stopped = True  # cancelled: nothing waits for the connects still running
             raise
         finally:
-            # Connects cut in the middle of their handshake leave the driver an error nobody
-            # retrieves: those still running are let finish (then closed as unneeded) unless
-            # the rollover was stopped or its deadline passed.
-            if not self._stopped and self._opening:
-                await asyncio.wait(
-                    list(self._opening), timeout=max(0.0, deadline() - time.monotonic())
-                )
-            await self._cancel_opening()
-            await close_spares(self.spares.leftover(self._current()))
-            logger.info(
-                "pool.prewarmed",
-                extra={
-                    "ready": self.replaced,
-                    "target": self.target,
-                    "seconds": round(time.monotonic() - started, 4),
-                },
+            await run_to_end(self._finish(deadline, started))
+
+    async def _finish(self, deadline: Callable[[], float], started: float) -> None:
+        """Connects cut in the middle of their handshake leave the driver an error nobody
+        retrieves: those still running are let finish (then closed as unneeded) unless the
+        rollover was stopped or its deadline passed. Then the unneeded spares close."""
+        if not self._stopped and self._opening:
+            await asyncio.wait(
+                list(self._opening), timeout=max(0.0, deadline() - time.monotonic())
             )
+        await self._cancel_opening()
+        await close_spares(self.spares.leftover(self._current()))
+        logger.info(
+            "pool.prewarmed",
+            extra={
+                "replaced": self.replaced,
+                "old": self.target,
+                "seconds": round(time.monotonic() - started, 4),
+            },
+        )
+
+    async def _close(self, spares: list[Spare]) -> None:
+        self._freed(len(spares))
+        await close_spares(spares)
 
     async def close_idle(self, old: list[ConnectionPoolEntry] | None = None) -> None:
         """Close the idle old connections: those whose generation may no longer serve at
@@ -324,6 +342,7 @@ class Rollover:
                 self.replaced += 1
             if isinstance(record, _ConnectionRecord):  # what every pool's records are
                 record.dbapi_connection = None
+            self._freed(1)
             await greenlet_spawn(close_quietly, connection)
 
     def _open_spares(self, old: int, end: float) -> float | None:
@@ -334,8 +353,9 @@ class Rollover:
         # Every record slot of the pool (connected, connecting for a request, or waiting for
         # its claimed spare) holds at most one connection; free spares and connects under way
         # come on top.
-        if isinstance(self.pool, QueuePool):
-            slots = self.pool.size() + self.pool.overflow()
+        pool = self._pool()  # the engine's pool in force (the application may dispose)
+        if isinstance(pool, QueuePool):
+            slots = pool.size() + pool.overflow()
             held = max(slots, len(self.book.records())) + len(self.spares.free)
         else:
             held = len(self.book.records()) + len(self.spares)
@@ -347,6 +367,8 @@ class Rollover:
             batch = min(batch, self.room - 1)
         now = time.monotonic()
         interval = min(self.config.interval, 0.8 * max(0.0, end - now) / max(1, old))
+        if not any(self.book.idle(r) and not r.in_use for r in self.old()):
+            interval = 0.0  # only busy ones left: the pool's load paces their replacement
         if batch > 0 and interval > 0:
             if now < self._next_start:
                 return self._next_start
@@ -367,7 +389,7 @@ class Rollover:
         login: list[tuple[str | None, int]] = []
         SPARE_LOGIN.set(login)
         try:
-            connection = await greenlet_spawn(self.pool._invoke_creator, None)
+            connection = await greenlet_spawn(self._pool()._invoke_creator, None)
         except Exception as error:
             # The old connections are stale from now on: the request path logs in and meets
             # the failure again if it lasts (a refused login then forces a rotation).
@@ -381,6 +403,11 @@ class Rollover:
                 self.room = await greenlet_spawn(_room, connection)
             else:
                 self.room -= 1
+        except Exception as error:
+            logger.warning("pool.prewarm_failed", extra={"error_class": type(error).__name__})
+            await close_spares([spare])
+            self.stop()
+            return
         except BaseException:
             await close_spares([spare])
             raise

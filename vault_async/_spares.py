@@ -17,7 +17,15 @@ from weakref import WeakKeyDictionary
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["GENERATION_KEY", "Book", "Spare", "Spares", "close_spares", "generation_of"]
+__all__ = [
+    "GENERATION_KEY",
+    "Book",
+    "Spare",
+    "Spares",
+    "close_quietly",
+    "close_spares",
+    "generation_of",
+]
 
 logger = logging.getLogger("vault_async.sqlalchemy")
 
@@ -73,6 +81,12 @@ class Spares:
         self.claimed[record] = spare
         return True
 
+    def release(self, record: ConnectionPoolEntry) -> None:
+        """The spare kept for ``record`` is free again (the record is going away)."""
+        spare = self.claimed.pop(record, None)
+        if spare is not None:
+            self.free.append(spare)
+
     def reclaim(self, generation: int) -> list[Spare]:
         """Give the records whose kept spare is older a free one of ``generation`` instead,
         as long as there are free ones; return the older spares (to close)."""
@@ -93,7 +107,7 @@ class Spares:
         if spare is not None and spare.generation == generation:
             return spare
         if spare is not None:
-            self.free.append(spare)  # older: closed by the rollover under way
+            self.free.append(spare)  # older: closed by the rollover under way, or at its end
         return self._pop_free(generation)
 
     def unclaim(self) -> None:

@@ -174,7 +174,7 @@ class EngineBinding(PoolListeners):
 
     async def _roll_over(self, pool: QueuePool) -> None:
         rollover = Rollover(
-            pool, self.prewarm, self._book, self._spares,
+            lambda: self._target.pool, self.prewarm, self._book, self._spares,
             current=lambda: self.source.generation, serves=lambda g: g in self._serving,
         )
         started = time.monotonic()
@@ -197,10 +197,14 @@ class EngineBinding(PoolListeners):
             # replaced serves on until its own rollover (queued) and its own deadline.
             self._serving.difference_update([g for g in self._serving if g < now])
             self._replace_by = {g: t for g, t in self._replace_by.items() if g > now}
-            await run_to_end(rollover.close_idle())
-            # A record that reconnected meanwhile gave back an older spare as free: nothing
-            # else would close it when the next rotation finds nothing to roll over.
-            await run_to_end(close_spares(self._spares.stale_free(self.source.generation)))
+            await run_to_end(self._after_rollover(rollover))
+
+    async def _after_rollover(self, rollover: Rollover) -> None:
+        """Close what the generations that serve no more left: idle connections, and an older
+        spare a reconnecting record gave back (nothing else would close it when the next
+        rotation finds nothing to roll over)."""
+        await rollover.close_idle()
+        await close_spares(self._spares.stale_free(self.source.generation))
 
     def _listeners(self) -> tuple[tuple[str, Callable[..., Any]], ...]:
         return (
@@ -278,18 +282,25 @@ class EngineBinding(PoolListeners):
             self._holds.add(time.monotonic() - started)
         rollover = self._rollover
         generation = conn_rec.info.get(GENERATION_KEY)
-        if (
-            rollover is not None
-            and conn_rec.dbapi_connection is not None
-            and generation in self._serving
-            and not self._discarded_on_return()
-            and rollover.returned(conn_rec)
-        ):
-            conn_rec.invalidate()  # a spare is kept for its record's next checkout
-        super()._on_checkin(dbapi_connection, conn_rec)
-        self._book.seen(conn_rec, idle=True)
-        if rollover is not None:
-            rollover.poke()  # room for the next spare, or one old connection fewer
+        try:
+            if (
+                rollover is not None
+                and conn_rec.dbapi_connection is not None
+                and generation in self._serving
+                and not self._pool_is_retired(conn_rec)
+                and not self._discarded_on_return()
+                and rollover.returned(conn_rec)
+            ):
+                conn_rec.invalidate()  # a spare is kept for its record's next checkout
+                if self._discarded_on_return():
+                    # Another return filled the pool's queue while the close awaited: this
+                    # record will be discarded, and its spare goes back to the free ones.
+                    self._spares.release(conn_rec)
+        finally:  # a request cancelled in the close above still gives its count back
+            super()._on_checkin(dbapi_connection, conn_rec)
+            self._book.seen(conn_rec, idle=True)
+            if rollover is not None:
+                rollover.poke()  # room for the next spare, or one old connection fewer
 
     def _discarded_on_return(self) -> bool:
         """The record coming back is an overflow one QueuePool closes and forgets (its queue
