@@ -291,7 +291,11 @@ class EngineBinding(PoolListeners):
                 and not self._discarded_on_return()
                 and rollover.returned(conn_rec)
             ):
-                conn_rec.invalidate()  # a spare is kept for its record's next checkout
+                try:
+                    conn_rec.invalidate()  # a spare is kept for its record's next checkout
+                except BaseException:  # cancelled: the pool will not take the record back
+                    self._spares.release(conn_rec)
+                    raise
                 if self._discarded_on_return():
                     # Another return filled the pool's queue while the close awaited: this
                     # record will be discarded, and its spare goes back to the free ones.
