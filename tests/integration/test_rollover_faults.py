@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vault_async.devstack import DevStack
-from vault_async.sqlalchemy import Prewarm, bind_credentials
+from vault_async.sqlalchemy import EngineBinding, Prewarm, bind_credentials
 
 from .conftest import (
     ASYNC_DIALECTS,
@@ -24,6 +26,31 @@ from .conftest import (
 from .test_prewarm import BOUND, SIZE, checked_out, session_users, spare_ready
 
 pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def bound_engine(
+    migrated: DevStack,
+    leases: list[str],
+    driver: str,
+    *,
+    logins: int = 2,
+    prewarm: Prewarm | None = None,
+    **options: Any,
+) -> AsyncIterator[tuple[AsyncEngine, EngineBinding, FakeSource, list[tuple[str, str]]]]:
+    """An engine of ``driver`` (pool of SIZE, no overflow, unless ``options`` say otherwise)
+    bound to a FakeSource on the first of ``logins`` logins; detached and disposed at the end."""
+    engine = create_async_engine(
+        dialect_url(migrated, driver), **({"pool_size": SIZE, "max_overflow": 0} | options)
+    )
+    users = [login(migrated, leases) for _ in range(logins)]
+    source = FakeSource(*users[0])
+    binding = bind_credentials(engine, source, prewarm=prewarm or Prewarm())
+    try:
+        yield engine, binding, source, users
+    finally:
+        binding.detach()
+        await engine.dispose()
 
 
 async def states_of(stack: DevStack, username: str) -> list[str]:
@@ -46,12 +73,8 @@ def _short_idle_in_transaction(driver: str) -> dict[str, Any]:
 async def test_spares_wait_outside_any_transaction(
     migrated: DevStack, leases: list[str], driver: str
 ) -> None:
-    engine = create_async_engine(dialect_url(migrated, driver), pool_size=SIZE, max_overflow=0)
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source)
-    try:
+    async with bound_engine(migrated, leases, driver) as (engine, binding, source, users):
+        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
         source.set(user_b, password_b)
@@ -59,9 +82,6 @@ async def test_spares_wait_outside_any_transaction(
         assert len(binding._spares.claimed) == SIZE
         # Spares wait for their record's next checkout, which may be minutes away.
         assert await states_of(migrated, user_b) == ["idle"] * SIZE
-    finally:
-        binding.detach()
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("driver", ASYNC_DIALECTS)
@@ -70,17 +90,10 @@ async def test_a_spare_survives_idle_in_transaction_session_timeout(
 ) -> None:
     # A common production setting: sessions idle *in a transaction* are killed. An idle pool
     # is fine with it; a spare must be too, since a request takes it later.
-    engine = create_async_engine(
-        dialect_url(migrated, driver),
-        pool_size=SIZE,
-        max_overflow=0,
-        connect_args=_short_idle_in_transaction(driver),
-    )
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source)
-    try:
+    async with bound_engine(
+        migrated, leases, driver, connect_args=_short_idle_in_transaction(driver)
+    ) as (engine, binding, source, users):
+        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
         source.set(user_b, password_b)
@@ -90,26 +103,16 @@ async def test_a_spare_survives_idle_in_transaction_session_timeout(
         assert await session_users(held) == [user_b] * SIZE
         for conn in held:
             await conn.close()
-    finally:
-        binding.detach()
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("driver", ["psycopg"])  # asyncpg's adapter rolls back first
 async def test_an_engine_with_an_isolation_level_takes_every_spare(
     migrated: DevStack, leases: list[str], driver: str
 ) -> None:
-    engine = create_async_engine(
-        dialect_url(migrated, driver),
-        pool_size=SIZE,
-        max_overflow=0,
-        isolation_level="REPEATABLE READ",
-    )
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source)
-    try:
+    async with bound_engine(
+        migrated, leases, driver, isolation_level="REPEATABLE READ"
+    ) as (engine, binding, source, users):
+        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
         source.set(user_b, password_b)
@@ -118,9 +121,6 @@ async def test_an_engine_with_an_isolation_level_takes_every_spare(
         assert await session_users(held) == [user_b] * SIZE
         for conn in held:
             await conn.close()
-    finally:
-        binding.detach()
-        await engine.dispose()
 
 
 # 2. An overflow connection replaced on return, then discarded by QueuePool ----------------
@@ -130,12 +130,11 @@ async def test_an_engine_with_an_isolation_level_takes_every_spare(
 async def test_no_spare_is_kept_for_an_overflow_record_the_pool_discards(
     migrated: DevStack, leases: list[str], driver: str
 ) -> None:
-    engine = create_async_engine(dialect_url(migrated, driver), pool_size=2, max_overflow=2)
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source, prewarm=Prewarm(margin=1, timeout=BOUND))
-    try:
+    async with bound_engine(
+        migrated, leases, driver, pool_size=2, max_overflow=2,
+        prewarm=Prewarm(margin=1, timeout=BOUND),
+    ) as (engine, binding, source, users):
+        _, (user_b, password_b) = users
         held = await checked_out(engine, 4)  # 2 pooled + 2 overflow, all of login A
         source.set(user_b, password_b)
         for conn in held:  # each comes back with a spare ready for it
@@ -145,9 +144,6 @@ async def test_no_spare_is_kept_for_an_overflow_record_the_pool_discards(
         # The pool keeps 2 records; the 2 overflow ones were closed by QueuePool on return.
         assert engine.sync_engine.pool.checkedin() == 2
         assert await wait_for_backends(migrated, user_b, 2) == 2
-    finally:
-        binding.detach()
-        await engine.dispose()
 
 
 # 3. A stale free spare when the next rotation finds nothing to roll over -----------------
@@ -157,13 +153,10 @@ async def test_no_spare_is_kept_for_an_overflow_record_the_pool_discards(
 async def test_a_spare_given_back_by_a_reconnecting_record_is_closed(
     migrated: DevStack, leases: list[str], driver: str
 ) -> None:
-    engine = create_async_engine(dialect_url(migrated, driver), pool_size=1, max_overflow=0)
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    user_c, password_c = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source)
-    try:
+    async with bound_engine(
+        migrated, leases, driver, pool_size=1, max_overflow=0, logins=3
+    ) as (engine, binding, source, users):
+        _, (user_b, password_b), (user_c, password_c) = users
         [conn] = await checked_out(engine, 1)
         await conn.close()
         source.set(user_b, password_b)  # the idle record's A connection makes way for a B spare
@@ -177,9 +170,6 @@ async def test_a_spare_given_back_by_a_reconnecting_record_is_closed(
         # The swap is over: nothing of login B may stay open (its lease may now be revoked).
         assert await wait_for_backends(migrated, user_b, 0) == 0
         await conn.close()
-    finally:
-        binding.detach()
-        await engine.dispose()
 
 
 # 5. detach() (the documented shutdown) while a rollover runs ------------------------------
@@ -189,12 +179,10 @@ async def test_a_spare_given_back_by_a_reconnecting_record_is_closed(
 async def test_detach_during_a_rollover_leaves_no_spare_open(
     migrated: DevStack, leases: list[str], driver: str
 ) -> None:
-    engine = create_async_engine(dialect_url(migrated, driver), pool_size=SIZE, max_overflow=0)
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source, prewarm=Prewarm(timeout=BOUND))
-    try:
+    async with bound_engine(
+        migrated, leases, driver, prewarm=Prewarm(timeout=BOUND)
+    ) as (engine, binding, source, users):
+        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
         source.set(user_b, password_b)
@@ -211,9 +199,6 @@ async def test_detach_during_a_rollover_leaves_no_spare_open(
         await asyncio.wait_for(asyncio.gather(*swaps, return_exceptions=True), BOUND)
         await engine.dispose()
         assert await wait_for_backends(migrated, user_b, 0) == 0
-    finally:
-        binding.detach()
-        await engine.dispose()
 
 
 # 4. The rollover closes a record a checkout has already taken (pool_pre_ping) -------------
@@ -397,14 +382,10 @@ async def _terminate_sessions_of(stack: DevStack, username: str) -> None:
 async def test_pre_ping_covers_the_connections_a_rotation_put_in_place(
     migrated: DevStack, leases: list[str], driver: str, rotate: bool
 ) -> None:
-    engine = create_async_engine(
-        dialect_url(migrated, driver), pool_size=SIZE, max_overflow=0, pool_pre_ping=True
-    )
-    user_a, password_a = login(migrated, leases)
-    user_b, password_b = login(migrated, leases)
-    source = FakeSource(user_a, password_a)
-    binding = bind_credentials(engine, source)
-    try:
+    async with bound_engine(
+        migrated, leases, driver, pool_pre_ping=True
+    ) as (engine, binding, source, users):
+        (user_a, _), (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
         user = user_a
@@ -418,6 +399,3 @@ async def test_pre_ping_covers_the_connections_a_rotation_put_in_place(
         assert await session_users(held) == [user] * SIZE
         for conn in held:
             await conn.close()
-    finally:
-        binding.detach()
-        await engine.dispose()
