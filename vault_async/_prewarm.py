@@ -40,6 +40,9 @@ short (seconds, as in tests) leaves no time: the old connections are then stale 
 Spares left unclaimed at the end are closed; a claimed one waits for its record. A rollover
 that is cancelled or stopped closes the spares still opening.
 
+One job stays here past 300 lines: the rollover, with the configuration and the deadline
+arithmetic it is bounded by (the spares and the book of records are in ``_spares``).
+
 Private SQLAlchemy API used: ``Pool._invoke_creator`` (the engine's connect function, which
 runs the ``do_connect`` listeners, called without a record), ``QueuePool._max_overflow`` (the
 pool's limit) and an idle record's ``dbapi_connection`` set to None before its connection is
