@@ -80,7 +80,7 @@ from ._prewarm import (
     run_to_end,
 )
 from ._roles import quote_identifier
-from ._spares import GENERATION_KEY, Book, Spares, close_quietly, close_spares
+from ._spares import GENERATION_KEY, Book, Spare, Spares, close_quietly, close_spares
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
 
 __all__ = [
@@ -169,10 +169,10 @@ class EngineBinding(PoolListeners):
                 self._retired()
                 self._serving.clear()
             else:
-                await self._roll_over(pool)
+                await self._roll_over()
             logger.info("pool.swapped", extra={"generation": self.source.generation})
 
-    async def _roll_over(self, pool: QueuePool) -> None:
+    async def _roll_over(self) -> None:
         rollover = Rollover(
             lambda: self._target.pool, self.prewarm, self._book, self._spares,
             current=lambda: self.source.generation, serves=lambda g: g in self._serving,
@@ -228,8 +228,23 @@ class EngineBinding(PoolListeners):
         self._spares.unclaim()
         if (rollover := self._rollover) is not None:
             rollover.poke()
-        elif spares := self._spares.leftover(self.source.generation):
+        else:
+            self._close_later(self._spares.leftover(self.source.generation))
+
+    def _close_later(self, spares: list[Spare]) -> None:
+        """Close ``spares`` in a task the binding's close waits for."""
+        if not spares:
+            return
+        try:
             self._swaps.run(close_spares(spares))
+        except RuntimeError:  # no event loop runs here: the driver's finaliser closes them
+            logger.debug("pool.spares_left", extra={"count": len(spares)})
+
+    def _end_rollover(self) -> None:
+        """A rollover under way ends now, and none starts: nothing may claim a spare after."""
+        self._closing = True
+        if self._rollover is not None:
+            self._rollover.stop()
 
     def _on_do_connect(
         self,
@@ -324,9 +339,7 @@ class EngineBinding(PoolListeners):
 
     async def aclose(self) -> None:
         """End a rollover now, wait for pending pool swaps, close the spares, then detach."""
-        self._closing = True
-        if self._rollover is not None:
-            self._rollover.stop()
+        self._end_rollover()
         await self.aclose_pending()
         await close_spares(self._spares.leftover(None))
         self.detach()
@@ -334,17 +347,10 @@ class EngineBinding(PoolListeners):
     def detach(self) -> None:
         """Remove the listeners and stop following rotations (the hold is given back; spares
         still open are closed in a task)."""
-        self._closing = True  # a rollover under way ends now: nothing may claim a spare after
-        if self._rollover is not None:
-            self._rollover.stop()
+        self._end_rollover()
         super().detach()
         self._swaps.drop_hold()
-        spares = self._spares.leftover(None)
-        if spares:
-            try:
-                self._swaps.run(close_spares(spares))
-            except RuntimeError:  # no event loop runs here: the driver's finaliser closes them
-                logger.debug("pool.spares_left", extra={"count": len(spares)})
+        self._close_later(self._spares.leftover(None))
 
     def _announce(self, source: UseTrackingSource) -> None:
         # The count that keeps the generation in force from being revoked under the idle

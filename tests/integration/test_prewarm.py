@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from vault_async._prewarm import WARMING
 from vault_async.devstack import DevStack
@@ -262,9 +262,9 @@ async def test_without_prewarm_requests_open_the_new_connections(
 class SlowSwitchBinding(EngineBinding):
     """The rollover starts a second late (a busy event loop): the old login serves meanwhile."""
 
-    async def _roll_over(self, pool: QueuePool) -> None:
+    async def _roll_over(self) -> None:
         await asyncio.sleep(1.0)
-        await super()._roll_over(pool)
+        await super()._roll_over()
 
 
 async def test_a_rotation_forced_by_a_refused_login_serves_nothing_more_on_it(
