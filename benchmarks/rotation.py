@@ -1,7 +1,7 @@
 """Does a rotation show in the tail? Latency right after each rotation against the rest.
 
     python benchmarks/rotation.py [--seconds 30] [--rounds 3] [--lease 30] [--no-prewarm]
-                                  [--margin N] [--quick]
+                                  [--margin N] [--sizes 10,50] [--quick]
 
 For pool sizes 10 (overflow 10, 16 clients) and 50 (no overflow, 64 clients), three copies
 of the reference service on one dev stack:
@@ -188,7 +188,14 @@ def main() -> int:
         help="DB_POOL_PREWARM_MARGIN of the rotating service (default: the service's, a tenth "
         "of size plus overflow, at least 2)",
     )
+    parser.add_argument(
+        "--sizes", default="10,50",
+        help="pool sizes to run, comma-separated, of " + ", ".join(str(s[0]) for s in SIZES),
+    )
     args = parser.parse_args()
+    wanted = {int(size) for size in args.sizes.split(",")}
+    if unknown := wanted - {s[0] for s in SIZES}:
+        parser.error(f"--sizes: no level for pool size {sorted(unknown)}")
     seconds, lease = (10.0, 12) if args.quick else (args.seconds, args.lease)
 
     errors: list[int] = []
@@ -202,7 +209,7 @@ def main() -> int:
         if args.margin is not None:
             envs["rotating"]["DB_POOL_PREWARM_MARGIN"] = str(args.margin)
         run_migrations(stack.migration_env())
-        for size, overflow, concurrency in SIZES:
+        for size, overflow, concurrency in (s for s in SIZES if s[0] in wanted):
             print(f"\npool {size} (+{overflow} overflow), {concurrency} clients per service, "
                   f"lease {lease} s")
             extra = {"DB_POOL_SIZE": str(size), "DB_POOL_OVERFLOW": str(overflow),

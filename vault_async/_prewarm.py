@@ -67,7 +67,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, Pool, QueuePool
 from sqlalchemy.pool.base import _ConnectionRecord
 from sqlalchemy.util import greenlet_spawn
 
-from ._spares import Book, Spare, Spares, close_quietly, close_spares, generation_of
+from ._spares import Book, Spare, Spares, close_connection, close_spares, generation_of
 
 __all__ = [
     "DEFAULT_PREWARM",
@@ -346,7 +346,7 @@ class Rollover:
             if isinstance(record, _ConnectionRecord):  # what every pool's records are
                 record.dbapi_connection = None
             self._freed(1)
-            await greenlet_spawn(close_quietly, connection)
+            await close_connection(connection)
 
     def _open_spares(self, old: int, end: float) -> float | None:
         """Start opening spares: one per old connection not yet covered, within bounds and

@@ -8,6 +8,7 @@ then returns the spare kept for it (:meth:`Spares.take`) instead of logging in.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = [
     "Book",
     "Spare",
     "Spares",
+    "close_connection",
     "close_quietly",
     "close_spares",
     "generation_of",
@@ -170,6 +172,19 @@ def close_quietly(connection: Any) -> None:
         logger.debug("pool.spare_close_failed", extra={"error_class": type(error).__name__})
 
 
+CLOSE_TIMEOUT = 2.0
+"""Seconds a connection's close waits for the server to end the session before the
+connection is dropped (a stopped or cut-off server would hold a clean-up for ever)."""
+
+
+async def close_connection(connection: Any) -> None:
+    """Close a driver connection from the event loop, within :data:`CLOSE_TIMEOUT`."""
+    try:
+        await asyncio.wait_for(greenlet_spawn(close_quietly, connection), CLOSE_TIMEOUT)
+    except TimeoutError:  # the driver dropped the connection when its close was cancelled
+        logger.debug("pool.close_timed_out", extra={"seconds": CLOSE_TIMEOUT})
+
+
 async def close_spares(spares: list[Spare]) -> None:
     for spare in spares:
-        await greenlet_spawn(close_quietly, spare.connection)
+        await close_connection(spare.connection)

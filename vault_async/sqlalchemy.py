@@ -59,6 +59,7 @@ from typing import Any
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.pool.base import _ConnectionRecord
 from sqlalchemy.util import await_only
 
 from ._credential_source import (
@@ -80,7 +81,16 @@ from ._prewarm import (
     run_to_end,
 )
 from ._roles import quote_identifier
-from ._spares import GENERATION_KEY, Book, Spare, Spares, close_quietly, close_spares
+from ._spares import (
+    GENERATION_KEY,
+    Book,
+    Spare,
+    Spares,
+    close_connection,
+    close_quietly,
+    close_spares,
+    generation_of,
+)
 from ._sqlerrors import is_login_rejected, is_permission_denied, is_server_unavailable
 
 __all__ = [
@@ -306,20 +316,37 @@ class EngineBinding(PoolListeners):
                 and not self._discarded_on_return()
                 and rollover.returned(conn_rec)
             ):
-                try:
-                    conn_rec.invalidate()  # a spare is kept for its record's next checkout
-                except BaseException:  # cancelled: the pool will not take the record back
-                    self._spares.release(conn_rec)
-                    raise
-                if self._discarded_on_return():
-                    # Another return filled the pool's queue while the close awaited: this
-                    # record will be discarded, and its spare goes back to the free ones.
-                    self._spares.release(conn_rec)
-        finally:  # a request cancelled in the close above still gives its count back
+                self._close_returned(conn_rec)  # a spare is kept for its next checkout
+        finally:
             super()._on_checkin(dbapi_connection, conn_rec)
             self._book.seen(conn_rec, idle=True)
             if rollover is not None:
                 rollover.poke()  # room for the next spare, or one old connection fewer
+
+    def _close_returned(self, conn_rec: ConnectionPoolEntry) -> None:
+        """Take an old connection coming back off its record and close it in a task: the
+        request returning it does not wait for the server to end the session. The record goes
+        back to the pool empty and reconnects (with its spare) on its next checkout. The old
+        generation stays counted until the session is closed, so its lease is not revoked
+        under it."""
+        connection = conn_rec.dbapi_connection
+        generation = generation_of(conn_rec)
+        uses, closing = self._uses, object()
+
+        async def close() -> None:
+            try:
+                await close_connection(connection)
+            finally:
+                if uses is not None:
+                    uses.back(closing)
+
+        if not isinstance(conn_rec, _ConnectionRecord):  # pragma: no cover - not SQLAlchemy's
+            conn_rec.invalidate()
+            return
+        if uses is not None and generation is not None:
+            uses.out(closing, generation)
+        self._swaps.run(close())  # a checkin listener runs in the loop's greenlet
+        conn_rec.dbapi_connection = None
 
     def _discarded_on_return(self) -> bool:
         """The record coming back is an overflow one QueuePool closes and forgets (its queue

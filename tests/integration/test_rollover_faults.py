@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +20,7 @@ from vault_async.sqlalchemy import EngineBinding, Prewarm, bind_credentials
 from .conftest import (
     ASYNC_DIALECTS,
     FakeSource,
+    TrackingSource,
     backends_of,
     dialect_url,
     login,
@@ -36,20 +39,23 @@ async def bound_engine(
     *,
     logins: int = 2,
     prewarm: Prewarm | None = None,
+    source_class: type[FakeSource] = FakeSource,
     **options: Any,
-) -> AsyncIterator[tuple[AsyncEngine, EngineBinding, FakeSource, list[tuple[str, str]]]]:
+) -> AsyncIterator[tuple[AsyncEngine, EngineBinding, Any, list[tuple[str, str]]]]:
     """An engine of ``driver`` (pool of SIZE, no overflow, unless ``options`` say otherwise)
-    bound to a FakeSource on the first of ``logins`` logins; detached and disposed at the end."""
+    bound to a ``source_class`` on the first of ``logins`` logins; detached and disposed at
+    the end."""
     engine = create_async_engine(
         dialect_url(migrated, driver), **({"pool_size": SIZE, "max_overflow": 0} | options)
     )
     users = [login(migrated, leases) for _ in range(logins)]
-    source = FakeSource(*users[0])
+    source = source_class(*users[0])
     binding = bind_credentials(engine, source, prewarm=prewarm or Prewarm())
     try:
         yield engine, binding, source, users
     finally:
-        binding.detach()
+        # Closes the spares still kept before the next test (whose loop would run it).
+        await asyncio.wait_for(binding.aclose(), BOUND)
         await engine.dispose()
 
 
@@ -256,7 +262,7 @@ async def test_a_spare_ready_while_an_idle_connection_closes_is_not_left_waiting
     from sqlalchemy import event
     from sqlalchemy.util import await_only
 
-    import vault_async._prewarm as prewarm_module
+    import vault_async._spares as spares_module
     from vault_async._prewarm import WARMING
 
     release = asyncio.Event()
@@ -276,25 +282,29 @@ async def test_a_spare_ready_while_an_idle_connection_closes_is_not_left_waiting
     event.listen(engine.sync_engine, "do_connect", hang_third)  # spares 1, 2 open, 3 waits
     closing, proceed = asyncio.Event(), asyncio.Event()
     closes = 0
-    real_close = prewarm_module.close_quietly
+    real_close = spares_module.close_quietly
 
     async def gate() -> None:
         closing.set()
         await asyncio.wait_for(proceed.wait(), BOUND)
 
+    idle_a: set[int] = set()
+
     def slow_close(connection: Any) -> None:
         nonlocal closes
-        closes += 1
-        if closes == 2:  # the second idle A connection the rollover replaces
+        closes += id(connection) in idle_a  # (other tests' clean-up may close connections too)
+        if closes == 2 and id(connection) in idle_a:  # the second idle A one replaced
             await_only(gate())
         real_close(connection)
 
-    monkeypatch.setattr(prewarm_module, "close_quietly", slow_close)
+    monkeypatch.setattr(spares_module, "close_quietly", slow_close)
+    monkeypatch.setattr(spares_module, "CLOSE_TIMEOUT", BOUND)  # the gate, not a dead server
     prewarm = Prewarm(concurrency=2, timeout=6.0, interval=0)  # spares 1 and 2 together
     binding = bind_credentials(engine, source, prewarm=prewarm)
     try:
         busy, *idle = await checked_out(engine, 3)  # busy's record is the first the book saw
         for conn in idle:
+            idle_a.add(id((await conn.get_raw_connection()).dbapi_connection))
             await conn.close()
         source.set(user_b, password_b)
         await asyncio.wait_for(closing.wait(), BOUND)  # replacing the last idle A connection
@@ -399,3 +409,41 @@ async def test_pre_ping_covers_the_connections_a_rotation_put_in_place(
         assert await session_users(held) == [user] * SIZE
         for conn in held:
             await conn.close()
+
+
+# 9. An old connection coming back waits for its server to end the session ---------------
+
+
+@pytest.mark.parametrize("driver", ASYNC_DIALECTS)
+async def test_returning_an_old_connection_does_not_wait_for_its_session_to_end(
+    migrated: DevStack, leases: list[str], driver: str
+) -> None:
+    async with bound_engine(
+        migrated, leases, driver, pool_size=1, source_class=TrackingSource
+    ) as (engine, binding, source, users):
+        (user_a, _), (user_b, password_b) = users
+        [conn] = await checked_out(engine, 1)
+        pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        await conn.commit()  # the return needs no rollback from the server
+        source.set(user_b, password_b)
+        assert await spare_ready(binding)
+        os.kill(pid, signal.SIGSTOP)  # a backend slow to end its session (a loaded server)
+        try:
+            # The request returning its connection is not held up by the session's end...
+            await asyncio.wait_for(conn.close(), 1.0)
+            # ...and login A stays counted (its lease not revoked) until the session is closed,
+            for _ in range(int(BOUND / 0.02)):  # (the rollover, which holds it too, ends)
+                if binding._rollover is None:
+                    break
+                await asyncio.sleep(0.02)
+            # (psycopg's close sends its goodbye without waiting for an answer: done by now)
+            assert source.in_use[1] == (1 if driver == "asyncpg" else 0)
+            # which a stopped server does not hold up for ever either.
+            await asyncio.wait_for(binding.aclose_pending(), BOUND)
+            assert source.in_use[1] == 0 and 1 in source.dropped
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert await wait_for_backends(migrated, user_a, 0) == 0
+        [conn] = await checked_out(engine, 1)  # the record reconnects with its spare
+        assert await session_users([conn]) == [user_b]
+        await conn.close()
