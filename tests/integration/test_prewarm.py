@@ -204,11 +204,13 @@ async def test_spares_serve_under_the_assumed_role_set_when_they_opened(
         binding.detach()
 
 
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
 async def test_spares_log_in_an_interval_apart(
-    migrated: DevStack, engine: AsyncEngine, leases: list[str]
+    migrated: DevStack, engine: AsyncEngine, leases: list[str], busy: bool
 ) -> None:
     # A burst of logins costs CPU on both sides and shows in every request's latency: the
-    # spares start Prewarm.interval apart (the monotonic clock, read at each spare's connect).
+    # spares start Prewarm.interval apart (the monotonic clock, read at each spare's connect),
+    # whether the old connections wait idle or come back from requests one by one.
     user_a, password_a = login(migrated, leases)
     user_b, password_b = login(migrated, leases)
     source = FakeSource(user_a, password_a)
@@ -224,9 +226,15 @@ async def test_spares_log_in_an_interval_apart(
     prewarm = Prewarm(interval=0.1, timeout=BOUND)
     binding = bind_credentials(engine, source, prewarm=prewarm)
     try:
-        for conn in await checked_out(engine, SIZE):
-            await conn.close()
+        held = await checked_out(engine, SIZE)
+        if not busy:
+            for conn in held:
+                await conn.close()
         source.set(user_b, password_b)
+        if busy:
+            for conn in held:  # each request ends once a spare can take its place
+                assert await spare_ready(binding)
+                await conn.close()
         await asyncio.wait_for(binding.aclose_pending(), BOUND)
         assert len(started) == SIZE
         gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
