@@ -49,6 +49,7 @@ def read_marks(log: str) -> Marks:
             marks.rollovers.append((wall - offset, (
                 f"{record.get('replaced')}/{record.get('old')} in "
                 f"{float(record.get('seconds', 0)) * 1000:.0f} ms"
+                f" ({record.get('passes')} passes)"
             )))
             continue
         target = {"lease.rotated": marks.rotated, "pool.generation_serving": marks.serving}

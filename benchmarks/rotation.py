@@ -157,7 +157,7 @@ def report(title: str, runs: dict[str, Run], marks: Marks, errors: list[int]) ->
     shown = ", ".join(f"{d * 1000:.0f}" for d in delays)
     print(f"    rotated -> first checkout on the new generation (ms): {shown}")
     rolled = [text for at, text in marks.rollovers if begin <= at <= end + 5]
-    print(f"    rollovers (old connections replaced/old, time): "
+    print(f"    rollovers (old connections replaced/old, time (looks at the pool)): "
           f"{', '.join(rolled) or 'none (pre-warm off)'}")
     rot, vault = runs["rotating"], runs["vault"]
     extra_connects = (rot.connects - vault.connects) / len(rotations)

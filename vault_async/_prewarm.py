@@ -228,6 +228,8 @@ class Rollover:
         self.room: int | None = None
         """What PostgreSQL leaves free, once the first spare could ask."""
         self.replaced = 0
+        self.passes = 0
+        """Looks the rollover took at the pool (each one a pass over its records)."""
         self.target = 0
         self._opening: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -278,6 +280,7 @@ class Rollover:
                 # Cleared before the step, not after: a spare that opens while the step awaits
                 # must wake the next one.
                 self._wake.clear()
+                self.passes += 1
                 now = self._current()
                 await self._close(self.spares.stale_free(now))
                 if not self.left():
@@ -316,6 +319,7 @@ class Rollover:
                 "replaced": self.replaced,
                 "old": self.target,
                 "seconds": round(time.monotonic() - started, 4),
+                "passes": self.passes,
             },
         )
 

@@ -307,21 +307,28 @@ class EngineBinding(PoolListeners):
             self._holds.add(time.monotonic() - started)
         rollover = self._rollover
         generation = conn_rec.info.get(GENERATION_KEY)
+        gone = False
         try:
             if (
                 rollover is not None
                 and conn_rec.dbapi_connection is not None
                 and generation in self._serving
                 and not self._pool_is_retired(conn_rec)
-                and not self._discarded_on_return()
-                and rollover.returned(conn_rec)
             ):
-                self._close_returned(conn_rec)  # a spare is kept for its next checkout
+                if self._discarded_on_return():
+                    gone = True  # an overflow record the pool closes: one old connection fewer
+                elif rollover.returned(conn_rec):
+                    self._close_returned(conn_rec)  # a spare is kept for its next checkout
         finally:
             super()._on_checkin(dbapi_connection, conn_rec)
             self._book.seen(conn_rec, idle=True)
-            if rollover is not None:
-                rollover.poke()  # room for the next spare, or one old connection fewer
+            if rollover is not None and generation != self.source.generation and (
+                gone or conn_rec.dbapi_connection is None
+            ):
+                # Room for the next spare, or one old connection fewer. An old connection that
+                # simply serves on needs no look (the next spare's arrival brings one): under
+                # load that was a pass over the pool at every return.
+                rollover.poke()
 
     def _close_returned(self, conn_rec: ConnectionPoolEntry) -> None:
         """Take an old connection coming back off its record and close it in a task: the

@@ -244,6 +244,46 @@ async def test_spares_log_in_an_interval_apart(
         event.remove(engine.sync_engine, "do_connect", on_do_connect)
 
 
+async def test_a_busy_rollover_looks_at_the_pool_only_when_something_changed(
+    migrated: DevStack, engine: AsyncEngine, leases: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Under load every request hands a connection back. A rollover that took a look at the
+    # pool (a pass over its records) at each return spent CPU in proportion to the load, in
+    # the very requests a rotation should not touch; an old connection that serves on calls
+    # for no look.
+    caplog.set_level(logging.INFO, logger="vault_async.sqlalchemy")
+    user_a, password_a = login(migrated, leases)
+    user_b, password_b = login(migrated, leases)
+    source = FakeSource(user_a, password_a)
+    binding = bind_credentials(engine, source, prewarm=Prewarm(interval=0.2, timeout=BOUND))
+    returns, stop = 0, asyncio.Event()
+
+    async def client() -> None:
+        nonlocal returns
+        while not stop.is_set():
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            returns += 1
+
+    clients = [asyncio.create_task(client()) for _ in range(SIZE)]
+    try:
+        await asyncio.sleep(0.1)
+        source.set(user_b, password_b)
+        before = returns
+        await asyncio.wait_for(binding.aclose_pending(), BOUND)
+        during = returns - before
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*clients), BOUND)
+        binding.detach()
+    [record] = [r for r in caplog.records if r.getMessage() == "pool.prewarmed"]
+    assert getattr(record, "replaced", None) == SIZE
+    assert during > 20 * SIZE  # busy throughout: many more returns than connections
+    passes = getattr(record, "passes", None)
+    assert isinstance(passes, int)
+    assert passes <= 4 * SIZE + 2, (passes, during)
+
+
 async def test_without_prewarm_requests_open_the_new_connections(
     migrated: DevStack, engine: AsyncEngine, leases: list[str]
 ) -> None:

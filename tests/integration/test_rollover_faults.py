@@ -440,7 +440,8 @@ async def test_returning_an_old_connection_does_not_wait_for_its_session_to_end(
             assert source.in_use[1] == (1 if driver == "asyncpg" else 0)
             # which a stopped server does not hold up for ever either.
             await asyncio.wait_for(binding.aclose_pending(), BOUND)
-            assert source.in_use[1] == 0 and 1 in source.dropped
+            assert source.in_use[1] == 0
+            assert 1 in source.dropped
         finally:
             os.kill(pid, signal.SIGCONT)
         assert await wait_for_backends(migrated, user_a, 0) == 0
