@@ -235,6 +235,8 @@ class Rollover:
         self._wake = asyncio.Event()
         self._stopped = False
         self._next_start = 0.0
+        self._closing = 0
+        self._timed = False
 
     def old(self) -> list[ConnectionPoolEntry]:
         """The records holding a connection of an older generation than the one in force."""
@@ -248,12 +250,27 @@ class Rollover:
 
     def returned(self, record: ConnectionPoolEntry) -> bool:
         """An old connection is coming back: True if a spare takes its place (the caller
-        closes it, then calls :meth:`poke`); else it goes on serving."""
+        closes it, between :meth:`closing` and :meth:`closed`); else it goes on serving."""
         if self._stopped or not self.spares.claim(record, self._current()):
             return False
         self.replaced += 1
-        self._freed(1)
         return True
+
+    def closing(self) -> None:
+        """An old connection's session is being closed outside the rollover: it counts
+        against the bounds until :meth:`closed`."""
+        self._closing += 1
+
+    def closed(self) -> None:
+        """That session is gone: room for the next spare."""
+        self._closing -= 1
+        self._freed(1)
+        self.poke()
+
+    def quiet(self) -> bool:
+        """No spare is opening, none is due to start: nothing will wake the rollover but a
+        poke or its deadline."""
+        return not self._opening and not self._timed
 
     def _freed(self, count: int) -> None:
         """``count`` sessions closed (old connections, unneeded spares): PostgreSQL has that
@@ -294,6 +311,7 @@ class Rollover:
                     break
                 end = deadline()
                 next_start = self._open_spares(left, end)
+                self._timed = next_start is not None
                 wake_at = end if next_start is None else min(end, next_start)
                 with contextlib.suppress(TimeoutError):  # the loop's test sees the deadline
                     await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - time.monotonic()))
@@ -365,7 +383,7 @@ class Rollover:
             held = max(slots, len(self.book.records())) + len(self.spares.free)
         else:
             held = len(self.book.records()) + len(self.spares)
-        held += len(self._opening)
+        held += len(self._opening) + self._closing
         batch = min(wanted, self.config.concurrency - len(self._opening), self.limit - held)
         if self.room is None:
             batch = min(batch, 1 - len(self._opening))  # the first opens alone and asks

@@ -265,6 +265,8 @@ class EngineBinding(PoolListeners):
     ) -> Any:
         if conn_rec is not None and not WARMING.get():
             spare = self._spares.take(conn_rec, self.source.generation)
+            if spare is not None and (rollover := self._rollover) is not None:
+                rollover.poke()  # if the spare was a free one, another may be wanted
             if spare is not None and getattr(self._target.pool, "_pre_ping", False) and not (
                 _alive(dialect, spare.connection)
             ):
@@ -307,52 +309,61 @@ class EngineBinding(PoolListeners):
             self._holds.add(time.monotonic() - started)
         rollover = self._rollover
         generation = conn_rec.info.get(GENERATION_KEY)
-        gone = False
+        old = generation != self.source.generation
+        look = False
         try:
-            if (
+            if rollover is not None and self._discarded_on_return():
+                look = True  # an overflow record the pool closes: a slot fewer, maybe an old one
+            elif (
                 rollover is not None
                 and conn_rec.dbapi_connection is not None
                 and generation in self._serving
                 and not self._pool_is_retired(conn_rec)
             ):
-                if self._discarded_on_return():
-                    gone = True  # an overflow record the pool closes: one old connection fewer
-                elif rollover.returned(conn_rec):
-                    self._close_returned(conn_rec)  # a spare is kept for its next checkout
+                if rollover.returned(conn_rec):
+                    self._close_returned(conn_rec, rollover)  # a spare is kept for its record
+                else:
+                    # It serves on. Its look comes with the next spare, unless none is opening.
+                    look = rollover.quiet()
         finally:
             super()._on_checkin(dbapi_connection, conn_rec)
             self._book.seen(conn_rec, idle=True)
-            if rollover is not None and generation != self.source.generation and (
-                gone or conn_rec.dbapi_connection is None
-            ):
-                # Room for the next spare, or one old connection fewer. An old connection that
-                # simply serves on needs no look (the next spare's arrival brings one): under
-                # load that was a pass over the pool at every return.
+            if rollover is not None and (look or (old and conn_rec.dbapi_connection is None)):
+                # One old connection fewer, or a slot free. An old connection that simply serves
+                # on while spares open needs no look: under load that was a pass over the pool
+                # at every return.
                 rollover.poke()
 
-    def _close_returned(self, conn_rec: ConnectionPoolEntry) -> None:
+    def _close_returned(self, conn_rec: ConnectionPoolEntry, rollover: Rollover) -> None:
         """Take an old connection coming back off its record and close it in a task: the
         request returning it does not wait for the server to end the session. The record goes
-        back to the pool empty and reconnects (with its spare) on its next checkout. The old
-        generation stays counted until the session is closed, so its lease is not revoked
-        under it."""
+        back to the pool empty and reconnects (with its spare) on its next checkout. Until the
+        session is closed, it counts against the rollover's bounds, and its generation stays
+        counted, so its lease is not revoked under it."""
         connection = conn_rec.dbapi_connection
         generation = generation_of(conn_rec)
-        uses, closing = self._uses, object()
+        uses, key = self._uses, object()
 
         async def close() -> None:
             try:
                 await close_connection(connection)
             finally:
+                rollover.closed()
                 if uses is not None:
-                    uses.back(closing)
+                    uses.back(key)
 
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - a checkin outside the loop: close it here
+            conn_rec.invalidate()
+            return
         if not isinstance(conn_rec, _ConnectionRecord):  # pragma: no cover - not SQLAlchemy's
             conn_rec.invalidate()
             return
+        rollover.closing()
+        self._swaps.run(close())
         if uses is not None and generation is not None:
-            uses.out(closing, generation)
-        self._swaps.run(close())  # a checkin listener runs in the loop's greenlet
+            uses.out(key, generation)
         conn_rec.dbapi_connection = None
 
     def _discarded_on_return(self) -> bool:

@@ -438,13 +438,46 @@ async def test_returning_an_old_connection_does_not_wait_for_its_session_to_end(
                 await asyncio.sleep(0.02)
             # (psycopg's close sends its goodbye without waiting for an answer: done by now)
             assert source.in_use[1] == (1 if driver == "asyncpg" else 0)
+            assert 1 not in source.dropped or driver != "asyncpg"
             # which a stopped server does not hold up for ever either.
             await asyncio.wait_for(binding.aclose_pending(), BOUND)
             assert source.in_use[1] == 0
             assert 1 in source.dropped
+            assert source.counted_after_drop == []
         finally:
             os.kill(pid, signal.SIGCONT)
         assert await wait_for_backends(migrated, user_a, 0) == 0
         [conn] = await checked_out(engine, 1)  # the record reconnects with its spare
         assert await session_users([conn]) == [user_b]
         await conn.close()
+
+
+# 10. New records take the free spares while the rollover sleeps ---------------------------
+
+
+@pytest.mark.parametrize("driver", ["asyncpg"])
+async def test_spares_taken_by_new_records_are_opened_again(
+    migrated: DevStack, leases: list[str], driver: str
+) -> None:
+    # A burst of checkouts opens overflow records, which take the free spares; the old
+    # connections then come back with no spare for them and serve on. The rollover must look
+    # again and open more, not sleep to its deadline and leave them to go stale.
+    async with bound_engine(
+        migrated, leases, driver, pool_size=2, max_overflow=2,
+        prewarm=Prewarm(interval=0, timeout=BOUND),
+    ) as (engine, binding, source, users):
+        _, (user_b, password_b) = users
+        old = await checked_out(engine, 2)
+        source.set(user_b, password_b)
+        for _ in range(int(BOUND / 0.02)):  # both spares ready: the rollover waits
+            if len(binding._spares.free) == 2:
+                break
+            await asyncio.sleep(0.02)
+        burst = await checked_out(engine, 2)  # overflow records take the two spares
+        for conn in old:
+            await conn.close()  # no spare for them: they serve on, idle
+        await asyncio.wait_for(binding.aclose_pending(), BOUND / 4)  # not at the deadline
+        assert binding._rollover is None
+        assert await wait_for_backends(migrated, user_b, 4) == 4
+        for conn in burst:
+            await conn.close()
