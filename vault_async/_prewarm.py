@@ -23,11 +23,14 @@ Bounds, checked before each spare: the connections of the pool (old and new) and
 together stay within the pool's own limit (size plus overflow) plus :attr:`Prewarm.margin`;
 spares stay within what PostgreSQL's ``max_connections`` leaves to an ordinary login (the
 first spare opens alone and asks); at most :attr:`Prewarm.concurrency` open at once; and
-logins start :attr:`Prewarm.interval` apart (closer only when the deadline needs it): logins
-cost CPU on both sides (SCRAM, the backend's start, the driver's set-up), and a burst of
-them shows in the latency of every request on the machine. A busy pool is no exception:
-its old connections come back within milliseconds of each other, and replacing each at once
-put 50 logins into a fifth of a second, in the very requests the rotation should not touch.
+while idle old connections wait to be replaced, logins start :attr:`Prewarm.interval` apart
+(closer only when the deadline needs it): logins cost CPU on both sides (SCRAM, the
+backend's start, the driver's set-up), and a burst of them, say 50 in a fifth of a second
+for an idle pool, shows in the latency of every request on the machine. Busy old
+connections are replaced as fast as the bounds allow: they come back at the pace of the
+pool's load, and one left at the deadline costs a request a login (pacing them too was
+tried: the rollover of a busy pool of 50 then ran into its deadline, leaving logins to the
+requests, with no gain in the tail).
 
 The rollover ends when no old connection is left, or at its deadline: :attr:`Prewarm.timeout`,
 and within :attr:`Prewarm.share` of the time the rotation said the old credential stays
@@ -112,9 +115,10 @@ class Prewarm:
     overflow; None: a tenth of that limit, at least 2. Spares open one per free place, so
     the margin sets how many old connections are being replaced at once."""
     interval: float = 0.04
-    """Least seconds between two spares' logins (0: as fast as the other bounds allow), or
-    less when the deadline needs it: a login costs CPU on both sides, and a burst of them
-    shows in the latency of every request on the machine."""
+    """Least seconds between two spares' logins while idle old connections wait to be
+    replaced (0: as fast as the other bounds allow), or less when the deadline needs it: a
+    login costs CPU on both sides, and a burst of them shows in the latency of every request
+    on the machine."""
     timeout: float = 5.0
     """Seconds after which the connections not yet replaced are stale."""
     share: float = 0.8
@@ -391,6 +395,8 @@ class Rollover:
             batch = min(batch, self.room - 1)
         now = time.monotonic()
         interval = min(self.config.interval, 0.8 * max(0.0, end - now) / max(1, old))
+        if not any(self.book.idle(r) and not r.in_use for r in self.old()):
+            interval = 0.0  # only busy ones left: the pool's load paces their replacement
         if batch > 0 and interval > 0:
             if now < self._next_start:
                 return self._next_start
