@@ -62,10 +62,10 @@ async def session_users(held: list[AsyncConnection]) -> list[str]:
     return [str((await c.execute(text("SELECT session_user"))).scalar_one()) for c in held]
 
 
-async def spare_ready(binding: EngineBinding) -> bool:
-    """Wait (bounded) until a rollover has a spare connection ready for the next record."""
+async def spare_ready(binding: EngineBinding, count: int = 1) -> bool:
+    """Wait (bounded) until a rollover has ``count`` spare connections ready for records."""
     for _ in range(int(BOUND / 0.02)):
-        if binding._spares.free:
+        if len(binding._spares.free) >= count:
             return True
         await asyncio.sleep(0.02)
     return False

@@ -59,6 +59,13 @@ async def bound_engine(
         await engine.dispose()
 
 
+def to_second_login(source: FakeSource, users: list[tuple[str, str]]) -> str:
+    """Rotate ``source`` to the second of ``users``; that login's user name."""
+    user_b, password_b = users[1]
+    source.set(user_b, password_b)
+    return user_b
+
+
 async def states_of(stack: DevStack, username: str) -> list[str]:
     """pg_stat_activity.state of each session of ``username``."""
     async with stack.admin_connection() as conn:
@@ -80,10 +87,9 @@ async def test_spares_wait_outside_any_transaction(
     migrated: DevStack, leases: list[str], driver: str
 ) -> None:
     async with bound_engine(migrated, leases, driver) as (engine, binding, source, users):
-        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
-        source.set(user_b, password_b)
+        user_b = to_second_login(source, users)
         await asyncio.wait_for(binding.aclose_pending(), BOUND)
         assert len(binding._spares.claimed) == SIZE
         # Spares wait for their record's next checkout, which may be minutes away.
@@ -99,10 +105,9 @@ async def test_a_spare_survives_idle_in_transaction_session_timeout(
     async with bound_engine(
         migrated, leases, driver, connect_args=_short_idle_in_transaction(driver)
     ) as (engine, binding, source, users):
-        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
-        source.set(user_b, password_b)
+        user_b = to_second_login(source, users)
         await asyncio.wait_for(binding.aclose_pending(), BOUND)
         await asyncio.sleep(1.0)  # the spares wait for requests
         held = await checked_out(engine, SIZE)  # raises if a spare was killed meanwhile
@@ -118,10 +123,9 @@ async def test_an_engine_with_an_isolation_level_takes_every_spare(
     async with bound_engine(
         migrated, leases, driver, isolation_level="REPEATABLE READ"
     ) as (engine, binding, source, users):
-        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
-        source.set(user_b, password_b)
+        user_b = to_second_login(source, users)
         await asyncio.wait_for(binding.aclose_pending(), BOUND)
         held = await checked_out(engine, SIZE)  # raises on the spare left in a transaction
         assert await session_users(held) == [user_b] * SIZE
@@ -140,9 +144,8 @@ async def test_no_spare_is_kept_for_an_overflow_record_the_pool_discards(
         migrated, leases, driver, pool_size=2, max_overflow=2,
         prewarm=Prewarm(margin=1, timeout=BOUND),
     ) as (engine, binding, source, users):
-        _, (user_b, password_b) = users
         held = await checked_out(engine, 4)  # 2 pooled + 2 overflow, all of login A
-        source.set(user_b, password_b)
+        user_b = to_second_login(source, users)
         for conn in held:  # each comes back with a spare ready for it
             assert await spare_ready(binding)
             await conn.close()
@@ -188,10 +191,9 @@ async def test_detach_during_a_rollover_leaves_no_spare_open(
     async with bound_engine(
         migrated, leases, driver, prewarm=Prewarm(timeout=BOUND)
     ) as (engine, binding, source, users):
-        _, (user_b, password_b) = users
         for conn in await checked_out(engine, SIZE):
             await conn.close()
-        source.set(user_b, password_b)
+        user_b = to_second_login(source, users)
         # Wait (bounded) until the rollover's first spare connect is under way.
         for _ in range(1000):
             rollover = binding._rollover
@@ -466,13 +468,9 @@ async def test_spares_taken_by_new_records_are_opened_again(
         migrated, leases, driver, pool_size=2, max_overflow=2,
         prewarm=Prewarm(interval=0, timeout=BOUND),
     ) as (engine, binding, source, users):
-        _, (user_b, password_b) = users
         old = await checked_out(engine, 2)
-        source.set(user_b, password_b)
-        for _ in range(int(BOUND / 0.02)):  # both spares ready: the rollover waits
-            if len(binding._spares.free) == 2:
-                break
-            await asyncio.sleep(0.02)
+        user_b = to_second_login(source, users)
+        assert await spare_ready(binding, 2)  # both spares ready: the rollover waits
         burst = await checked_out(engine, 2)  # overflow records take the two spares
         for conn in old:
             await conn.close()  # no spare for them: they serve on, idle
